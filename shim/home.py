@@ -1,0 +1,65 @@
+"""Where each side keeps its files (hot: stdlib only; platformdirs imported lazily).
+
+One home holds everything for one side: rule layer, keys, trust store, state, log, spool.
+`SHIELD_HOME` selects it for the CLI; a shim has its home baked in at install.
+"""
+
+from __future__ import annotations
+
+import os
+
+ETC_LAYER = "/etc/shield/commands.d"
+
+
+def home_dir(env: dict[str, str] | os._Environ[str] | None = None) -> str:
+    """The CLI's home: `SHIELD_HOME`, else platformdirs' config dir for `shield`."""
+    env = os.environ if env is None else env
+    home = env.get("SHIELD_HOME")
+    if home:
+        return os.path.abspath(home)
+    import platformdirs
+
+    return platformdirs.user_config_dir("shield")
+
+
+def layer_dir(home: str) -> str:
+    return os.path.join(home, "commands.d")
+
+
+def compiled_dir(home: str) -> str:
+    return os.path.join(home, "state", "compiled")
+
+
+def log_dir(home: str) -> str:
+    return os.path.join(home, "log")
+
+
+def log_path(home: str) -> str:
+    return os.path.join(home, "log", "shield.log")
+
+
+def keys_dir(home: str) -> str:
+    return os.path.join(home, "keys")
+
+
+def trust_dir(home: str) -> str:
+    return os.path.join(home, "trust")
+
+
+def default_spool(home: str) -> str:
+    return os.path.join(home, "state", "spool")
+
+
+def spool_dir(home: str, env: dict[str, str] | os._Environ[str] | None = None, flag: str | None = None) -> str:
+    """`--spool` beats `SHIELD_SPOOL` beats `<home>/state/spool`."""
+    env = os.environ if env is None else env
+    if flag:
+        return os.path.abspath(flag)
+    if env.get("SHIELD_SPOOL"):
+        return os.path.abspath(env["SHIELD_SPOOL"])
+    return default_spool(home)
+
+
+def default_layers(home: str, package_defaults: str) -> list[str]:
+    """Rule layers, lowest first: package defaults, /etc/shield, the home's own."""
+    return [package_defaults, ETC_LAYER, layer_dir(home)]
