@@ -1,0 +1,240 @@
+"""Resolve the call's target: kube context/namespace, aws profile/region, terraform workspace (HOT).
+
+Reads only small files (kubeconfig, aws config, terraform's environment file) and never
+imports yaml: kubeconfig is scanned by indentation, which covers what kubectl writes. What
+cannot be resolved is "?": restrictive rules treat it as a match, allow rules as no match.
+"""
+
+from __future__ import annotations
+
+import os
+
+from shim.argv import Invocation
+
+UNRESOLVED = "?"
+
+
+def _read(path: str, limit: int = 1 << 20) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    if " #" in text:
+        text = text.split(" #", 1)[0].rstrip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return text
+
+
+def scan_kubeconfig(text: str) -> tuple[str | None, dict[str, str]]:
+    """(current-context, {context name: namespace}) from a kubeconfig's text (YAML or JSON)."""
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        import json
+
+        try:
+            doc = json.loads(stripped)
+        except ValueError:
+            return None, {}
+        namespaces = {}
+        for item in doc.get("contexts") or ():
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                namespaces[item["name"]] = str((item.get("context") or {}).get("namespace") or "")
+        cur = doc.get("current-context")
+        return (cur if isinstance(cur, str) and cur else None), namespaces
+    current: str | None = None
+    namespaces: dict[str, str] = {}
+    section = ""
+    item_name: str | None = None
+    item_ns = ""
+    item_indent = -1
+
+    def flush() -> None:
+        if item_name is not None:
+            namespaces[item_name] = item_ns
+
+    for raw in text.splitlines():
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        indent = len(raw) - len(raw.lstrip(" "))
+        line = raw.strip()
+        if indent == 0 and not line.startswith("- "):
+            if section == "contexts":
+                flush()
+                item_name, item_ns, item_indent = None, "", -1
+            key, _, value = line.partition(":")
+            section = key.strip()
+            if section == "current-context":
+                current = _unquote(value) or None
+            continue
+        if section != "contexts":
+            continue
+        if line.startswith("- ") and (item_indent < 0 or indent <= item_indent):
+            flush()
+            item_name, item_ns, item_indent = None, "", indent
+            line = line[2:].strip()
+            indent += 2
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "name" and indent == item_indent + 2:
+            item_name = _unquote(value)
+        elif key == "namespace":
+            item_ns = _unquote(value)
+    if section == "contexts":
+        flush()
+    return current, namespaces
+
+
+def resolve_kube(
+    inv: Invocation, env: dict[str, str], spec: dict, read=_read, helm: bool = False
+) -> dict[str, str]:
+    flags = spec.get("flags") or {}
+    ctx_flag = inv.flag(flags.get("context", "--context"))
+    ns_flag = inv.flag(flags.get("namespace", "--namespace"))
+    kc_flag = inv.flag(flags.get("kubeconfig", "--kubeconfig"))
+    out: dict[str, str] = {}
+    if kc_flag:
+        files = [kc_flag]
+    elif env.get("KUBECONFIG"):
+        files = [p for p in env["KUBECONFIG"].split(":") if p]
+    else:
+        files = [os.path.join(env.get("HOME") or os.path.expanduser("~"), ".kube", "config")]
+    current: str | None = None
+    namespaces: dict[str, str] = {}
+    found_any = False
+    for path in files:
+        text = read(path)
+        if text is None:
+            continue
+        found_any = True
+        cur, nss = scan_kubeconfig(text)
+        if current is None and cur:
+            current = cur
+        for name, ns in nss.items():
+            namespaces.setdefault(name, ns)
+    context = ctx_flag
+    if not context and helm:
+        context = env.get("HELM_KUBECONTEXT") or None
+    if not context:
+        context = current
+    if not context and not found_any and env.get("KUBERNETES_SERVICE_HOST"):
+        context = "in-cluster"
+    out["context"] = context or UNRESOLVED
+    namespace = ns_flag
+    if not namespace and helm:
+        namespace = env.get("HELM_NAMESPACE") or None
+    if not namespace and context == "in-cluster":
+        namespace = env.get("POD_NAMESPACE") or (
+            read("/var/run/secrets/kubernetes.io/serviceaccount/namespace") or ""
+        ).strip()
+    if not namespace and context and context in namespaces:
+        namespace = namespaces[context] or "default"
+    if not namespace:
+        namespace = "default" if context else UNRESOLVED
+    out["namespace"] = namespace
+    return out
+
+
+def _ini_value(text: str, section: str, key: str) -> str | None:
+    cur = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            cur = line[1:-1].strip()
+            continue
+        if cur == section and "=" in line:
+            k, _, v = line.partition("=")
+            if k.strip() == key:
+                return v.strip()
+    return None
+
+
+def resolve_aws(inv: Invocation, env: dict[str, str], spec: dict, read=_read, major: int = 1) -> dict[str, str]:
+    out: dict[str, str] = {}
+    profile = inv.flag("--profile")
+    explicit = bool(profile)
+    if not profile:
+        order = ("AWS_DEFAULT_PROFILE", "AWS_PROFILE") if major == 1 else ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+        for var in order:
+            if env.get(var):
+                profile = env[var]
+                break
+    out["profile"] = profile or "default"
+    if not explicit and env.get("AWS_ACCESS_KEY_ID"):
+        out["credentials"] = "env"
+    region = inv.flag("--region")
+    if not region:
+        order = ("AWS_DEFAULT_REGION",) if major == 1 else ("AWS_REGION", "AWS_DEFAULT_REGION")
+        for var in order:
+            if env.get(var):
+                region = env[var]
+                break
+    if not region:
+        cfg = env.get("AWS_CONFIG_FILE") or os.path.join(
+            env.get("HOME") or os.path.expanduser("~"), ".aws", "config"
+        )
+        text = read(cfg)
+        if text:
+            section = "default" if out["profile"] == "default" else f"profile {out['profile']}"
+            region = _ini_value(text, section, "region")
+    out["region"] = region or UNRESOLVED
+    return out
+
+
+def resolve_terraform(inv: Invocation, env: dict[str, str], cwd: str, read=_read) -> dict[str, str]:
+    chdir = inv.flag("-chdir")
+    tfdir = os.path.normpath(os.path.join(cwd, chdir)) if chdir else cwd
+    workspace = env.get("TF_WORKSPACE")
+    if not workspace:
+        data_dir = env.get("TF_DATA_DIR") or ".terraform"
+        text = read(os.path.join(tfdir, data_dir, "environment"))
+        workspace = (text or "").strip() or "default"
+    return {"workspace": workspace, "dir": tfdir}
+
+
+def resolve_generic(inv: Invocation, env: dict[str, str], spec: dict) -> dict[str, str]:
+    out: dict[str, str] = {}
+    keys = set(spec.get("flags") or {}) | set(spec.get("env") or {}) | set(spec.get("defaults") or {})
+    for key in sorted(keys):
+        value = None
+        flag = (spec.get("flags") or {}).get(key)
+        if flag:
+            value = inv.flag(flag)
+        if not value:
+            for var in (spec.get("env") or {}).get(key, ()):
+                if env.get(var):
+                    value = env[var]
+                    break
+        if not value:
+            value = (spec.get("defaults") or {}).get(key)
+        out[key] = value or UNRESOLVED
+    return out
+
+
+def resolve_context(
+    grammar: dict, inv: Invocation, env: dict[str, str], cwd: str, read=_read, aws_major: int = 1
+) -> dict[str, str]:
+    """The resolved target of `inv`, always with `cwd`."""
+    spec = grammar.get("context") or {}
+    resolver = spec.get("resolver", "none")
+    if resolver == "kube":
+        out = resolve_kube(inv, env, spec, read)
+    elif resolver == "helm":
+        out = resolve_kube(inv, env, spec, read, helm=True)
+    elif resolver == "aws":
+        out = resolve_aws(inv, env, spec, read, aws_major)
+    elif resolver == "terraform":
+        out = resolve_terraform(inv, env, cwd, read)
+    elif resolver == "generic":
+        out = resolve_generic(inv, env, spec)
+    else:
+        out = {}
+    out["cwd"] = cwd
+    return out

@@ -1,0 +1,217 @@
+"""(Invocation, compiled rules, context) -> Decision (HOT, pure).
+
+Every rule of every layer is tried; among the rules that match, the most restrictive decision
+wins (deny > ask > allow); no match is ask. A rule matches only invocations of the kinds it
+names (default: parsed, not help); so help, unknown verbs and parse errors fall through to the
+rules written for them, or to ask.
+"""
+
+from __future__ import annotations
+
+from shim.argv import Invocation
+from shim.glob import match
+
+ALLOW = "allow"
+ASK = "ask"
+DENY = "deny"
+RANK = {ALLOW: 0, ASK: 1, DENY: 2}
+UNRESOLVED = ("", "?", None)
+
+
+class Decision:
+    __slots__ = ("decision", "rule", "reason", "hint", "matched", "timeout", "invocation", "context")
+
+    def __init__(
+        self,
+        decision: str,
+        rule: str | None,
+        reason: str,
+        hint: str,
+        matched: list[dict[str, str]],
+        timeout: int | None,
+        invocation: Invocation,
+        context: dict[str, str],
+    ) -> None:
+        self.decision = decision
+        self.rule = rule
+        self.reason = reason
+        self.hint = hint
+        self.matched = matched
+        self.timeout = timeout
+        self.invocation = invocation
+        self.context = context
+
+    def as_dict(self) -> dict[str, object]:
+        inv = self.invocation
+        return {
+            "decision": self.decision,
+            "rule": self.rule,
+            "reason": self.reason,
+            "hint": self.hint,
+            "tool": inv.tool,
+            "verb": list(inv.verb),
+            "kind": inv.kind,
+            "dry_run": inv.dry_run,
+            "context": dict(self.context),
+            "matched": list(self.matched),
+            "timeout": self.timeout,
+            "argv": list(inv.argv),
+        }
+
+
+def _any(patterns: tuple[str, ...], text: str) -> bool:
+    for pat in patterns:
+        if match(pat, text):
+            return True
+    return False
+
+
+def _fold(text: str, ignore_case: bool) -> str:
+    return text.lower() if ignore_case else text
+
+
+def _words(inv: Invocation) -> list[str]:
+    out: list[str] = []
+    for w in inv.words:
+        out.append(w)
+        if "," in w:
+            out.extend(p for p in w.split(",") if p)
+    return out
+
+
+def rule_matches(
+    rule: dict, inv: Invocation, context: dict[str, str], agent: str, env: dict[str, str]
+) -> bool:
+    """True when every condition of one of the rule's alternatives holds for this call."""
+    restrictive = rule["decision"] != ALLOW
+    for cond in rule["alts"]:
+        if _cond_matches(cond, restrictive, inv, context, agent, env):
+            return True
+    return False
+
+
+def _cond_matches(
+    rule: dict,
+    restrictive: bool,
+    inv: Invocation,
+    context: dict[str, str],
+    agent: str,
+    env: dict[str, str],
+) -> bool:
+    if inv.kind not in rule.get("kind", ("ok",)):
+        return False
+    verbs = rule.get("verb")
+    if verbs is not None and not _any(verbs, " ".join(inv.verb)):
+        return False
+    dry = rule.get("dry_run")
+    if dry is not None and inv.dry_run != dry:
+        return False
+    ic = rule.get("ignore_case", False)
+    for name, op, pats in rule.get("flags", ()):
+        vals = inv.flags.get(name)
+        if op == "present":
+            if not vals:
+                return False
+        elif op == "absent":
+            if vals:
+                return False
+        elif op == "last":
+            if not vals or not _any(pats, _fold(vals[-1], ic)):
+                return False
+        elif op == "any":
+            if not vals or not any(_any(pats, _fold(v, ic)) for v in vals):
+                return False
+        elif op == "not":
+            if vals and _any(pats, _fold(vals[-1], ic)):
+                return False
+        elif op == "present_not":
+            if not vals or _any(pats, _fold(vals[-1], ic)):
+                return False
+    nargs = rule.get("nargs")
+    if nargs is not None:
+        lo, hi = nargs
+        if len(inv.args) < lo or (hi >= 0 and len(inv.args) > hi):
+            return False
+    for idx, op, pats in rule.get("args", ()):
+        if idx >= len(inv.args) or -idx > len(inv.args):
+            if op == "glob":
+                return False
+            continue
+        hit = _any(pats, _fold(inv.args[idx], ic))
+        if (op == "glob") != hit:
+            return False
+    any_arg = rule.get("any_arg")
+    no_arg = rule.get("no_arg")
+    if any_arg is not None or no_arg is not None:
+        words = [_fold(w, ic) for w in _words(inv)]
+        if any_arg is not None and not any(_any(any_arg, w) for w in words):
+            return False
+        if no_arg is not None and any(_any(no_arg, w) for w in words):
+            return False
+    for key, op, pats in rule.get("context", ()):
+        value = context.get(key)
+        if value in UNRESOLVED:
+            # an unknown target: restrictive rules assume the worst, allow rules do not apply
+            if not restrictive:
+                return False
+            continue
+        hit = _any(pats, str(value))
+        if (op == "glob") != hit:
+            return False
+    agents = rule.get("agent")
+    if agents is not None and not _any(agents, agent):
+        return False
+    for var, op, pats in rule.get("env", ()):
+        val = env.get(var)
+        if op == "present":
+            if not val:
+                return False
+        elif op == "absent":
+            if val:
+                return False
+        elif val is None or not _any(pats, val):
+            return False
+    return True
+
+
+def decide(
+    inv: Invocation,
+    rules: list[dict] | tuple[dict, ...],
+    context: dict[str, str] | None = None,
+    agent: str = "",
+    env: dict[str, str] | None = None,
+) -> Decision:
+    """The decision for one call: the most restrictive matching rule, else ask."""
+    context = context or {}
+    env = env or {}
+    best: dict | None = None
+    matched: list[dict[str, str]] = []
+    for rule in rules:
+        if rule_matches(rule, inv, context, agent, env):
+            matched.append({"id": rule["id"], "decision": rule["decision"]})
+            if best is None or RANK[rule["decision"]] > RANK[best["decision"]]:
+                best = rule
+    if best is None:
+        return Decision(ASK, None, _no_match_reason(inv), _no_match_hint(inv), matched, None, inv, context)
+    return Decision(
+        best["decision"],
+        best["id"],
+        best.get("reason", ""),
+        best.get("hint", ""),
+        matched,
+        best.get("timeout"),
+        inv,
+        context,
+    )
+
+
+def _no_match_reason(inv: Invocation) -> str:
+    if inv.kind == "unknown":
+        return f"{inv.note}: shield cannot tell what it does, so a human decides"
+    if inv.kind == "error":
+        return f"the command line does not parse ({inv.note}), so a human decides"
+    return f"no rule covers '{inv.tool} {' '.join(inv.verb)}', so a human decides"
+
+
+def _no_match_hint(inv: Invocation) -> str:
+    return "wait for the decision; do not retry with another spelling"
