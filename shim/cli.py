@@ -1,0 +1,92 @@
+"""The `shield` command (cold): the only module that assembles the typer app.
+
+Each subcommand lives in shim/commands/<verb>.py. One place here turns exceptions into
+messages and exit codes: 0 ok, 1 expected error (one line on stderr), 2 usage, 3 unexpected.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from shim.errors import CLI_ERROR, CLI_UNEXPECTED, CLI_USAGE, ShieldError, format_error
+
+app = typer.Typer(
+    name="shield",
+    help=(
+        "agent-shield: a human gate for AI agents that run kubectl, aws, terraform and helm.\n\n"
+        "Examples:\n\n"
+        "  shield check -- kubectl -n prod delete pod web\n\n"
+        "  shield install --dir /opt/shield/bin --agent deploy-bot\n\n"
+        "  shield pending; shield approve k7m2qx\n\n"
+        "  shield log verify"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _register() -> None:
+    from shim.commands import check, demo, doctor, install_cmd, rules_cmd
+
+    check.register(app)
+    install_cmd.register(app)
+    doctor.register(app)
+    rules_cmd.register(app)
+    demo.register(app)
+    try:
+        from shim.commands import approval
+
+        approval.register(app)
+    except ImportError:  # pragma: no cover - during development only
+        pass
+    try:
+        from shim.commands import log as log_cmd
+
+        app.add_typer(log_cmd.app, name="log")
+    except ImportError:  # pragma: no cover - during development only
+        pass
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `shield` console script."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        rv = app(args=args, prog_name="shield", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except ShieldError as exc:
+        sys.stderr.write(format_error("", exc.message, exc.hint) + "\n")
+        return exc.cli_code or CLI_ERROR
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("shield: aborted\n")
+        return CLI_ERROR
+    except click.ClickException as exc:
+        exc.show()
+        return CLI_USAGE if isinstance(exc, click.UsageError) else CLI_ERROR
+    except typer.Exit as exc:  # pragma: no cover - typer re-exports click's Exit
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("shield: interrupted\n")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into code 3
+        if os.environ.get("SHIELD_DEBUG") == "1":
+            raise
+        sys.stderr.write(
+            f"shield: unexpected error: {type(exc).__name__}: {exc}\n"
+            "hint: run again with SHIELD_DEBUG=1 for a traceback, and report it\n"
+        )
+        return CLI_UNEXPECTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

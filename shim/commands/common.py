@@ -1,0 +1,38 @@
+"""Small shared pieces of the CLI commands (cold)."""
+
+from __future__ import annotations
+
+import os
+
+from shim.compiled import defaults_dir, load_tool
+from shim.home import compiled_dir, home_dir
+from shim.run import layers_for
+
+DECISION_STYLE = {"allow": "bold green", "ask": "bold yellow", "deny": "bold red"}
+
+
+def current_home() -> str:
+    return home_dir()
+
+
+def current_layers(home: str | None = None) -> list[str]:
+    return layers_for(home or current_home(), defaults_dir())
+
+
+def load_rules(tool: str, home: str | None = None) -> dict:
+    """Compiled rules for `tool` from the current home's layers (cached when writable)."""
+    home = home or current_home()
+    cache = compiled_dir(home)
+    if not _writable(cache):
+        cache = None  # type: ignore[assignment]
+    return load_tool(tool, current_layers(home), cache)
+
+
+def _writable(path: str) -> bool:
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return False
+        probe = parent
+    return os.access(probe, os.W_OK)

@@ -1,0 +1,180 @@
+"""`shield doctor`: is this setup sound? (cold)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import typer
+
+from shim.commands.common import current_home, current_layers
+from shim.home import keys_dir, layer_dir, log_dir, spool_dir, trust_dir
+from shim.resolve import find_real, is_shim
+
+NETWORK_FS = ("nfs", "nfs4", "cifs", "smbfs", "smb3", "fuse.sshfs", "9p", "afs", "glusterfs", "ceph", "fuse.s3fs")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor")(doctor)
+
+
+class Report:
+    def __init__(self) -> None:
+        self.items: list[dict[str, str]] = []
+
+    def add(self, status: str, check: str, detail: str) -> None:
+        self.items.append({"status": status, "check": check, "detail": detail})
+
+    @property
+    def failed(self) -> bool:
+        return any(i["status"] == "fail" for i in self.items)
+
+
+def fs_type(path: str, mounts_text: str) -> str:
+    """The filesystem type of the longest mount point containing `path` (from /proc/mounts)."""
+    best, kind = "", ""
+    real = os.path.realpath(path)
+    for line in mounts_text.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mnt = parts[1].replace("\\040", " ")
+        if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+            best, kind = mnt, parts[2]
+    return kind
+
+
+def lock_excludes(path: str) -> bool:
+    """True when a second process cannot take the flock we hold on `path`."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        probe = (
+            "import fcntl,os,sys\n"
+            "fd=os.open(sys.argv[1],os.O_RDWR)\n"
+            "try:\n fcntl.flock(fd,fcntl.LOCK_EX|fcntl.LOCK_NB)\nexcept OSError:\n sys.exit(7)\n"
+            "sys.exit(0)\n"
+        )
+        rc = subprocess.run([sys.executable, "-I", "-c", probe, path], timeout=20).returncode
+        return rc == 7
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
+    rep = Report()
+    # rules
+    try:
+        from shim.rules import compile_layers
+
+        compiled = compile_layers(current_layers(home))
+        rep.add("ok", "rules", f"{sum(len(c['rules']) for c in compiled.values())} rules for {', '.join(sorted(compiled))}")
+        tools = sorted(compiled)
+    except Exception as exc:  # noqa: BLE001 - report, do not crash
+        rep.add("fail", "rules", getattr(exc, "message", str(exc)))
+        tools = []
+    # shims, PATH order, real binaries
+    path = env.get("PATH", "")
+    shim_dirs = [shim_dir] if shim_dir else []
+    for tool in tools:
+        shim_path = os.path.join(shim_dir, tool) if shim_dir else None
+        if shim_path and not is_shim(shim_path):
+            rep.add("warn", f"shim {tool}", f"no shim at {shim_path} (run: shield install)")
+        first = shutil.which(tool, path=path)
+        if shim_path and first and os.path.exists(shim_path) and not os.path.samefile(first, shim_path):
+            rep.add("fail", f"PATH {tool}", f"`{tool}` resolves to {first}, not the shim: put {shim_dir} first on PATH")
+        elif shim_path and first:
+            rep.add("ok", f"PATH {tool}", f"`{tool}` resolves to the shim")
+        real = find_real(tool, path, shim_dirs)
+        if real:
+            rep.add("ok", f"real {tool}", real)
+        else:
+            rep.add("warn", f"real {tool}", f"no real {tool} on PATH after the shim dir (calls would exit 127)")
+        if shim_path and os.path.exists(shim_path) and os.access(shim_path, os.W_OK):
+            rep.add("warn", f"shim {tool} writable", f"this user can rewrite {shim_path}; install as another user for a real boundary")
+    # trust and keys
+    trust = trust_dir(home)
+    trusted = [f for f in (os.listdir(trust) if os.path.isdir(trust) else []) if f.endswith(".pub")]
+    if trusted:
+        rep.add("ok", "trust", f"{len(trusted)} trusted approver key(s) in {trust}")
+    else:
+        rep.add("warn", "trust", "no trusted approver: held calls can only be approved at a TTY prompt (shield trust add PUBKEY)")
+    if os.path.exists(os.path.join(keys_dir(home), "approver.key")):
+        rep.add(
+            "warn",
+            "approver key here",
+            "the approver's private key is in this home: an agent running as this user could sign "
+            "its own approvals. Keep the approver key in another home (another user or the host).",
+        )
+    for label, p in (("rule layer", layer_dir(home)), ("trust store", trust)):
+        if os.path.exists(p) and os.access(p, os.W_OK):
+            rep.add("warn", f"{label} writable", f"this user can write {p}: an agent running as this user could relax the policy")
+    # log and spool
+    ld = log_dir(home)
+    if os.path.isdir(ld) and os.access(ld, os.W_OK):
+        rep.add("ok", "log", f"{ld} is writable")
+    else:
+        rep.add("fail", "log", f"{ld} is missing or not writable: shims would exit 125 (run: shield install)")
+    if os.path.exists(os.path.join(ld, "anchor.json")):
+        rep.add("warn", "log anchor", f"{ld}/anchor.json holds the first log key: move it to the approver (shield log anchor import) and delete it")
+    spool = spool_dir(home, env)
+    if os.path.isdir(spool) and os.access(spool, os.W_OK):
+        rep.add("ok", "spool", spool)
+    else:
+        rep.add("fail", "spool", f"{spool} is missing or not writable")
+    try:
+        with open("/proc/mounts") as fh:
+            mounts = fh.read()
+    except OSError:
+        mounts = ""
+    for label, p in (("log", ld), ("spool", spool)):
+        if os.path.isdir(p):
+            kind = fs_type(p, mounts)
+            if kind in NETWORK_FS:
+                rep.add("warn", f"{label} filesystem", f"{p} is on {kind}: flock may not be reliable there")
+    target = ld if os.path.isdir(ld) else tempfile.gettempdir()
+    try:
+        probe = os.path.join(target, ".doctor-lock")
+        if lock_excludes(probe):
+            rep.add("ok", "locking", f"flock excludes a second process on {target}")
+        else:
+            rep.add("fail", "locking", f"flock on {target} does not exclude another process: concurrent appends would interleave")
+        os.unlink(probe)
+    except OSError as exc:
+        rep.add("fail", "locking", f"cannot test flock on {target}: {exc.strerror}")
+    return rep
+
+
+def doctor(
+    shim_dir: str = typer.Option(None, "--dir", help="the shim dir (default: <home>/bin)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """Check the setup: PATH order, real binaries, rules, keys and trust, log, spool, locking.
+
+    Warns about weak setups (an approver key or writable rules in the agent's reach).
+    Exit 1 when a check fails.
+
+    Example:
+
+        shield doctor --dir /opt/shield/bin
+    """
+    home = current_home()
+    shim_dir = os.path.abspath(shim_dir or os.path.join(home, "bin"))
+    rep = run_checks(home, shim_dir, dict(os.environ))
+    if as_json:
+        typer.echo(json.dumps({"ok": not rep.failed, "checks": rep.items}))
+    else:
+        from rich.console import Console
+
+        console = Console()
+        mark = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+        for item in rep.items:
+            console.print(f"{mark[item['status']]} {item['check']}: {item['detail']}", highlight=False)
+    return 1 if rep.failed else 0

@@ -1,0 +1,81 @@
+"""`shield install` and `shield uninstall` (cold)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import typer
+
+from shim.commands.common import current_home
+from shim.errors import ShieldError
+from shim.install import install as do_install
+from shim.install import uninstall as do_uninstall
+
+
+def register(app: typer.Typer) -> None:
+    app.command("install")(install)
+    app.command("uninstall")(uninstall)
+
+
+def default_dir(home: str) -> str:
+    return os.path.join(home, "bin")
+
+
+def install(
+    tools: list[str] = typer.Argument(None, help="tools to shim (default: every tool with rules)"),
+    shim_dir: str = typer.Option(None, "--dir", help="where to write the shims (default: <home>/bin)"),
+    agent: str = typer.Option("agent", "--agent", help="the agent's name, baked into its shims"),
+    real: list[str] = typer.Option(
+        [], "--real", help="pin a real binary: TOOL=PATH (repeatable); else PATH is searched"
+    ),
+    spool: str = typer.Option(None, "--spool", help="where held requests and decisions meet"),
+    force: bool = typer.Option(False, "--force", help="overwrite a file that is not a shim"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
+    """Write shims into DIR, compile the rules, and set up the agent's home and log.
+
+    Idempotent: re-running refreshes the shims in place. Only files that carry the shim marker
+    are ever overwritten. Put DIR first on the agent's PATH.
+
+    Example:
+
+        shield install --dir /opt/shield/bin --agent deploy-bot
+    """
+    home = current_home()
+    pins: dict[str, str] = {}
+    for item in real:
+        tool, eq, path = item.partition("=")
+        if not eq or not tool or not path:
+            raise typer.BadParameter(f"--real takes TOOL=PATH, got {item!r}")
+        if not os.path.isfile(path) or not os.access(path, os.X_OK):
+            raise ShieldError(f"--real {tool}: {path} is not an executable file")
+        pins[tool] = path
+    shim_dir = os.path.abspath(shim_dir or default_dir(home))
+    result = do_install(shim_dir, list(tools or []), home=home, agent=agent, real=pins, spool=spool, force=force)
+    if as_json:
+        typer.echo(json.dumps(result, default=str))
+        return 0
+    typer.echo(f"installed {len(result['shims'])} shims for agent {agent!r} in {shim_dir}: {', '.join(result['tools'])}")
+    typer.echo(f"home: {home}")
+    anchor = (result.get("log") or {}).get("anchor")
+    if anchor:
+        typer.echo(
+            f"log anchor (the first log key) written to {anchor}: move it to the approver side with\n"
+            f"  shield log anchor import {anchor}   (run as the approver), then delete it here"
+        )
+    typer.echo(f'add this line to the agent\'s environment:\n  export PATH="{shim_dir}:$PATH"')
+    return 0
+
+
+def uninstall(shim_dir: str = typer.Option(None, "--dir", help="the shim dir (default: <home>/bin)")) -> int:
+    """Remove shield's own shims from DIR (any other file is left alone).
+
+    Example:
+
+        shield uninstall --dir /opt/shield/bin
+    """
+    shim_dir = os.path.abspath(shim_dir or default_dir(current_home()))
+    removed = do_uninstall(shim_dir)
+    typer.echo(f"removed {len(removed)} shims from {shim_dir}")
+    return 0
