@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from shim.errors import CLI_ERROR, CLI_UNEXPECTED, CLI_USAGE, ShieldError, format_error
@@ -65,20 +64,19 @@ def main(argv: list[str] | None = None) -> int:
     except ShieldError as exc:
         sys.stderr.write(format_error("", exc.message, exc.hint) + "\n")
         return exc.cli_code or CLI_ERROR
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        sys.stderr.write("shield: aborted\n")
-        return CLI_ERROR
-    except click.ClickException as exc:
-        exc.show()
-        return CLI_USAGE if isinstance(exc, click.UsageError) else CLI_ERROR
-    except typer.Exit as exc:  # pragma: no cover - typer re-exports click's Exit
-        return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("shield: interrupted\n")
         return 130
-    except Exception as exc:  # noqa: BLE001 - the one place that turns crashes into code 3
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        sys.stderr.write("shield: aborted\n")
+        return CLI_ERROR
+    except Exception as exc:  # noqa: BLE001 - click's errors, without importing click
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
+            exc.show()
+            usage = any(c.__name__ in ("UsageError", "BadParameter", "NoSuchOption", "MissingParameter") for c in type(exc).__mro__)
+            return CLI_USAGE if usage else CLI_ERROR
         if os.environ.get("SHIELD_DEBUG") == "1":
             raise
         sys.stderr.write(

@@ -44,6 +44,8 @@ def check(
     if not argv:
         raise typer.BadParameter("name a tool and its arguments, e.g. -- kubectl get pods")
     tool, args = argv[0], argv[1:]
+    if tool.startswith("-"):
+        raise typer.BadParameter(f"unknown option {tool}; put the call after --, e.g. shield check --json -- kubectl get pods")
     if os.sep in tool:
         raise ShieldError(f"name the tool, not a path: {tool}", "example: shield check -- kubectl get pods")
     compiled = load_rules(tool)

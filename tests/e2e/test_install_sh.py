@@ -1,0 +1,40 @@
+"""install.sh: one command sets up an agent side; re-running upgrades in place."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.conftest import REPO, write_standin
+
+
+def test_install_sh_sets_up_shims_that_work_and_is_idempotent(tmp_path: Path) -> None:
+    prefix = tmp_path / "opt-shield"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIELD")}
+    cmd = ["sh", str(REPO / "install.sh"), "--prefix", str(prefix), "--agent", "deploy-bot"]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f'export PATH="{prefix}/bin:$PATH"' in first.stdout
+    assert sorted(p.name for p in (prefix / "bin").iterdir()) == ["aws", "helm", "kubectl", "terraform"]
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout + second.stderr
+
+    real = tmp_path / "real"
+    write_standin(real, "kubectl")
+    run_env = dict(env, PATH=f"{prefix}/bin:{real}:/usr/bin:/bin", STANDIN_RECORD=str(tmp_path / "rec"), HOME=str(tmp_path))
+    ok = subprocess.run(["kubectl", "get", "pods"], env=run_env, capture_output=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    held = subprocess.run(["kubectl", "delete", "pod", "x"], env=dict(run_env, SHIELD_HOLD_TIMEOUT="0"), capture_output=True, timeout=60)
+    assert held.returncode == 124
+    log = (prefix / "home" / "log" / "shield.log").read_text()
+    assert '"agent":"deploy-bot"' in log
+    # the installed package carries its own default rules (not the source tree's)
+    shim_text = (prefix / "bin" / "kubectl").read_text()
+    assert str(REPO / "commands.d") not in shim_text
+
+
+def test_install_sh_rejects_unknown_options(tmp_path: Path) -> None:
+    proc = subprocess.run(["sh", str(REPO / "install.sh"), "--bogus"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "unknown option" in proc.stderr
