@@ -917,12 +917,13 @@ def wait_for_decision(
     tty: bool,
     clock_skew_s: float = 30.0,
     poll_s: float = 0.02,
-    notify: list[str] | None = None,
+    notify: list[str] | str | None = None,
 ) -> Verdict:
     """Block until a valid decision (spool or TTY), the deadline, or SIGINT/SIGTERM.
 
     Refused decisions are logged as `security` events, moved aside, and the wait goes on.
-    Exceptions from `log` propagate (the request is withdrawn first).
+    Exceptions from `log` propagate (the request is withdrawn first). `notify` (an argv, or a
+    command line split with shlex) runs once, detached, with the request JSON on stdin.
     """
     import signal
 
@@ -943,6 +944,10 @@ def wait_for_decision(
     try:
         wait = _Wait(req, spool, trusted, used_path, log, clock_skew_s, poll_s)
         if notify:
+            if isinstance(notify, str):
+                import shlex
+
+                notify = shlex.split(notify)
             wait.start_hook(notify)
         if tty:
             from shim.prompt import open_prompt

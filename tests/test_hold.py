@@ -418,6 +418,14 @@ def test_the_notify_hook_gets_the_request_as_json_on_stdin(world: World, tmp_pat
     assert json.loads(payload) == hold.to_dict(req)
 
 
+def test_the_notify_hook_may_be_one_command_line(world: World, tmp_path: Path) -> None:
+    out = tmp_path / "notified.json"
+    req = world.held_call(timeout_s=0.3)
+    world.wait(req, notify=f"sh -c 'cat > {out}.tmp && mv {out}.tmp {out}'")
+    poll_until(out.exists)
+    assert json.loads(out.read_text())["id"] == req.id
+
+
 @pytest.mark.parametrize(
     "hook",
     [["/nonexistent/notify-hook"], [sys.executable, "-c", "import sys; sys.exit(3)"]],
