@@ -688,12 +688,12 @@ class _Wait:
         while True:
             if caught:
                 return self.cancel(caught[0])
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return self.expire()  # fail closed: past the deadline nothing is read
             verdict = self.check_spool()
             if verdict:
                 return verdict
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return self.expire()
             step = min(self.poll_s, left)
             if self.prompt is not None:
                 verdict = self.check_tty(step)

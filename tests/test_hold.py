@@ -355,9 +355,11 @@ def test_wait_expires_at_the_deadline_and_closes_the_request(world: World) -> No
     assert hold.lookup(world.spool, req.id)[0] == "expired"
 
 
-def test_a_decision_arriving_after_expiry_is_not_read(world: World) -> None:
+def test_a_decision_waiting_in_the_spool_after_the_deadline_is_not_read(world: World) -> None:
     req = world.held_call(timeout_s=0.0)
+    world.decide(req.id)
     assert world.wait(req).outcome == "expired"
+    assert world.kinds() == ["expired"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -210,7 +210,7 @@ def test_the_right_code_approves_and_stdin_is_untouched(start: Callable[..., Hel
 
 
 def test_a_blind_y_or_enter_does_not_approve(start: Callable[..., Held]) -> None:
-    held = start(timeout_s=2.0)
+    held = start(timeout_s=3.0)
     held.code()
     held.child.sendline("y")
     held.child.expect_exact("wrong code: not approved (2 tries left)")
