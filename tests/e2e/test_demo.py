@@ -1,0 +1,20 @@
+"""`shield demo`: the Quick start's main job works on a clean machine, quickly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def test_demo_shows_allow_hold_approve_deny_and_a_verified_log(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIELD")}
+    env["HOME"] = str(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "shim", "demo"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "deployment.apps/api restarted" in out  # the approved call ran
+    assert 'release "web" uninstalled' not in out  # the denied call did not
+    assert "team/no-namespace-delete-in-prod" in out
+    assert "intact" in out
+    assert "demo complete" in out
