@@ -1,4 +1,4 @@
-"""Canonical JSON without importing `json` (hot path).
+"""Canonical JSON without importing `json` or `_json` (hot path).
 
 `encode(obj)` is byte-identical to
 `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)` for dicts with
@@ -8,7 +8,36 @@ hold them). A property test keeps the two identical.
 
 from __future__ import annotations
 
-from _json import encode_basestring_ascii as _quote  # type: ignore[import-not-found]
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\b": "\\b",
+    "\f": "\\f",
+}
+
+
+def _quote(s: str) -> str:
+    """A JSON string literal, ASCII only, escaped exactly like json.dumps(ensure_ascii=True)."""
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return '"' + s + '"'
+    out = []
+    for ch in s:
+        esc = _ESCAPES.get(ch)
+        if esc is not None:
+            out.append(esc)
+            continue
+        o = ord(ch)
+        if 0x20 <= o < 0x7F:
+            out.append(ch)
+        elif o < 0x10000:
+            out.append("\\u%04x" % o)
+        else:
+            o -= 0x10000
+            out.append("\\u%04x\\u%04x" % (0xD800 | (o >> 10), 0xDC00 | (o & 0x3FF)))
+    return '"' + "".join(out) + '"'
 
 
 def encode(obj: object) -> str:

@@ -8,13 +8,16 @@ again (cold: imports shim.rules and yaml), and an invalid layer raises RulesErro
 from __future__ import annotations
 
 import marshal
-import os
+
+from shim import fs
 
 FORMAT = 2
 
 
 def defaults_dir() -> str:
-    """The package's own commands.d: the source tree's, else the installed copy."""
+    """The package's own commands.d: the source tree's, else the installed copy (cold)."""
+    import os
+
     here = os.path.dirname(os.path.abspath(__file__))
     src = os.path.join(os.path.dirname(here), "commands.d")
     if os.path.isfile(os.path.join(src, "kubectl.yaml")):
@@ -27,8 +30,8 @@ def is_fresh(data: dict, layers: list[str]) -> bool:
         return False
     for path, mtime, size in data["stamp"]:
         try:
-            st = os.stat(path)
-        except OSError:
+            st = fs.stat(path)
+        except (OSError, ValueError):
             if mtime != -1:
                 return False
             continue
@@ -41,10 +44,9 @@ def is_fresh(data: dict, layers: list[str]) -> bool:
 def load_tool(tool: str, layers: list[str], cache_dir: str | None) -> dict:
     """The compiled rules for `tool`; recompiles when a source changed. Raises RulesError."""
     if cache_dir:
-        path = os.path.join(cache_dir, tool + ".marshal")
+        path = fs.join(cache_dir, tool + ".marshal")
         try:
-            with open(path, "rb") as fh:
-                data = marshal.loads(fh.read())
+            data = marshal.loads(fs.read_file(path, 64 << 20))
             if isinstance(data, dict) and is_fresh(data, layers):
                 return data
         except (OSError, ValueError, EOFError, TypeError, KeyError):

@@ -6,14 +6,16 @@ One home holds everything for one side: rule layer, keys, trust store, state, lo
 
 from __future__ import annotations
 
-import os
+from shim import fs
 
 ETC_LAYER = "/etc/shield/commands.d"
 
 
-def home_dir(env: dict[str, str] | os._Environ[str] | None = None) -> str:
-    """The CLI's home: `SHIELD_HOME`, else platformdirs' config dir for `shield`."""
-    env = os.environ if env is None else env
+def home_dir(env: dict[str, str] | None = None) -> str:
+    """The CLI's home: `SHIELD_HOME`, else platformdirs' config dir for `shield` (cold)."""
+    import os
+
+    env = dict(os.environ) if env is None else env
     home = env.get("SHIELD_HOME")
     if home:
         return os.path.abspath(home)
@@ -23,36 +25,38 @@ def home_dir(env: dict[str, str] | os._Environ[str] | None = None) -> str:
 
 
 def layer_dir(home: str) -> str:
-    return os.path.join(home, "commands.d")
+    return fs.join(home, "commands.d")
 
 
 def compiled_dir(home: str) -> str:
-    return os.path.join(home, "state", "compiled")
+    return fs.join(home, "state", "compiled")
 
 
 def log_dir(home: str) -> str:
-    return os.path.join(home, "log")
+    return fs.join(home, "log")
 
 
 def log_path(home: str) -> str:
-    return os.path.join(home, "log", "shield.log")
+    return fs.join(home, "log", "shield.log")
 
 
 def keys_dir(home: str) -> str:
-    return os.path.join(home, "keys")
+    return fs.join(home, "keys")
 
 
 def trust_dir(home: str) -> str:
-    return os.path.join(home, "trust")
+    return fs.join(home, "trust")
 
 
 def default_spool(home: str) -> str:
-    return os.path.join(home, "state", "spool")
+    return fs.join(home, "state", "spool")
 
 
-def spool_dir(home: str, env: dict[str, str] | os._Environ[str] | None = None, flag: str | None = None) -> str:
-    """`--spool` beats `SHIELD_SPOOL` beats `<home>/state/spool`."""
-    env = os.environ if env is None else env
+def spool_dir(home: str, env: dict[str, str] | None = None, flag: str | None = None) -> str:
+    """`--spool` beats `SHIELD_SPOOL` beats `<home>/state/spool` (cold)."""
+    import os
+
+    env = dict(os.environ) if env is None else env
     if flag:
         return os.path.abspath(flag)
     if env.get("SHIELD_SPOOL"):

@@ -8,10 +8,9 @@ the environment; the environment may only shorten the wait (`SHIELD_HOLD_TIMEOUT
 
 from __future__ import annotations
 
-import os
 import sys
 
-from shim import audit
+from shim import audit, fs
 from shim.argv import UNKNOWN, Invocation, parse_argv
 from shim.compiled import load_tool
 from shim.context import resolve_context
@@ -39,12 +38,10 @@ def layers_for(home: str, defaults: str) -> list[str]:
 
 def aws_aliases(env: dict[str, str]) -> set[str]:
     """Top-level words defined in the aws CLI alias file (they shadow built-in commands)."""
-    home = env.get("HOME") or os.path.expanduser("~")
-    path = os.path.join(home, ".aws", "cli", "alias")
+    home = env.get("HOME") or "/"
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            text = fh.read(1 << 20)
-    except OSError:
+        text = fs.read_file(fs.join(home, ".aws", "cli", "alias")).decode("utf-8", "replace")
+    except (OSError, ValueError):
         return set()
     words: set[str] = set()
     section = None
@@ -63,9 +60,8 @@ def aws_major(real: str | None) -> int:
     if not real:
         return 1
     try:
-        with open(real, "rb") as fh:
-            head = fh.read(2)
-    except OSError:
+        head = fs.read_file(real, 2)
+    except (OSError, ValueError):
         return 1
     return 1 if head == b"#!" else 2
 
@@ -129,7 +125,7 @@ def hold_timeout(rule_timeout: int | None, config: dict, env: dict[str, str]) ->
 
 
 def load_config(home: str) -> dict:
-    path = os.path.join(home, "config.json")
+    path = fs.join(home, "config.json")
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
@@ -176,9 +172,9 @@ class Call:
 def main(cfg: dict, argv: list[str] | None = None) -> int:
     """Run one call of the tool described by the baked `cfg`; return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    env = dict(os.environ)
+    env = fs.environ()
     try:
-        cwd = os.getcwd()
+        cwd = fs.getcwd()
     except OSError:
         cwd = env.get("PWD", "?")
     call = Call(cfg, argv, env, cwd)
@@ -210,14 +206,14 @@ def _main(call: Call) -> int:
         except ShieldError:
             pass
         return EXIT_SHIELD_FAILED
-    if not os.path.isdir(call.home):
+    if not fs.isdir(call.home):
         raise ShieldError(
             f"the shield home {call.home} is missing; the call did not run",
             "re-run the installer: shield install (or install.sh)",
         )
     compiled = load_tool(tool, layers_for(call.home, cfg["defaults"]), compiled_dir(call.home))
     real = cfg.get("real") or None
-    if real and not os.path.isfile(real):
+    if real and not fs.isfile(real):
         real = None
     if real is None:
         real = find_real(tool, env.get("PATH", ""), list(cfg.get("shim_dirs") or ()), cwd=call.cwd)
@@ -229,7 +225,7 @@ def _main(call: Call) -> int:
             return _not_found(call)
         env[depth_var] = str(depth + 1)
         try:
-            os.execve(real, [real] + call.argv, env)
+            fs.execve(real, [real] + call.argv, env)
         except OSError as exc:
             _say(tool, f"cannot run {real}: {exc.strerror}", "check the file's permissions")
             return EXIT_NOT_FOUND
@@ -305,7 +301,7 @@ def _hold(call: Call, d: Decision, real: str | None, depth_var: str, depth: int)
         req,
         spool=spool,
         trusted=keys.load_trusted(call.home),
-        used_path=os.path.join(call.home, "state", "used-decisions"),
+        used_path=fs.join(call.home, "state", "used-decisions"),
         log=lambda fields: call.log(_with_rule(fields, d)),
         tty=bool(config.get("tty_prompt", True)),
         clock_skew_s=float(config.get("clock_skew", 30)),
@@ -353,6 +349,8 @@ TTY_SIGNALS = ("SIGINT", "SIGQUIT", "SIGWINCH")
 
 def _terminal_delivers(sig_name: str) -> bool:
     """True when the terminal already sends this signal to the child (same foreground group)."""
+    import os
+
     if sig_name not in TTY_SIGNALS:
         return False
     try:
