@@ -429,3 +429,35 @@ def test_importing_a_different_anchor_for_the_same_log_is_refused(tmp_path) -> N
     a.write_text("{}")
     with pytest.raises(LogError, match="not a log anchor"):
         audit.import_anchor(home, str(a))
+
+
+# --- checks for `shield doctor` --------------------------------------------------------------
+
+
+def test_lock_works_on_a_local_filesystem(tmp_path) -> None:
+    d, anchor = new_log(tmp_path, 1)
+    assert audit.lock_works(d)
+    assert audit.verify_log(logfile(d), anchor=anchor).ok  # the check leaves the log alone
+
+
+def test_network_filesystems_are_recognised(tmp_path) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "/dev/vda / ext4 rw 0 0\n"
+        "srv:/export /mnt/shared nfs4 rw 0 0\n"
+        "tmpfs /mnt/shared/tmp tmpfs rw 0 0\n"
+    )
+    assert audit.filesystem_type("/mnt/shared/agent/log", str(mounts)) == "nfs4"
+    assert audit.filesystem_type("/mnt/shared/tmp/x", str(mounts)) == "tmpfs"
+    assert audit.filesystem_type("/mnt/sharedx", str(mounts)) == "ext4"
+    assert not audit.is_network_filesystem(str(tmp_path))
+
+
+def test_a_torn_very_first_line_is_recorded_against_the_genesis(tmp_path) -> None:
+    d, anchor = new_log(tmp_path)
+    write_raw(d, b'{"agent":"first')
+    assert audit.verify_log(logfile(d), anchor=anchor).first_bad == 1
+    e = audit.append_entry(d, fields())
+    assert e["seq"] == 1  # the record took seq 0
+    rep = audit.verify_log(logfile(d), anchor=anchor)
+    assert rep.ok and rep.torn == (1,) and rep.entries == 2
