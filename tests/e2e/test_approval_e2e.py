@@ -1,0 +1,294 @@
+"""Two homes, one spool, real processes: held calls approved, denied, expired, interrupted (issue 5).
+
+The agent runs shims; the approver runs `shield` with its own home in another process. The real
+aws CLI runs against a local moto server and real terraform against local state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import World, shield
+
+
+class Approver:
+    def __init__(self, home: Path, spool: Path) -> None:
+        self.home = home
+        self.spool = spool
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return shield(*args, "--spool", str(self.spool), home=self.home, check=check)
+
+    def pending(self) -> list[dict]:
+        return json.loads(self.cli("pending", "--json").stdout or "[]")
+
+    def wait_for_request(self, deadline_s: float = 30.0) -> dict:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            items = self.pending()
+            if items:
+                return items[0]
+            time.sleep(0.05)
+        raise AssertionError("no held request reached the spool in time")
+
+
+@pytest.fixture
+def approver(world: World, tmp_path: Path) -> Approver:
+    home = tmp_path / "approver-home"
+    shield("approver", "init", "--name", "alice", home=home)
+    shield("trust", "add", str(home / "keys" / "approver.pub"), home=world.home)
+    return Approver(home, world.home / "state" / "spool")
+
+
+def start(world: World, *argv: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
+    return subprocess.Popen(list(argv), env=env or world.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, bytes, bytes]:
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, err
+
+
+def test_approved_call_runs_with_its_own_exit_code_and_is_logged(world: World, approver: Approver) -> None:
+    proc = start(world, "kubectl", "-n", "prod", "delete", "pod", "web", env=world.env(STANDIN_EXIT="3"))
+    item = approver.wait_for_request()
+    assert item["tool"] == "kubectl"
+    assert item["argv"] == ["-n", "prod", "delete", "pod", "web"]
+    assert item["agent"] == "test-bot"
+    assert item["rule"] == "kubectl/mutate"
+    assert item["context"]["namespace"] == "prod"
+    assert world.records() == []  # nothing ran while held
+    approver.cli("approve", item["id"], "--reason", "ok")
+    code, _, err = finish(proc)
+    assert code == 3, err
+    assert world.argvs() == [[b"-n", b"prod", b"delete", b"pod", b"web"]]
+    events = [(e["event"], e.get("request")) for e in world.log()]
+    assert ("held", item["id"]) in events
+    assert ("approved", item["id"]) in events
+    executed = [e for e in world.log() if e["event"] == "executed"]
+    assert executed and executed[-1]["exit"] == 3 and executed[-1]["approver"] == "alice"
+    assert isinstance(executed[-1]["duration_ms"], int)
+
+
+def test_denied_call_exits_126_and_never_runs(world: World, approver: Approver) -> None:
+    proc = start(world, "helm", "uninstall", "web")
+    item = approver.wait_for_request()
+    approver.cli("deny", item["id"], "--reason", "still serving")
+    code, _, err = finish(proc)
+    assert code == 126
+    assert b"still serving" in err
+    assert world.records() == []
+    assert any(e["event"] == "denied" for e in world.log())
+
+
+def test_no_decision_before_the_deadline_exits_124(world: World, approver: Approver) -> None:
+    proc = start(world, "terraform", "destroy", env=world.env(SHIELD_HOLD_TIMEOUT="1"))
+    code, _, err = finish(proc)
+    assert code == 124
+    assert b"expired" in err
+    assert world.records() == []
+    assert any(e["event"] == "expired" for e in world.log())
+
+
+def test_ctrl_c_while_waiting_exits_130_and_withdraws_the_request(world: World, approver: Approver) -> None:
+    proc = start(world, "kubectl", "delete", "pod", "web")
+    item = approver.wait_for_request()
+    proc.send_signal(signal.SIGINT)
+    code, _, _ = finish(proc)
+    assert code == 130
+    assert approver.pending() == []
+    assert world.records() == []
+    late = approver.cli("approve", item["id"], check=False)
+    assert late.returncode != 0
+    assert any(e["event"] == "cancelled" for e in world.log())
+
+
+def test_sigterm_while_waiting_exits_143(world: World, approver: Approver) -> None:
+    proc = start(world, "kubectl", "delete", "pod", "web")
+    approver.wait_for_request()
+    proc.send_signal(signal.SIGTERM)
+    code, _, _ = finish(proc)
+    assert code == 143
+    assert world.records() == []
+
+
+def test_approver_key_made_in_the_agents_own_home_approves_nothing(world: World, approver: Approver) -> None:
+    # the agent makes itself an "approver" in its own home and approves its own request
+    shield("approver", "init", "--name", "agent-itself", home=world.home)
+    proc = start(world, "kubectl", "delete", "pod", "web", env=world.env(SHIELD_HOLD_TIMEOUT="4"))
+    item = approver.wait_for_request()
+    self_approve = shield("approve", item["id"], "--spool", str(approver.spool), home=world.home, check=False)
+    assert self_approve.returncode == 0  # it can sign; the shim must not accept it
+    code, _, _ = finish(proc)
+    assert code == 124
+    assert world.records() == []
+    assert any(e["event"] == "security" for e in world.log())
+
+
+def test_stdin_of_an_approved_call_reaches_the_tool(world: World, approver: Approver) -> None:
+    manifest = b"apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n"
+    proc = subprocess.Popen(
+        ["kubectl", "apply", "-f", "-"],
+        env=world.env(STANDIN_STDIN="1"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(manifest)
+    proc.stdin.close()
+    item = approver.wait_for_request()
+    approver.cli("approve", item["id"])
+    proc.wait(timeout=60)
+    assert proc.returncode == 0
+    assert bytes.fromhex(world.records()[0]["stdin"]) == manifest
+
+
+# --------------------------------------------------------------------------- real aws + moto
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def moto(tmp_path: Path):
+    server = shutil.which("moto_server", path=str(Path(sys.executable).parent))
+    if server is None:
+        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    port = _free_port()
+    log = open(tmp_path / "moto.log", "wb")
+    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("moto server did not start")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+def _aws_env(world: World, url: str) -> dict[str, str]:
+    venv_bin = Path(sys.executable).parent
+    if not (venv_bin / "aws").exists():
+        pytest.skip("the aws CLI is not installed in this environment (pip install awscli)")
+    env = world.env(path=f"{world.bin}:{venv_bin}:/usr/bin:/bin")
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=url,
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+    )
+    return env
+
+
+def _bucket_exists(env: dict[str, str], url: str, name: str) -> bool:
+    import boto3
+
+    s3 = boto3.client(
+        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    return name in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
+
+
+def _make_bucket(url: str, name: str) -> None:
+    import boto3
+
+    s3 = boto3.client(
+        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="a.txt", Body=b"hello")
+
+
+def test_real_aws_s3_ls_allowed_rb_approved_removes_the_bucket(world: World, approver: Approver, moto: str) -> None:
+    env = _aws_env(world, moto)
+    _make_bucket(moto, "doomed")
+    ls = subprocess.run(["aws", "s3", "ls"], env=env, capture_output=True, timeout=60)
+    assert ls.returncode == 0, ls.stderr
+    assert b"doomed" in ls.stdout
+    proc = start(world, "aws", "s3", "rb", "s3://doomed", "--force", env=env)
+    item = approver.wait_for_request()
+    assert item["rule"] == "aws/s3-write"
+    assert _bucket_exists(env, moto, "doomed")  # still there while held
+    approver.cli("approve", item["id"])
+    code, _, err = finish(proc)
+    assert code == 0, err
+    assert not _bucket_exists(env, moto, "doomed")
+
+
+def test_real_aws_s3_rb_denied_keeps_the_bucket(world: World, approver: Approver, moto: str) -> None:
+    env = _aws_env(world, moto)
+    _make_bucket(moto, "keeper")
+    proc = start(world, "aws", "s3", "rb", "s3://keeper", "--force", env=env)
+    item = approver.wait_for_request()
+    approver.cli("deny", item["id"], "--reason", "no")
+    code, _, _ = finish(proc)
+    assert code == 126
+    assert _bucket_exists(env, moto, "keeper")
+
+
+# --------------------------------------------------------------------------- real terraform
+
+
+def test_real_terraform_apply_approved_changes_state_and_destroy_denied_keeps_it(
+    world: World, approver: Approver, tmp_path: Path
+) -> None:
+    tf = shutil.which("terraform")
+    if tf is None:
+        pytest.skip("terraform is not installed")
+    work = tmp_path / "tf"
+    work.mkdir()
+    (work / "main.tf").write_text('resource "terraform_data" "web" {\n  input = "v1"\n}\n')
+    env = world.env(path=f"{world.bin}:{Path(tf).parent}:/usr/bin:/bin", CHECKPOINT_DISABLE="1", TF_IN_AUTOMATION="1")
+    tfrun = ["terraform", f"-chdir={work}"]
+    assert subprocess.run([*tfrun, "init", "-input=false"], env=env, capture_output=True, timeout=120).returncode == 0
+    plan = subprocess.run([*tfrun, "plan", "-input=false"], env=env, capture_output=True, timeout=120)
+    assert plan.returncode == 0 and b"1 to add" in plan.stdout
+    proc = start(world, *tfrun, "apply", "-auto-approve", "-input=false", env=env)
+    item = approver.wait_for_request()
+    assert item["context"]["workspace"] == "default"
+    approver.cli("approve", item["id"])
+    code, _, err = finish(proc)
+    assert code == 0, err
+    state = json.loads((work / "terraform.tfstate").read_text())
+    assert [r["type"] for r in state["resources"]] == ["terraform_data"]
+    before = (work / "terraform.tfstate").read_bytes()
+    proc = start(world, *tfrun, "destroy", "-auto-approve", "-input=false", env=env)
+    item = approver.wait_for_request()
+    approver.cli("deny", item["id"], "--reason", "keep it")
+    code, _, _ = finish(proc)
+    assert code == 126
+    assert (work / "terraform.tfstate").read_bytes() == before
+
+
+def test_pending_json_has_the_contract_fields(world: World, approver: Approver) -> None:
+    proc = start(world, "kubectl", "--context", "kind-x", "scale", "deploy/web", "--replicas=0")
+    item = approver.wait_for_request()
+    for key in ("id", "agent", "tool", "argv", "cwd", "context", "rule", "reason", "created", "expires"):
+        assert key in item, key
+    approver.cli("deny", item["id"])
+    finish(proc)
+    assert os.path.isdir(approver.spool)
