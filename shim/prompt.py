@@ -77,7 +77,8 @@ def command_line(argv: list[str] | tuple[str, ...]) -> str:
 
 
 def context_line(context: dict[str, str]) -> str:
-    return printable(" ".join(f"{k}={v}" for k, v in sorted(context.items()))) or "(none)"
+    items = sorted((k, v) for k, v in context.items() if k != "cwd")
+    return printable(" ".join(f"{k}={v}" for k, v in items)) or "(none)"
 
 
 def duration(seconds: float) -> str:
@@ -114,7 +115,7 @@ def render_panel(req: HeldRequest, code: str, now: float) -> str:
     rows = [
         ("request", f"{req.id}   expires in {duration(left)} ({req.expires})"),
         ("agent", printable(req.agent)),
-        ("command", command_line(req.argv)),
+        ("command", command_line([req.tool, *req.argv])),
         ("rule", printable(req.rule or "(no rule matched)")),
         ("why", printable(req.reason)),
         ("context", context_line(req.context)),

@@ -33,7 +33,7 @@ from shim import hold, keys
 
 spool, agent, out, timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 req = hold.new_request(
-    agent="deploy-bot", tool="kubectl", argv=["kubectl", "delete", "namespace", "prod"],
+    agent="deploy-bot", tool="kubectl", argv=["delete", "namespace", "prod"],
     cwd="/work", context={"context": "prod-eu", "namespace": "prod"},
     rule="kubectl/delete-namespace", reason="deletes every object in the namespace",
     timeout_s=timeout,
@@ -87,7 +87,7 @@ class Sides:
         fields: dict[str, Any] = {
             "agent": "deploy-bot",
             "tool": "kubectl",
-            "argv": ["kubectl", "delete", "namespace", "prod"],
+            "argv": ["delete", "namespace", "prod"],
             "cwd": "/work",
             "context": {"context": "prod-eu", "namespace": "prod"},
             "rule": "kubectl/delete-namespace",
@@ -277,7 +277,7 @@ def test_pending_watch_rings_the_bell_when_a_request_arrives(sides: Sides) -> No
         poll_until(lambda: b"\a" in seen)
         assert req.id.encode() in seen and b"kubectl delete namespace prod" in seen
         assert seen.count(b"\a") == 1
-        second = sides.hold_in_process(argv=["kubectl", "delete", "pod", "web-1"])
+        second = sides.hold_in_process(argv=["delete", "pod", "web-1"])
         poll_until(lambda: seen.count(b"\a") == 2)
         assert second.id.encode() in seen
     finally:
@@ -355,7 +355,7 @@ def test_pending_json_prints_the_array_scripts_rely_on(
 def test_pending_shows_a_panel_per_request(sides: Sides, cli: Callable[..., Ran]) -> None:
     empty = cli(sides.approver, "pending")
     assert empty.exit_code == 0 and "no held requests" in empty.stdout
-    req = sides.hold_in_process(argv=["kubectl", "delete", "ns", "prod\x1b[2K[bold]x[/]"])
+    req = sides.hold_in_process(argv=["delete", "ns", "prod\x1b[2K[bold]x[/]"])
     out = cli(sides.approver, "pending").stdout
     for text in (
         req.id,

@@ -51,7 +51,7 @@ def request_panel(item: dict[str, Any], now: float) -> Panel:
     grid.add_column(overflow="fold")
     rule = printable(req.rule) if req.rule else "(no rule matched)"
     rows = [
-        ("command", Text(command_line(req.argv), style="bold")),
+        ("command", Text(command_line([req.tool, *req.argv]), style="bold")),
         ("why", Text(f"{printable(req.reason)}  [{rule}]")),
         ("context", Text(context_line(req.context))),
         ("agent", Text(printable(req.agent))),
@@ -168,7 +168,7 @@ def decide(request_id: str, verdict: str, reason: str, spool: str | None) -> dic
     hold.write_decision(where, decision)
     done = hold.VERDICTS[verdict]
     console = Console(highlight=False)
-    console.print(Text(f"{done} {rid}: {command_line(req.argv)}"))
+    console.print(Text(f"{done} {rid}: {command_line([req.tool, *req.argv])}"))
     console.print(
         Text(
             f"  agent {printable(req.agent)}, context {context_line(req.context)}, "
