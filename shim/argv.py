@@ -157,7 +157,9 @@ def _node_tables(grammar: dict, node: dict) -> tuple[dict, ...]:
     return (own, grammar.get("flags") or {}, grammar.get("local") or {})
 
 
-def _is_dry_run(grammar: dict, verb: list[str] | tuple[str, ...], flags: dict[str, list[str]]) -> bool:
+def _is_dry_run(
+    grammar: dict, verb: list[str] | tuple[str, ...], flags: dict[str, list[str]]
+) -> bool:
     path = " ".join(verb)
     for spec in grammar.get("dry_run") or ():
         vals = flags.get(spec["flag"])
@@ -173,13 +175,25 @@ def _is_dry_run(grammar: dict, verb: list[str] | tuple[str, ...], flags: dict[st
 def _any_glob(patterns: tuple[str, ...] | list[str], text: str) -> bool:
     from shim.glob import match
 
-    for pat in patterns:
+    for pat in patterns:  # noqa: SIM110 - hot path: a plain loop beats any() over a generator
         if match(pat, text):
             return True
     return False
 
 
 # --------------------------------------------------------------------------- cobra
+
+# strconv.ParseBool, which pflag uses for bool flags (`--help=false` is not a help request)
+TRUE_WORDS = frozenset(("1", "t", "T", "TRUE", "true", "True"))
+FALSE_WORDS = frozenset(("0", "f", "F", "FALSE", "false", "False"))
+
+
+def _set_help(st: _State, name: str, value: str | None) -> None:
+    """A help flag was given; with `=value` it only asks for help when the value is true."""
+    if value is None or value in TRUE_WORDS:
+        st.help = True
+    elif value not in FALSE_WORDS:
+        st.error = f"invalid argument {value!r} for {name}"
 
 
 def _cobra_flag(
@@ -190,7 +204,7 @@ def _cobra_flag(
     tables: tuple[dict, ...],
     help_flags: frozenset[str] | set[str],
 ) -> int:
-    """Parse the flag token at argv[i] after the verb; return the next index."""
+    """Parse the flag token at argv[i] (pflag rules); return the next index."""
     if tok.startswith("--"):
         name, eq, value = tok.partition("=")
         hit = _lookup(tables, name)
@@ -200,7 +214,7 @@ def _cobra_flag(
             return i + 1
         canon, takes = hit
         if canon in help_flags:
-            st.help = True
+            _set_help(st, name, value if eq else None)
         if eq:
             st.add(canon, value)
             return i + 1
@@ -223,8 +237,6 @@ def _cobra_flag(
             st.add(short, rest[1:] if rest.startswith("=") else (rest or "true"))
             return i + 1
         canon, takes = hit
-        if canon in help_flags:
-            st.help = True
         if takes:
             rest = tok[j + 1 :]
             if rest:
@@ -236,111 +248,119 @@ def _cobra_flag(
             st.add(canon, argv[i + 1])
             return i + 2
         if j + 1 < len(tok) and tok[j + 1] == "=":
+            if canon in help_flags:
+                _set_help(st, short, tok[j + 2 :])
             st.add(canon, tok[j + 2 :])
             return i + 1
+        if canon in help_flags:
+            st.help = True
         st.add(canon, "true")
         j += 1
     return i + 1
 
 
-def _parse_cobra(grammar: dict, argv: tuple[str, ...]) -> tuple[list[str], str, str, _State]:
-    st = _State()
+def _strip_bool(level: tuple[dict, ...], name: str, help_flags: frozenset[str] | set[str]) -> bool:
+    """cobra stripFlags: is `name` a flag that takes no value at this command level?
+
+    The help flag is added to a command only once it runs, so while cobra looks for the
+    command it is unknown, and an unknown flag is assumed to take a value."""
+    hit = _lookup(level, name)
+    return hit is not None and not hit[1] and hit[0] not in help_flags
+
+
+def _find_command(
+    grammar: dict, argv: tuple[str, ...]
+) -> tuple[list[str], list[int], dict, str, str, int]:
+    """cobra `Find`: walk the command tree, skipping flags the way `stripFlags` does.
+
+    Returns (verb path, argv positions of the verb words, node, kind, note, stop index)."""
     help_flags = grammar.get("help_flags") or frozenset()
     gflags = grammar.get("flags") or {}
-    local = grammar.get("local") or {}
     node: dict = grammar
+    level: tuple[dict, ...] = (gflags,)
     verb: list[str] = []
+    where: list[int] = []
     n = len(argv)
     i = 0
-    kind = OK
-    note = ""
-    # Phase 1: find the verb path (cobra stripFlags).
+    flags_before = False
     while i < n:
         tok = argv[i]
         if tok == "--":
             break
-        if tok.startswith("-") and tok != "-":
-            if not verb:
-                name = tok.partition("=")[0] if tok.startswith("--") else tok[:2]
-                hit = gflags.get(name)
-                if hit is None:
-                    # Not a root flag: cobra assumes it takes a value. The command may still
-                    # define it (`kubectl -o yaml get secret x`); otherwise the call fails.
-                    lhit = local.get(name)
-                    if lhit is None:
-                        return (
-                            [],
-                            ERROR,
-                            f"unknown flag before the command: {name}",
-                            st,
-                        )
-                    if name in help_flags or lhit[0] in help_flags:
-                        st.help = True
-                    if "=" in tok or (not tok.startswith("--") and len(tok) > 2):
-                        value = tok.partition("=")[2] if "=" in tok else tok[2:]
-                        st.add(lhit[0], value)
-                        i += 1
-                    else:
-                        if i + 1 >= n:
-                            return [], ERROR, f"flag needs an argument: {name}", st
-                        st.add(lhit[0], argv[i + 1] if lhit[1] else "true")
-                        i += 2
-                    continue
-                i = _cobra_flag(st, tok, argv, i, (gflags,), help_flags)
+        if tok.startswith("-"):
+            if len(tok) == 1:
+                i += 1  # a lone "-" is neither a flag nor a command to cobra
                 continue
-            i = _cobra_flag(st, tok, argv, i, _node_tables(grammar, node), help_flags)
+            if not verb:
+                flags_before = True
+            one_token = "=" in tok or (not tok.startswith("--") and len(tok) > 2)
+            if one_token or _strip_bool(level, tok, help_flags):
+                i += 1
+            else:
+                i += 2  # `--name value` / `-x value`: the next token is the value
             continue
         child = _child(node, tok)
         if child is None:
             if not verb:
-                kind = UNKNOWN
                 note = f"unknown command or plugin: {tok!r}"
-                if st.flags and grammar.get("plugins_no_flags"):
+                if flags_before and grammar.get("plugins_no_flags"):
                     note += " (flags cannot be placed before a plugin name)"
-                verb = [tok]
-                i += 1
-                break
+                return [tok], [i], node, UNKNOWN, note, i + 1
             if node.get("subcommand_required") or node.get("plugin_subcommands"):
-                kind = UNKNOWN
                 note = f"unknown subcommand: {' '.join(verb)} {tok!r}"
-                verb.append(tok)
-                i += 1
+                return verb + [tok], where + [i], node, UNKNOWN, note, i + 1
             break
         verb.append(child["name"])
+        where.append(i)
         node = child
         i += 1
         if not node.get("commands"):
             break
+        level = (node.get("flags") or {}, gflags)
+    return verb, where, node, OK, "", i
+
+
+def _parse_cobra(grammar: dict, argv: tuple[str, ...]) -> tuple[list[str], str, str, _State]:
+    """Two passes, as cobra does: find the command, then let pflag parse every other token
+    (flags before, between and after the verb words) with that command's flag set."""
+    st = _State()
+    help_flags = grammar.get("help_flags") or frozenset()
+    verb, where, node, kind, note, stop = _find_command(grammar, argv)
     if kind != OK:
-        # keep walking for help flags and the words; nothing of it changes the verdict
-        st.words.extend(t for t in argv[i:] if not t.startswith("-"))
+        st.words.extend(t for t in argv[stop:] if not t.startswith("-"))
         return verb, kind, note, st
-    if not verb:
-        if i < n and argv[i] == "--":
-            st.rest.extend(argv[i + 1 :])
-        if st.help or not argv:
-            return ["help"] if not argv else verb, HELP, "", st
-        return verb, ERROR, "no command given", st
-    if node.get("help_verb"):
-        st.help = True
-    # Phase 2: everything after the verb path.
-    tables = _node_tables(grammar, node)
-    passthrough = node.get("passthrough", False)
+    skip = frozenset(where)
+    toks = tuple(t for k, t in enumerate(argv) if k not in skip)
+    before = where[0] if where else 0  # tokens of `toks` that stood before the verb
+    tables = _node_tables(grammar, node) if verb else (grammar.get("flags") or {},)
+    passthrough = node.get("passthrough", False) if verb else False
+    n = len(toks)
+    i = 0
     while i < n:
-        tok = argv[i]
+        tok = toks[i]
         if tok == "--":
-            st.rest.extend(argv[i + 1 :])
+            st.rest.extend(toks[i + 1 :])
             break
         if tok.startswith("-") and tok != "-":
-            i = _cobra_flag(st, tok, argv, i, tables, help_flags)
+            known = len(st.unknown)
+            at = i
+            i = _cobra_flag(st, tok, toks, i, tables, help_flags)
+            if at < before and len(st.unknown) > known and verb:
+                return verb, ERROR, f"unknown flag before the command: {st.unknown[-1]}", st
             continue
         st.args.append(tok)
         st.words.append(tok)
         i += 1
         if passthrough:
             # plugins and similar: the rest belongs to someone else
-            st.words.extend(argv[i:])
+            st.words.extend(toks[i:])
             break
+    if not verb:
+        if st.help or not argv:
+            return ["help"] if not argv else verb, HELP, "", st
+        return verb, ERROR, "no command given", st
+    if node.get("help_verb"):
+        st.help = True
     st.words.extend(_values_of(st, st.unknown))
     return verb, OK, "", st
 
@@ -369,181 +389,235 @@ def _expand_long(name: str, options: tuple[str, ...] | list[str]) -> tuple[str |
     return None, len(hits) > 1
 
 
+def _aws_global(
+    st: _State, gflags: dict, help_flags: frozenset[str] | set[str], argv: tuple[str, ...], i: int
+) -> int:
+    """The main parser's option at argv[i] (already known to be global); the next index."""
+    tok = argv[i]
+    name, eq, value = tok.partition("=")
+    gname, _ = _expand_long(name, tuple(gflags))
+    canon, takes = gflags[gname]
+    if canon in help_flags:
+        st.help = True
+    if not takes:
+        st.add(canon, "true")
+        return i + 1
+    if eq:
+        st.add(canon, value)
+        return i + 1
+    if i + 1 < len(argv):
+        st.add(canon, argv[i + 1])
+        return i + 2
+    st.error = f"option needs a value: {name}"
+    return i + 1
+
+
 def _parse_aws(grammar: dict, argv: tuple[str, ...]) -> tuple[list[str], str, str, _State]:
+    """argparse, three stages. The main parser takes the global options from anywhere and the
+    first free word (the service); unknown options go on, in order, without taking the words
+    after them. The service takes the next free word (the operation). The operation's parser
+    then reads every token that is left, in order (so `aws ec2 --dry-run terminate-instances`
+    is a dry run)."""
     st = _State()
     gflags: dict = grammar.get("flags") or {}
     gnames = tuple(gflags)
     help_flags = grammar.get("help_flags") or frozenset()
     root_cmds: dict = grammar.get("commands") or {}
-    tighten = tuple(grammar.get("prefix_expand") or ())
-    negations: dict = grammar.get("negations") or {}
+    n = len(argv)
+    # Pass 1: global options, the service and the operation.
+    taken: set[int] = set()
     service: dict | None = None
     op_node: dict | None = None
+    custom = False  # a hand-written command (s3, configure): argparse over a complete table
     verb: list[str] = []
-    positional_pos: list[str] = []
-    last_option_takes_list = False
-    n = len(argv)
-    i = 0
     kind = OK
     note = ""
+    stop = n
+    i = 0
     while i < n:
         tok = argv[i]
         if tok == "--":
-            st.rest.extend(argv[i + 1 :])
+            stop = i
             break
         if tok.startswith("--") and len(tok) > 2:
-            name, eq, value = tok.partition("=")
+            name = tok.partition("=")[0]
             gname, ambiguous = _expand_long(name, gnames)
             if ambiguous:
                 st.error = f"ambiguous option: {name}"
+                taken.add(i)
                 i += 1
-                continue
-            if gname is not None:
-                canon, takes = gflags[gname]
-                if canon in help_flags:
-                    st.help = True
-                if takes:
-                    if eq:
-                        st.add(canon, value)
-                        i += 1
-                    elif i + 1 < n:
-                        st.add(canon, argv[i + 1])
-                        i += 2
-                    else:
-                        st.error = f"option needs a value: {name}"
-                        i += 1
-                else:
-                    st.add(canon, "true")
-                    i += 1
-                last_option_takes_list = False
-                continue
-            # an operation parameter
-            node_flags: dict = (op_node or service or {}).get("flags") or {}
-            canon = name
-            takes: bool | None = None
-            if name in node_flags:
-                canon, takes = node_flags[name]
-            elif node_flags:
-                # s3 and configure commands have complete tables: argparse expands a unique
-                # prefix and rejects anything else ("Unknown options")
-                full, amb = _expand_long(name, tuple(node_flags))
-                if full is None:
-                    st.error = f"{'ambiguous' if amb else 'unknown'} option: {name}"
-                    st.unknown.append(name)
-                    i += 1
-                    continue
-                canon, takes = node_flags[full]
+            elif gname is not None:
+                j = _aws_global(st, gflags, help_flags, argv, i)
+                taken.update(range(i, j))
+                i = j
             else:
-                full, amb = _expand_long(name, tighten)
-                if full is not None:
-                    canon = full
-                elif amb:
-                    # a prefix of several dangerous options: read it as all of them
-                    for opt in tighten:
-                        if opt.startswith(name):
-                            st.add(opt, "true")
-                    st.unknown.append(name)
-                else:
-                    st.unknown.append(name)
-            neg = negations.get(canon)
-            if neg is not None:
-                canon, forced = neg[0], neg[1]
-                st.add(canon, forced)
-                i += 1
-                last_option_takes_list = False
-                continue
-            if eq:
-                st.add(canon, value)
-                i += 1
-                last_option_takes_list = False
-                continue
-            if takes is False:
-                st.add(canon, "true")
-                i += 1
-                last_option_takes_list = False
-                continue
-            if takes is True:
-                if i + 1 < n and not argv[i + 1].startswith("--"):
-                    st.add(canon, argv[i + 1])
-                    i += 2
-                else:
-                    st.error = f"option needs a value: {name}"
-                    i += 1
-                last_option_takes_list = False
-                continue
-            # unknown shape (API parameter): every following non-option token is its value
-            j = i + 1
-            vals: list[str] = []
-            while j < n and not (argv[j].startswith("--") and len(argv[j]) > 2):
-                vals.append(argv[j])
-                j += 1
-            if not vals:
-                st.add(canon, "true")
-            for v in vals:
-                st.add(canon, v)
-                st.words.append(v)
-            last_option_takes_list = True
-            i = j
+                i += 1  # not the main parser's: left for the operation, takes nothing here
             continue
-        # a word
         if not verb:
-            svc = root_cmds.get(tok)
             verb.append(tok)
+            taken.add(i)
+            svc = root_cmds.get(tok)
             if svc is None:
                 if tok == "help":
                     st.help = True
                 else:
                     kind = UNKNOWN
                     note = f"unknown aws service or alias: {tok!r}"
+                    break
             else:
                 service = svc
                 if svc.get("help_verb"):
                     st.help = True
             i += 1
             continue
-        if service is not None and op_node is None and len(verb) == 1:
+        if service is not None and op_node is None:
             verb.append(tok)
+            taken.add(i)
+            cmds = service.get("commands")
             if tok == "help":
                 st.help = True
-                i += 1
-                continue
-            cmds = service.get("commands")
-            if cmds is not None:
+                op_node = {}
+            elif cmds is not None:
                 child = cmds.get(tok)
                 if child is None:
                     if not service.get("any_operation"):
                         kind = UNKNOWN
                         note = f"unknown aws subcommand: {verb[0]} {tok!r}"
+                        break
                     op_node = {}
                 else:
                     op_node = child
+                    custom = True
                     verb[-1] = child["name"]
             else:
                 op_node = {}
-            i += 1
-            continue
-        positional_pos.append(tok)
-        st.args.append(tok)
-        st.words.append(tok)
         i += 1
-        last_option_takes_list = False
-    if kind == OK and not verb:
+    if kind != OK:
+        st.words.extend(t for t in argv[i + 1 :] if not t.startswith("-"))
+        return verb, kind, note, st
+    if stop < n:
+        st.rest.extend(argv[stop + 1 :])
+    left = tuple(argv[k] for k in range(stop) if k not in taken)
+    if not verb:
         if st.help or not argv:
             return ["help"], HELP, "", st
         return verb, ERROR, "no command given", st
-    if kind == OK and st.args and st.args[-1] == "help" and not last_option_takes_list:
+    if st.help:
+        return verb, OK, "", st
+    if service is not None and op_node is None and service.get("commands") is not None:
+        custom = True  # `aws s3` / `aws configure` alone: the command itself
+    if custom and left == ("help",) and stop == n:
+        # a hand-written command reads `help` only when it is the one word after it
+        st.help = True
+        return verb, OK, "", st
+    last_takes_list = _aws_operation(grammar, op_node or service or {}, left, st)
+    if custom:
         min_args = (op_node or {}).get("min_args", 0)
-        if len(st.args) > min_args:
-            st.help = True
-            st.args.pop()
-    return verb, kind, note, st
+        if len(st.args) < min_args and not st.error:
+            st.error = f"aws {' '.join(verb)} needs {min_args} argument(s)"
+    elif st.args == ["help"] and not last_takes_list:
+        # an API operation: `help` where no option can still take it as a value
+        st.help = True
+        st.args.pop()
+        st.words.remove("help")
+    return verb, OK, "", st
+
+
+def _aws_operation(grammar: dict, node: dict, toks: tuple[str, ...], st: _State) -> bool:
+    """The operation's own parser over the tokens left; True when the last token went to an
+    option that takes a list (so a trailing `help` is a value, not a help request)."""
+    tighten = tuple(grammar.get("prefix_expand") or ())
+    negations: dict = grammar.get("negations") or {}
+    node_flags: dict = node.get("flags") or {}
+    last_option_takes_list = False
+    n = len(toks)
+    i = 0
+    while i < n:
+        tok = toks[i]
+        if not (tok.startswith("--") and len(tok) > 2):
+            st.args.append(tok)
+            st.words.append(tok)
+            i += 1
+            last_option_takes_list = False
+            continue
+        name, eq, value = tok.partition("=")
+        canon = name
+        takes: bool | None = None
+        if name in node_flags:
+            canon, takes = node_flags[name]
+        elif node_flags:
+            # s3 and configure commands have complete tables: argparse expands a unique
+            # prefix and rejects anything else ("Unknown options")
+            full, amb = _expand_long(name, tuple(node_flags))
+            if full is None:
+                st.error = f"{'ambiguous' if amb else 'unknown'} option: {name}"
+                st.unknown.append(name)
+                i += 1
+                continue
+            canon, takes = node_flags[full]
+        else:
+            full, amb = _expand_long(name, tighten)
+            if full is not None:
+                canon = full
+            elif amb:
+                # a prefix of several dangerous options: read it as all of them
+                for opt in tighten:
+                    if opt.startswith(name):
+                        st.add(opt, "true")
+                st.unknown.append(name)
+            else:
+                st.unknown.append(name)
+        last_option_takes_list = False
+        neg = negations.get(canon)
+        if neg is not None:
+            st.add(neg[0], neg[1])
+            i += 1
+            continue
+        if eq:
+            st.add(canon, value)
+            i += 1
+            continue
+        if takes is False:
+            st.add(canon, "true")
+            i += 1
+            continue
+        if takes is True:
+            if i + 1 < n and not toks[i + 1].startswith("--"):
+                st.add(canon, toks[i + 1])
+                i += 2
+            else:
+                st.error = f"option needs a value: {name}"
+                i += 1
+            continue
+        # unknown shape (API parameter): every following non-option token is its value
+        j = i + 1
+        vals: list[str] = []
+        while j < n and not (toks[j].startswith("--") and len(toks[j]) > 2):
+            vals.append(toks[j])
+            j += 1
+        if not vals:
+            st.add(canon, "true")
+        for v in vals:
+            st.add(canon, v)
+            st.words.append(v)
+        last_option_takes_list = bool(vals)
+        i = j
+    return last_option_takes_list
 
 
 # --------------------------------------------------------------------------- terraform
 
 
+_TF_HELP = frozenset(("-h", "-help", "--help"))
+
+
 def _tf_flag(
-    st: _State, tok: str, argv: tuple[str, ...], i: int, table: dict, help_flags: frozenset[str] | set[str]
+    st: _State,
+    tok: str,
+    argv: tuple[str, ...],
+    i: int,
+    table: dict,
+    help_flags: frozenset[str] | set[str],
 ) -> int:
     name, eq, value = tok.partition("=")
     if name.startswith("--"):
@@ -555,7 +629,11 @@ def _tf_flag(
         return i + 1
     canon, takes = hit
     if canon in help_flags:
-        st.help = True
+        # `-help` is only help as a whole word (the scan in _parse_terraform); `-help=x`
+        # fails to parse
+        if eq:
+            st.error = f"flag provided but not defined: {name}"
+        return i + 1
     if eq:
         st.add(canon, value)
         return i + 1
@@ -583,12 +661,16 @@ def _parse_terraform(
     # global options before the subcommand
     while i < n and argv[i].startswith("-"):
         tok = argv[i]
+        if tok == "--":
+            break
         name, eq, value = tok.partition("=")
         hit = pre.get(name)
         if hit is None:
             return [], ERROR, f"invalid flag before the subcommand: {name}", st
         canon, takes = hit
         if canon in help_flags:
+            if eq:
+                return [], ERROR, f"invalid flag before the subcommand: {tok}", st
             st.help = True
         elif takes:
             if not eq:
@@ -597,7 +679,7 @@ def _parse_terraform(
         else:
             st.add(canon, "true")
         i += 1
-    if i >= n:
+    if i >= n or argv[i] == "--":
         if st.help or not argv:
             return ["help"], HELP, "", st
         if "--version" in st.flags:
@@ -605,7 +687,12 @@ def _parse_terraform(
         others = [f for f in st.flags if f != "-chdir"]
         if others:
             # -install-autocomplete and friends edit files: not something to wave through
-            return [others[0]], UNKNOWN, f"terraform {others[0]} is not a subcommand shield knows", st
+            return (
+                [others[0]],
+                UNKNOWN,
+                f"terraform {others[0]} is not a subcommand shield knows",
+                st,
+            )
         return ["help"], HELP, "", st
     if "--version" in st.flags:
         # terraform -v ANYTHING runs `version`
@@ -637,10 +724,16 @@ def _parse_terraform(
                 injected.extend(shlex.split(val))
             except ValueError:
                 return verb, ERROR, f"{var} does not parse", st
-    rest = injected + list(argv[i:])
+    targv = tuple(injected) + argv[i:]
+    # mitchellh/cli: -h, -help or --help anywhere before `--`, even as a flag's value or after
+    # the first positional, prints the command's help
+    for tok in targv:
+        if tok == "--":
+            break
+        if tok in _TF_HELP:
+            st.help = True
     table = dict(local)
     table.update(node.get("flags") or {})
-    targv = tuple(rest)
     j = 0
     while j < len(targv):
         tok = targv[j]
