@@ -39,14 +39,19 @@ def scan_kubeconfig(text: str) -> tuple[str | None, dict[str, str]]:
 
         try:
             doc = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None, {}
-        namespaces = {}
-        for item in doc.get("contexts") or ():
+        if not isinstance(doc, dict):
+            return None, {}
+        found: dict[str, str] = {}
+        items = doc.get("contexts")
+        for item in items if isinstance(items, list) else ():
             if isinstance(item, dict) and isinstance(item.get("name"), str):
-                namespaces[item["name"]] = str((item.get("context") or {}).get("namespace") or "")
+                body = item.get("context")
+                ns = body.get("namespace") if isinstance(body, dict) else None
+                found[item["name"]] = ns if isinstance(ns, str) else ""
         cur = doc.get("current-context")
-        return (cur if isinstance(cur, str) and cur else None), namespaces
+        return (cur if isinstance(cur, str) and cur else None), found
     current: str | None = None
     namespaces: dict[str, str] = {}
     section = ""
@@ -129,9 +134,10 @@ def resolve_kube(
     if not namespace and helm:
         namespace = env.get("HELM_NAMESPACE") or None
     if not namespace and context == "in-cluster":
-        namespace = env.get("POD_NAMESPACE") or (
-            read("/var/run/secrets/kubernetes.io/serviceaccount/namespace") or ""
-        ).strip()
+        namespace = (
+            env.get("POD_NAMESPACE")
+            or (read("/var/run/secrets/kubernetes.io/serviceaccount/namespace") or "").strip()
+        )
     if not namespace and context and context in namespaces:
         namespace = namespaces[context] or "default"
     if not namespace:
@@ -156,12 +162,18 @@ def _ini_value(text: str, section: str, key: str) -> str | None:
     return None
 
 
-def resolve_aws(inv: Invocation, env: dict[str, str], spec: dict, read=_read, major: int = 1) -> dict[str, str]:
+def resolve_aws(
+    inv: Invocation, env: dict[str, str], spec: dict, read=_read, major: int = 1
+) -> dict[str, str]:
     out: dict[str, str] = {}
     profile = inv.flag("--profile")
     explicit = bool(profile)
     if not profile:
-        order = ("AWS_DEFAULT_PROFILE", "AWS_PROFILE") if major == 1 else ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+        order = (
+            ("AWS_DEFAULT_PROFILE", "AWS_PROFILE")
+            if major == 1
+            else ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+        )
         for var in order:
             if env.get(var):
                 profile = env[var]
@@ -171,8 +183,10 @@ def resolve_aws(inv: Invocation, env: dict[str, str], spec: dict, read=_read, ma
         out["credentials"] = "env"
     region = inv.flag("--region")
     if not region:
-        order = ("AWS_DEFAULT_REGION",) if major == 1 else ("AWS_REGION", "AWS_DEFAULT_REGION")
-        for var in order:
+        region_vars = (
+            ("AWS_DEFAULT_REGION",) if major == 1 else ("AWS_REGION", "AWS_DEFAULT_REGION")
+        )
+        for var in region_vars:
             if env.get(var):
                 region = env[var]
                 break
@@ -201,7 +215,9 @@ def resolve_terraform(inv: Invocation, env: dict[str, str], cwd: str, read=_read
 
 def resolve_generic(inv: Invocation, env: dict[str, str], spec: dict) -> dict[str, str]:
     out: dict[str, str] = {}
-    keys = set(spec.get("flags") or {}) | set(spec.get("env") or {}) | set(spec.get("defaults") or {})
+    keys = (
+        set(spec.get("flags") or {}) | set(spec.get("env") or {}) | set(spec.get("defaults") or {})
+    )
     for key in sorted(keys):
         value = None
         flag = (spec.get("flags") or {}).get(key)

@@ -19,7 +19,16 @@ UNRESOLVED = ("", "?", None)
 
 
 class Decision:
-    __slots__ = ("decision", "rule", "reason", "hint", "matched", "timeout", "invocation", "context")
+    __slots__ = (
+        "decision",
+        "rule",
+        "reason",
+        "hint",
+        "matched",
+        "timeout",
+        "invocation",
+        "context",
+    )
 
     def __init__(
         self,
@@ -60,7 +69,7 @@ class Decision:
 
 
 def _any(patterns: tuple[str, ...], text: str) -> bool:
-    for pat in patterns:
+    for pat in patterns:  # noqa: SIM110 - hot path: a plain loop beats any() over a generator
         if match(pat, text):
             return True
     return False
@@ -84,7 +93,7 @@ def rule_matches(
 ) -> bool:
     """True when every condition of one of the rule's alternatives holds for this call."""
     restrictive = rule["decision"] != ALLOW
-    for cond in rule["alts"]:
+    for cond in rule["alts"]:  # noqa: SIM110 - hot path
         if _cond_matches(cond, restrictive, inv, context, agent, env):
             return True
     return False
@@ -124,9 +133,8 @@ def _cond_matches(
         elif op == "not":
             if vals and _any(pats, _fold(vals[-1], ic)):
                 return False
-        elif op == "present_not":
-            if not vals or _any(pats, _fold(vals[-1], ic)):
-                return False
+        elif op == "present_not" and (not vals or _any(pats, _fold(vals[-1], ic))):
+            return False
     nargs = rule.get("nargs")
     if nargs is not None:
         lo, hi = nargs
@@ -192,7 +200,9 @@ def decide(
             if best is None or RANK[rule["decision"]] > RANK[best["decision"]]:
                 best = rule
     if best is None:
-        return Decision(ASK, None, _no_match_reason(inv), _no_match_hint(inv), matched, None, inv, context)
+        return Decision(
+            ASK, None, _no_match_reason(inv), _no_match_hint(inv), matched, None, inv, context
+        )
     return Decision(
         best["decision"],
         best["id"],

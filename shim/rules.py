@@ -32,11 +32,17 @@ RESOLVERS = ("kube", "helm", "aws", "terraform", "generic", "none")
 
 
 class _LineDict(dict):
+    """A mapping that remembers its line and the line of each key."""
+
     line = 0
+    key_lines: dict[Any, int] = {}
 
 
 class _LineList(list):
+    """A list that remembers its line and the line of each item."""
+
     line = 0
+    item_lines: list[int] = []
 
 
 class _Loader(yaml.SafeLoader):
@@ -47,17 +53,20 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
     loader.flatten_mapping(node)
     out = _LineDict()
     out.line = node.start_mark.line + 1
+    out.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in out:
             raise RulesError(f"duplicate key {key!r}", "", key_node.start_mark.line + 1)
         out[key] = loader.construct_object(value_node, deep=True)
+        out.key_lines[key] = key_node.start_mark.line + 1
     return out
 
 
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> _LineList:
     out = _LineList(loader.construct_object(child, deep=True) for child in node.value)
     out.line = node.start_mark.line + 1
+    out.item_lines = [child.start_mark.line + 1 for child in node.value]
     return out
 
 
@@ -84,6 +93,12 @@ def load_yaml(path: str) -> Any:
 
 def _line(obj: Any, default: int = 1) -> int:
     return getattr(obj, "line", 0) or default
+
+
+def _key_line(obj: Any, key: Any, default: int = 1) -> int:
+    """The line of `key` in a mapping read by load_yaml, else the mapping's own line."""
+    lines = getattr(obj, "key_lines", None) or {}
+    return lines.get(key) or _line(obj, default)
 
 
 # --------------------------------------------------------------------------- layers
@@ -141,7 +156,9 @@ def _flag_table(raw: Any, where: tuple[str, int]) -> dict[str, tuple[str, bool]]
     for key, takes in (("value", True), ("bool", False)):
         for spec in raw.get(key) or ():
             if not isinstance(spec, str):
-                raise RulesError(f"flag spelling must be a string: {spec!r}", where[0], _line(raw, where[1]))
+                raise RulesError(
+                    f"flag spelling must be a string: {spec!r}", where[0], _line(raw, where[1])
+                )
             names = _spellings(spec, (where[0], _line(raw, where[1])))
             canon = max(names, key=len)
             for name in names:
@@ -155,7 +172,7 @@ def _only(raw: dict, allowed: tuple[str, ...], where: tuple[str, int]) -> None:
             raise RulesError(
                 f"unknown key {key!r} (expected one of: {', '.join(allowed)})",
                 where[0],
-                _line(raw, where[1]),
+                _key_line(raw, key, where[1]),
             )
 
 
@@ -182,7 +199,13 @@ def _command_node(name: str, raw: Any, path: str) -> dict:
     node: dict[str, Any] = {"name": name}
     if raw.get("flags") is not None:
         node["flags"] = _flag_table(raw["flags"], where)
-    for key in ("subcommand_required", "plugin_subcommands", "passthrough", "help_verb", "any_operation"):
+    for key in (
+        "subcommand_required",
+        "plugin_subcommands",
+        "passthrough",
+        "help_verb",
+        "any_operation",
+    ):
         if raw.get(key):
             node[key] = True
     if raw.get("min_args") is not None:
@@ -194,7 +217,9 @@ def _command_node(name: str, raw: Any, path: str) -> dict:
 
 def _commands(raw: Any, path: str) -> dict:
     if not isinstance(raw, dict):
-        raise RulesError("commands must be a mapping of command name to its definition", path, _line(raw))
+        raise RulesError(
+            "commands must be a mapping of command name to its definition", path, _line(raw)
+        )
     out: dict[str, dict] = {}
     for name, sub in raw.items():
         node = _command_node(str(name), sub, path)
@@ -263,11 +288,17 @@ def compile_grammar(tool: str, raw: Any, path: str) -> dict:
     cwhere = (path, _line(ctx, where[1]))
     _only(ctx, ("resolver", "flags", "env", "defaults"), cwhere)
     if ctx.get("resolver", "none") not in RESOLVERS:
-        raise RulesError(f"unknown context resolver {ctx.get('resolver')!r} (one of {', '.join(RESOLVERS)})", *cwhere)
+        raise RulesError(
+            f"unknown context resolver {ctx.get('resolver')!r} (one of {', '.join(RESOLVERS)})",
+            *cwhere,
+        )
     g["context"] = {
         "resolver": str(ctx.get("resolver", "none")),
         "flags": {str(k): str(v) for k, v in (ctx.get("flags") or {}).items()},
-        "env": {str(k): [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in (ctx.get("env") or {}).items()},
+        "env": {
+            str(k): [str(x) for x in (v if isinstance(v, list) else [v])]
+            for k, v in (ctx.get("env") or {}).items()
+        },
         "defaults": {str(k): str(v) for k, v in (ctx.get("defaults") or {}).items()},
     }
     return g
@@ -302,7 +333,9 @@ def _globs(value: Any, where: tuple[str, int], what: str) -> tuple[str, ...]:
     raise RulesError(f"{what}: expected a string or a list of strings", *where)
 
 
-def _condition(value: Any, where: tuple[str, int], what: str, allow_presence: bool) -> tuple[str, tuple[str, ...]]:
+def _condition(
+    value: Any, where: tuple[str, int], what: str, allow_presence: bool
+) -> tuple[str, tuple[str, ...]]:
     if allow_presence and value in ("present", "absent"):
         return str(value), ()
     if isinstance(value, dict):
@@ -310,9 +343,11 @@ def _condition(value: Any, where: tuple[str, int], what: str, allow_presence: bo
         if "not" in value:
             op = "present_not" if value.get("present") else "not"
             return op, _globs(value["not"], where, what)
-        if "any" not in value:
-            raise RulesError(f"{what}: a mapping condition needs 'not' or 'any'", *where)
-        return "any", _globs(value["any"], where, what)
+        if "any" in value:
+            return "any", _globs(value["any"], where, what)
+        if allow_presence and isinstance(value.get("present"), bool):
+            return ("present" if value["present"] else "absent"), ()
+        raise RulesError(f"{what}: a mapping condition needs 'not', 'any' or 'present'", *where)
     return "last" if allow_presence else "glob", _globs(value, where, what)
 
 
@@ -330,7 +365,9 @@ def _nargs(value: Any, where: tuple[str, int]) -> tuple[int, int]:
             return int(lo), int(hi)
         return int(text), int(text)
     except ValueError as exc:
-        raise RulesError(f"nargs: expected N, 'N-M', '>=N' or '<=N', got {value!r}", *where) from exc
+        raise RulesError(
+            f"nargs: expected N, 'N-M', '>=N' or '<=N', got {value!r}", *where
+        ) from exc
 
 
 def compile_rule(raw: Any, tool: str, path: str, index: int) -> dict:
@@ -344,9 +381,14 @@ def compile_rule(raw: Any, tool: str, path: str, index: int) -> dict:
         raise RulesError("every rule needs an 'id' (for example kubectl/read)", *where)
     decision = raw.get("decision")
     if decision not in DECISIONS:
-        raise RulesError(f"rule {rid}: decision must be one of allow, ask, deny (got {decision!r})", *where)
+        where = (path, _key_line(raw, "decision", line))
+        raise RulesError(
+            f"rule {rid}: decision must be one of allow, ask, deny (got {decision!r})", *where
+        )
     if not isinstance(raw.get("reason"), str) or not raw["reason"].strip():
-        raise RulesError(f"rule {rid}: a 'reason' is required (the agent and the approver read it)", *where)
+        raise RulesError(
+            f"rule {rid}: a 'reason' is required (the agent and the approver read it)", *where
+        )
     rule: dict[str, Any] = {
         "id": rid,
         "decision": decision,
@@ -382,7 +424,9 @@ def _compile_match(m: Any, rid: str, path: str, line: int) -> dict:
     kinds = _globs(m.get("kind", "ok"), mwhere, "kind")
     for k in kinds:
         if k not in KINDS:
-            raise RulesError(f"rule {rid}: kind must be among {', '.join(KINDS)} (got {k!r})", *mwhere)
+            raise RulesError(
+                f"rule {rid}: kind must be among {', '.join(KINDS)} (got {k!r})", *mwhere
+            )
     rule["kind"] = kinds
     if "verb" in m:
         rule["verb"] = _globs(m["verb"], mwhere, "verb")
@@ -423,7 +467,7 @@ def _compile_match(m: Any, rid: str, path: str, line: int) -> dict:
     rule["context"] = tuple(ctx)
     if "agent" in m:
         rule["agent"] = _globs(m["agent"], mwhere, "agent")
-    env = []
+    env: list[tuple[str, str, tuple[str, ...]]] = []
     for var, cond in (m.get("env") or {}).items():
         if cond in ("present", "absent"):
             env.append((str(var), str(cond), ()))
@@ -451,7 +495,9 @@ class Example:
         if isinstance(raw, str):
             raw = {"argv": raw}
         if not isinstance(raw, dict) or "argv" not in raw:
-            raise RulesError("an example is a command line string or {argv:, context:, env:, agent:}", *where)
+            raise RulesError(
+                "an example is a command line string or {argv:, context:, env:, agent:}", *where
+            )
         _only(raw, ("argv", "context", "env", "agent"), where)
         argv = raw["argv"]
         try:
@@ -464,18 +510,38 @@ class Example:
         self.line = _line(raw, where[1])
 
 
+def _examples_of(ex: dict, key: str, path: str, line: int) -> list[Example]:
+    items = ex.get(key) or ()
+    if not isinstance(items, list):
+        raise RulesError(f"examples: {key} must be a list", path, _key_line(ex, key, line))
+    lines = getattr(items, "item_lines", None) or []
+    out = []
+    for k, item in enumerate(items):
+        at = lines[k] if k < len(lines) else _key_line(ex, key, line)
+        out.append(Example(item, (path, at)))
+    return out
+
+
 def rule_examples(rule: dict, path: str) -> tuple[list[Example], list[Example]]:
     ex = rule.get("_examples")
     line = int(rule["source"].rsplit(":", 1)[1])
     if ex is None:
-        raise RulesError(f"rule {rule['id']}: 'examples' with 'match' (and ideally 'no_match') are required", path, line)
+        raise RulesError(
+            f"rule {rule['id']}: 'examples' with 'match' (and ideally 'no_match') are required",
+            path,
+            line,
+        )
     if not isinstance(ex, dict):
-        raise RulesError(f"rule {rule['id']}: examples must be a mapping with match/no_match", path, line)
+        raise RulesError(
+            f"rule {rule['id']}: examples must be a mapping with match/no_match", path, line
+        )
     _only(ex, ("match", "no_match"), (path, _line(ex, line)))
-    pos = [Example(e, (path, _line(e, _line(ex, line)))) for e in ex.get("match") or ()]
-    neg = [Example(e, (path, _line(e, _line(ex, line)))) for e in ex.get("no_match") or ()]
+    pos = _examples_of(ex, "match", path, line)
+    neg = _examples_of(ex, "no_match", path, line)
     if not pos:
-        raise RulesError(f"rule {rule['id']}: at least one 'match' example is required", path, _line(ex, line))
+        raise RulesError(
+            f"rule {rule['id']}: at least one 'match' example is required", path, _line(ex, line)
+        )
     return pos, neg
 
 
@@ -502,8 +568,10 @@ def check_examples(tool: str, grammar: dict, rules: list[dict]) -> None:
 # --------------------------------------------------------------------------- compile
 
 
-def load_layers(layers: list[str]) -> dict[str, dict]:
-    """Every tool in the effective files -> {"grammar", "rules", "files"} (validated)."""
+def load_layers(layers: list[str], keep_examples: bool = False) -> dict[str, dict]:
+    """Every tool in the effective files -> {"grammar", "rules", "files"} (validated).
+
+    With `keep_examples`, each rule keeps its raw `_examples` (see rule_examples)."""
     files = effective_files(layers)
     docs: list[tuple[str, str, Any]] = []
     for name, path in sorted(files.items()):
@@ -511,7 +579,9 @@ def load_layers(layers: list[str]) -> dict[str, dict]:
         if raw is None:
             continue
         if not isinstance(raw, dict):
-            raise RulesError("a rule file must be a mapping with 'tool', 'grammar' and/or 'rules'", path, 1)
+            raise RulesError(
+                "a rule file must be a mapping with 'tool', 'grammar' and/or 'rules'", path, 1
+            )
         _only(raw, ("tool", "grammar", "rules", "version"), (path, 1))
         stem = name.rsplit(".", 1)[0]
         tool = str(raw.get("tool") or stem)
@@ -521,7 +591,9 @@ def load_layers(layers: list[str]) -> dict[str, dict]:
     tools: dict[str, dict] = {}
     for tool, path, raw in docs:
         if "grammar" in raw:
-            tools.setdefault(tool, {"rules": [], "files": []})["grammar"] = compile_grammar(tool, raw["grammar"], path)
+            tools.setdefault(tool, {"rules": [], "files": []})["grammar"] = compile_grammar(
+                tool, raw["grammar"], path
+            )
     seen: dict[str, str] = {}
     for tool, path, raw in docs:
         entry = tools.get(tool)
@@ -547,8 +619,9 @@ def load_layers(layers: list[str]) -> dict[str, dict]:
             entry["rules"].append(rule)
     for tool, entry in tools.items():
         check_examples(tool, entry["grammar"], entry["rules"])
-        for rule in entry["rules"]:
-            rule.pop("_examples", None)
+        if not keep_examples:
+            for rule in entry["rules"]:
+                rule.pop("_examples", None)
     return tools
 
 
@@ -593,5 +666,8 @@ def compile_tool(tool: str, layers: list[str], cache_dir: str | None) -> dict:
         except OSError:
             pass  # a read-only cache still lets the call be classified
     if tool not in compiled:
-        raise RulesError(f"no rules for {tool!r} in any layer ({', '.join(layers)})", hint=f"add {tool}.yaml to a commands.d layer")
+        raise RulesError(
+            f"no rules for {tool!r} in any layer ({', '.join(layers)})",
+            hint=f"add {tool}.yaml to a commands.d layer",
+        )
     return compiled[tool]
