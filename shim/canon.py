@@ -33,10 +33,10 @@ def _quote(s: str) -> str:
         if 0x20 <= o < 0x7F:
             out.append(ch)
         elif o < 0x10000:
-            out.append("\\u%04x" % o)
+            out.append(f"\\u{o:04x}")
         else:
             o -= 0x10000
-            out.append("\\u%04x\\u%04x" % (0xD800 | (o >> 10), 0xDC00 | (o & 0x3FF)))
+            out.append(f"\\u{0xD800 | (o >> 10):04x}\\u{0xDC00 | (o & 0x3FF):04x}")
     return '"' + "".join(out) + '"'
 
 

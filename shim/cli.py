@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - click's errors, without importing click
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
-            usage = any(c.__name__ in ("UsageError", "BadParameter", "NoSuchOption", "MissingParameter") for c in type(exc).__mro__)
+            usage = any(
+                c.__name__ in ("UsageError", "BadParameter", "NoSuchOption", "MissingParameter")
+                for c in type(exc).__mro__
+            )
             return CLI_USAGE if usage else CLI_ERROR
         if os.environ.get("SHIELD_DEBUG") == "1":
             raise

@@ -33,9 +33,7 @@ class RulesError(ShieldError):
 
     def __init__(self, message: str, path: str = "", line: int = 0, hint: str = "") -> None:
         where = f"{path}:{line}: " if path and line else (f"{path}: " if path else "")
-        super().__init__(
-            where + message, hint or "fix the file, then run: shield rules lint"
-        )
+        super().__init__(where + message, hint or "fix the file, then run: shield rules lint")
         self.path = path
         self.line = line
 

@@ -104,7 +104,11 @@ def normpath(path: str) -> str:
     """posixpath.normpath for str paths."""
     if not path:
         return "."
-    initial = 2 if path.startswith("//") and not path.startswith("///") else (1 if path.startswith(SEP) else 0)
+    initial = (
+        2
+        if path.startswith("//") and not path.startswith("///")
+        else (1 if path.startswith(SEP) else 0)
+    )
     out: list[str] = []
     for comp in path.split(SEP):
         if comp in ("", "."):

@@ -39,7 +39,9 @@ def package_paths() -> list[str]:
     return paths
 
 
-def render_shim(tool: str, cfg: dict, python: str | None = None, paths: list[str] | None = None) -> str:
+def render_shim(
+    tool: str, cfg: dict, python: str | None = None, paths: list[str] | None = None
+) -> str:
     return TEMPLATE.format(
         python=python or sys.executable,
         marker=MARKER.decode(),
@@ -118,7 +120,9 @@ def install(
                 f"{path} exists and is not a shield shim; refusing to overwrite it",
                 "choose another --dir, or move that file away",
             )
-        cfg = shim_config(tool, home=home, agent=agent, shim_dir=shim_dir, real=real.get(tool), spool=spool)
+        cfg = shim_config(
+            tool, home=home, agent=agent, shim_dir=shim_dir, real=real.get(tool), spool=spool
+        )
         text = render_shim(tool, cfg)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as fh:
@@ -131,7 +135,7 @@ def install(
 
 def uninstall(shim_dir: str) -> list[str]:
     """Remove only our own shims from `shim_dir`."""
-    removed = []
+    removed: list[str] = []
     try:
         names = sorted(os.listdir(shim_dir))
     except FileNotFoundError:

@@ -87,9 +87,7 @@ def init_approver(home: str, name: str, force: bool = False) -> str:
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
     os.replace(tmp, priv_path)
-    raw = key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     with open(public_key_path(home), "w") as fh:
         fh.write(PublicKey(name, raw).to_line())
     return public_key_path(home)
@@ -160,7 +158,9 @@ def load_trusted(home: str) -> dict[str, PublicKey]:
     return out
 
 
-def verify_signature(trusted: dict[str, PublicKey], fp: str, data: bytes, sig_b64: str) -> PublicKey | None:
+def verify_signature(
+    trusted: dict[str, PublicKey], fp: str, data: bytes, sig_b64: str
+) -> PublicKey | None:
     """The trusted key that made `sig_b64` over `data`, or None."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

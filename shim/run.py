@@ -77,21 +77,21 @@ def classify(
     """Parse and decide one call with the world passed in (used by shims and `shield check`)."""
     grammar = compiled["grammar"]
     inv = parse_argv(grammar, argv, env)
-    if grammar.get("style") == "aws" and inv.verb and inv.kind != UNKNOWN:
-        if inv.verb[0] in aws_aliases(env):
-            inv = Invocation(
-                inv.tool,
-                inv.argv,
-                inv.verb,
-                UNKNOWN,
-                f"{inv.verb[0]!r} is defined in the aws CLI alias file (~/.aws/cli/alias)",
-                inv.flags,
-                inv.args,
-                inv.words,
-                inv.rest,
-                False,
-                inv.unknown_flags,
-            )
+    aws = grammar.get("style") == "aws"
+    if aws and inv.verb and inv.kind != UNKNOWN and inv.verb[0] in aws_aliases(env):
+        inv = Invocation(
+            inv.tool,
+            inv.argv,
+            inv.verb,
+            UNKNOWN,
+            f"{inv.verb[0]!r} is defined in the aws CLI alias file (~/.aws/cli/alias)",
+            inv.flags,
+            inv.args,
+            inv.words,
+            inv.rest,
+            False,
+            inv.unknown_flags,
+        )
     major = aws_major(real) if grammar.get("style") == "aws" else 1
     context = resolve_context(grammar, inv, env, cwd, aws_major=major)
     return decide(inv, compiled["rules"], context, agent, env)
@@ -114,7 +114,9 @@ def _fmt_wait(seconds: float) -> str:
 
 def hold_timeout(rule_timeout: int | None, config: dict, env: dict[str, str]) -> float:
     """The rule's (or config's) deadline, shortened, never lengthened, by SHIELD_HOLD_TIMEOUT."""
-    timeout = float(rule_timeout if rule_timeout is not None else config.get("hold_timeout", DEFAULT_HOLD_S))
+    timeout = float(
+        rule_timeout if rule_timeout is not None else config.get("hold_timeout", DEFAULT_HOLD_S)
+    )
     raw = env.get("SHIELD_HOLD_TIMEOUT")
     if raw:
         try:
@@ -288,7 +290,15 @@ def _hold(call: Call, d: Decision, real: str | None, depth_var: str, depth: int)
         )
         return EXIT_TIMEOUT
     hold.write_request(spool, req)
-    call.log({"event": "held", "decision": "ask", "rule": d.rule, "request": req.id, "expires": req.expires})
+    call.log(
+        {
+            "event": "held",
+            "decision": "ask",
+            "rule": d.rule,
+            "request": req.id,
+            "expires": req.expires,
+        }
+    )
     _say(
         tool,
         f"this call is held for a human to approve (request {req.id})\n"

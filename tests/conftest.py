@@ -44,7 +44,9 @@ def write_standin(directory: Path, tool: str) -> Path:
     return path
 
 
-def shield(*args: str, home: Path, env: dict[str, str] | None = None, check: bool = True, **kw) -> subprocess.CompletedProcess:
+def shield(
+    *args: str, home: Path, env: dict[str, str] | None = None, check: bool = True, **kw
+) -> subprocess.CompletedProcess:
     """Run the `shield` CLI as a user would (a subprocess), with SHIELD_HOME=home."""
     e = dict(os.environ)
     e["SHIELD_HOME"] = str(home)
@@ -55,7 +57,9 @@ def shield(*args: str, home: Path, env: dict[str, str] | None = None, check: boo
         [PY, "-m", "shim", *args], env=e, capture_output=True, text=True, timeout=120, **kw
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"shield {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"shield {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -73,14 +77,20 @@ class World:
         return shield("install", "--dir", str(self.bin), "--agent", agent, *extra, home=self.home)
 
     def env(self, path: str | None = None, **extra: str) -> dict[str, str]:
-        e = {k: v for k, v in os.environ.items() if not k.startswith(("SHIELD", "_SHIELD", "STANDIN"))}
+        e = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SHIELD", "_SHIELD", "STANDIN"))
+        }
         e["PATH"] = path if path is not None else f"{self.bin}:{self.real}:/usr/bin:/bin"
         e["STANDIN_RECORD"] = str(self.record)
         e["HOME"] = str(self.root / "user-home")
         e.update(extra)
         return e
 
-    def run(self, tool: str, *args: str | bytes, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
+    def run(
+        self, tool: str, *args: str | bytes, env: dict[str, str] | None = None, **kw
+    ) -> subprocess.CompletedProcess:
         kw.setdefault("capture_output", True)
         kw.setdefault("timeout", 60)
         kw.setdefault("stdin", subprocess.DEVNULL)

@@ -45,9 +45,13 @@ def check(
         raise typer.BadParameter("name a tool and its arguments, e.g. -- kubectl get pods")
     tool, args = argv[0], argv[1:]
     if tool.startswith("-"):
-        raise typer.BadParameter(f"unknown option {tool}; put the call after --, e.g. shield check --json -- kubectl get pods")
+        raise typer.BadParameter(
+            f"unknown option {tool}; put the call after --, e.g. shield check --json -- kubectl get pods"
+        )
     if os.sep in tool:
-        raise ShieldError(f"name the tool, not a path: {tool}", "example: shield check -- kubectl get pods")
+        raise ShieldError(
+            f"name the tool, not a path: {tool}", "example: shield check -- kubectl get pods"
+        )
     compiled = load_rules(tool)
     env = dict(os.environ)
     real = find_real(tool, env.get("PATH", ""), [])
@@ -75,7 +79,10 @@ def _explain(out: dict) -> None:
     table.add_row("tool", out["tool"])
     verb = " ".join(out["verb"]) or "-"
     kind = out["kind"]
-    table.add_row("verb", verb + ("" if kind == "ok" else f"  ({kind})") + ("  (dry run)" if out["dry_run"] else ""))
+    table.add_row(
+        "verb",
+        verb + ("" if kind == "ok" else f"  ({kind})") + ("  (dry run)" if out["dry_run"] else ""),
+    )
     ctx = "  ".join(f"{k}={v}" for k, v in sorted(out["context"].items()) if k != "cwd")
     table.add_row("context", ctx or "-")
     matched = ", ".join(f"{m['id']} ({m['decision']})" for m in out["matched"]) or "none"

@@ -57,9 +57,17 @@ class Demo:
     def shield(self, home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         env = dict(os.environ)
         env.update({"SHIELD_HOME": str(home), "SHIELD_SPOOL": str(self.spool), "COLUMNS": "110"})
-        proc = subprocess.run([sys.executable, "-m", "shim", *args], env=env, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "shim", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if check and proc.returncode != 0:
-            raise RuntimeError(f"shield {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+            raise RuntimeError(
+                f"shield {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}"
+            )
         return proc
 
     def agent_env(self) -> dict[str, str]:
@@ -81,7 +89,9 @@ class Demo:
 
     def agent_call(self, argv: list[str]) -> int:
         self.show("agent", argv)
-        proc = subprocess.run(argv, env=self.agent_env(), capture_output=True, text=True, timeout=60, cwd=self.work)
+        proc = subprocess.run(
+            argv, env=self.agent_env(), capture_output=True, text=True, timeout=60, cwd=self.work
+        )
         self.output(proc.stdout)
         self.output(proc.stderr, "yellow")
         self.say(f"    [dim]exit {proc.returncode}[/]")
@@ -90,7 +100,10 @@ class Demo:
     def wait_pending(self, deadline_s: float = 20.0) -> dict:
         end = time.monotonic() + deadline_s
         while time.monotonic() < end:
-            items = json.loads(self.shield(self.approver, "pending", "--json", "--spool", str(self.spool)).stdout or "[]")
+            items = json.loads(
+                self.shield(self.approver, "pending", "--json", "--spool", str(self.spool)).stdout
+                or "[]"
+            )
             if items:
                 return items[0]
             time.sleep(0.05)
@@ -98,14 +111,25 @@ class Demo:
 
     def held_call(self, argv: list[str], verdict: str, reason: str) -> int:
         self.show("agent", argv)
-        proc = subprocess.Popen(argv, env=self.agent_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.work)
+        proc = subprocess.Popen(
+            argv,
+            env=self.agent_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.work,
+        )
         item = self.wait_pending()
         self.say("  [dim]...the agent blocks; in another terminal the approver looks:[/]")
         self.show("approver", ["shield", "pending"])
         self.output(self.shield(self.approver, "pending", "--spool", str(self.spool)).stdout)
         cmd = ["shield", verdict, item["id"], "--reason", reason]
         self.show("approver", cmd)
-        self.output(self.shield(self.approver, verdict, item["id"], "--reason", reason, "--spool", str(self.spool)).stdout)
+        self.output(
+            self.shield(
+                self.approver, verdict, item["id"], "--reason", reason, "--spool", str(self.spool)
+            ).stdout
+        )
         out, err = proc.communicate(timeout=60)
         self.say("  [dim]...and back on the agent's side:[/]")
         self.output(err, "yellow")
@@ -126,11 +150,22 @@ class Demo:
             path = self.real / tool
             path.write_text(STANDIN.format(python=sys.executable, tool=tool))
             path.chmod(0o755)
-        self.say("[bold]1. Set up[/] (two homes, one shared spool, stand-in tools; nothing real is touched)")
+        self.say(
+            "[bold]1. Set up[/] (two homes, one shared spool, stand-in tools; nothing real is touched)"
+        )
         pub = self.shield(self.approver, "approver", "init", "--name", "alice").stdout
         self.show("approver", ["shield", "approver", "init", "--name", "alice"])
         self.output(pub)
-        self.shield(self.agent, "install", "--dir", str(self.shims), "--agent", "demo-bot", "--spool", str(self.spool))
+        self.shield(
+            self.agent,
+            "install",
+            "--dir",
+            str(self.shims),
+            "--agent",
+            "demo-bot",
+            "--spool",
+            str(self.spool),
+        )
         self.show("host", ["shield", "install", "--dir", str(self.shims), "--agent", "demo-bot"])
         pubkey = self.approver / "keys" / "approver.pub"
         self.shield(self.agent, "trust", "add", str(pubkey))
@@ -168,12 +203,18 @@ class Demo:
         ]
         self.say("\n[bold]3. A held call, approved from a second process[/]")
         approved = self.held_call(
-            ["kubectl", "-n", "web", "rollout", "restart", "deploy/api"], "approve", "routine restart"
+            ["kubectl", "-n", "web", "rollout", "restart", "deploy/api"],
+            "approve",
+            "routine restart",
         )
         self.say("\n[bold]4. A held call, denied by the approver[/]")
-        denied = self.held_call(["helm", "uninstall", "web"], "deny", "web is still serving traffic")
+        denied = self.held_call(
+            ["helm", "uninstall", "web"], "deny", "web is still serving traffic"
+        )
         self.say("\n[bold]5. A call denied by a team rule[/]")
-        ruled = self.agent_call(["kubectl", "--context", "prod-eu", "delete", "namespace", "payments"])
+        ruled = self.agent_call(
+            ["kubectl", "--context", "prod-eu", "delete", "namespace", "payments"]
+        )
         self.say("\n[bold]6. The log, and its verification[/]")
         log_path = str(self.agent / "log" / "shield.log")
         self.show("approver", ["shield", "log", "--path", "agent-home/log/shield.log"])
@@ -186,7 +227,13 @@ class Demo:
         verify = self.shield(self.approver, "log", "verify", "--path", log_path, check=False)
         self.show("approver", ["shield", "log", "verify"])
         self.output(verify.stdout + verify.stderr)
-        ok = codes == [0, 0, 0] and approved == 0 and denied == 126 and ruled == 126 and verify.returncode == 0
+        ok = (
+            codes == [0, 0, 0]
+            and approved == 0
+            and denied == 126
+            and ruled == 126
+            and verify.returncode == 0
+        )
         self.say(
             "\n[bold green]demo complete[/]: allowed 3, held+approved 1 (ran), held+denied 1 (exit 126), "
             "denied by rule 1 (exit 126), log verified"
@@ -200,7 +247,9 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
 
 
-def demo(keep: bool = typer.Option(False, "--keep", help="keep the temporary world and print its path")) -> int:
+def demo(
+    keep: bool = typer.Option(False, "--keep", help="keep the temporary world and print its path"),
+) -> int:
     """Run a scripted session on stand-in tools: allow, hold, approve, deny, and a verified log.
 
     Nothing real is touched: kubectl, terraform, aws and helm are small stand-in scripts in a

@@ -15,7 +15,19 @@ from shim.commands.common import current_home, current_layers
 from shim.home import keys_dir, layer_dir, log_dir, spool_dir, trust_dir
 from shim.resolve import find_real, is_shim
 
-NETWORK_FS = ("nfs", "nfs4", "cifs", "smbfs", "smb3", "fuse.sshfs", "9p", "afs", "glusterfs", "ceph", "fuse.s3fs")
+NETWORK_FS = (
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smbfs",
+    "smb3",
+    "fuse.sshfs",
+    "9p",
+    "afs",
+    "glusterfs",
+    "ceph",
+    "fuse.s3fs",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -75,7 +87,11 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
         from shim.rules import compile_layers
 
         compiled = compile_layers(current_layers(home))
-        rep.add("ok", "rules", f"{sum(len(c['rules']) for c in compiled.values())} rules for {', '.join(sorted(compiled))}")
+        rep.add(
+            "ok",
+            "rules",
+            f"{sum(len(c['rules']) for c in compiled.values())} rules for {', '.join(sorted(compiled))}",
+        )
         tools = sorted(compiled)
     except Exception as exc:  # noqa: BLE001 - report, do not crash
         rep.add("fail", "rules", getattr(exc, "message", str(exc)))
@@ -88,24 +104,45 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
         if shim_path and not is_shim(shim_path):
             rep.add("warn", f"shim {tool}", f"no shim at {shim_path} (run: shield install)")
         first = shutil.which(tool, path=path)
-        if shim_path and first and os.path.exists(shim_path) and not os.path.samefile(first, shim_path):
-            rep.add("fail", f"PATH {tool}", f"`{tool}` resolves to {first}, not the shim: put {shim_dir} first on PATH")
+        if (
+            shim_path
+            and first
+            and os.path.exists(shim_path)
+            and not os.path.samefile(first, shim_path)
+        ):
+            rep.add(
+                "fail",
+                f"PATH {tool}",
+                f"`{tool}` resolves to {first}, not the shim: put {shim_dir} first on PATH",
+            )
         elif shim_path and first:
             rep.add("ok", f"PATH {tool}", f"`{tool}` resolves to the shim")
         real = find_real(tool, path, shim_dirs)
         if real:
             rep.add("ok", f"real {tool}", real)
         else:
-            rep.add("warn", f"real {tool}", f"no real {tool} on PATH after the shim dir (calls would exit 127)")
+            rep.add(
+                "warn",
+                f"real {tool}",
+                f"no real {tool} on PATH after the shim dir (calls would exit 127)",
+            )
         if shim_path and os.path.exists(shim_path) and os.access(shim_path, os.W_OK):
-            rep.add("warn", f"shim {tool} writable", f"this user can rewrite {shim_path}; install as another user for a real boundary")
+            rep.add(
+                "warn",
+                f"shim {tool} writable",
+                f"this user can rewrite {shim_path}; install as another user for a real boundary",
+            )
     # trust and keys
     trust = trust_dir(home)
     trusted = [f for f in (os.listdir(trust) if os.path.isdir(trust) else []) if f.endswith(".pub")]
     if trusted:
         rep.add("ok", "trust", f"{len(trusted)} trusted approver key(s) in {trust}")
     else:
-        rep.add("warn", "trust", "no trusted approver: held calls can only be approved at a TTY prompt (shield trust add PUBKEY)")
+        rep.add(
+            "warn",
+            "trust",
+            "no trusted approver: held calls can only be approved at a TTY prompt (shield trust add PUBKEY)",
+        )
     if os.path.exists(os.path.join(keys_dir(home), "approver.key")):
         rep.add(
             "warn",
@@ -115,15 +152,27 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
         )
     for label, p in (("rule layer", layer_dir(home)), ("trust store", trust)):
         if os.path.exists(p) and os.access(p, os.W_OK):
-            rep.add("warn", f"{label} writable", f"this user can write {p}: an agent running as this user could relax the policy")
+            rep.add(
+                "warn",
+                f"{label} writable",
+                f"this user can write {p}: an agent running as this user could relax the policy",
+            )
     # log and spool
     ld = log_dir(home)
     if os.path.isdir(ld) and os.access(ld, os.W_OK):
         rep.add("ok", "log", f"{ld} is writable")
     else:
-        rep.add("fail", "log", f"{ld} is missing or not writable: shims would exit 125 (run: shield install)")
+        rep.add(
+            "fail",
+            "log",
+            f"{ld} is missing or not writable: shims would exit 125 (run: shield install)",
+        )
     if os.path.exists(os.path.join(ld, "anchor.json")):
-        rep.add("warn", "log anchor", f"{ld}/anchor.json holds the first log key: move it to the approver (shield log anchor import) and delete it")
+        rep.add(
+            "warn",
+            "log anchor",
+            f"{ld}/anchor.json holds the first log key: move it to the approver (shield log anchor import) and delete it",
+        )
     spool = spool_dir(home, env)
     if os.path.isdir(spool) and os.access(spool, os.W_OK):
         rep.add("ok", "spool", spool)
@@ -138,14 +187,22 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
         if os.path.isdir(p):
             kind = fs_type(p, mounts)
             if kind in NETWORK_FS:
-                rep.add("warn", f"{label} filesystem", f"{p} is on {kind}: flock may not be reliable there")
+                rep.add(
+                    "warn",
+                    f"{label} filesystem",
+                    f"{p} is on {kind}: flock may not be reliable there",
+                )
     target = ld if os.path.isdir(ld) else tempfile.gettempdir()
     try:
         probe = os.path.join(target, ".doctor-lock")
         if lock_excludes(probe):
             rep.add("ok", "locking", f"flock excludes a second process on {target}")
         else:
-            rep.add("fail", "locking", f"flock on {target} does not exclude another process: concurrent appends would interleave")
+            rep.add(
+                "fail",
+                "locking",
+                f"flock on {target} does not exclude another process: concurrent appends would interleave",
+            )
         os.unlink(probe)
     except OSError as exc:
         rep.add("fail", "locking", f"cannot test flock on {target}: {exc.strerror}")
@@ -176,5 +233,7 @@ def doctor(
         console = Console()
         mark = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
         for item in rep.items:
-            console.print(f"{mark[item['status']]} {item['check']}: {item['detail']}", highlight=False)
+            console.print(
+                f"{mark[item['status']]} {item['check']}: {item['detail']}", highlight=False
+            )
     return 1 if rep.failed else 0

@@ -24,7 +24,9 @@ def default_dir(home: str) -> str:
 
 def install(
     tools: list[str] = typer.Argument(None, help="tools to shim (default: every tool with rules)"),
-    shim_dir: str = typer.Option(None, "--dir", help="where to write the shims (default: <home>/bin)"),
+    shim_dir: str = typer.Option(
+        None, "--dir", help="where to write the shims (default: <home>/bin)"
+    ),
     agent: str = typer.Option("agent", "--agent", help="the agent's name, baked into its shims"),
     real: list[str] = typer.Option(
         [], "--real", help="pin a real binary: TOOL=PATH (repeatable); else PATH is searched"
@@ -52,11 +54,15 @@ def install(
             raise ShieldError(f"--real {tool}: {path} is not an executable file")
         pins[tool] = path
     shim_dir = os.path.abspath(shim_dir or default_dir(home))
-    result = do_install(shim_dir, list(tools or []), home=home, agent=agent, real=pins, spool=spool, force=force)
+    result = do_install(
+        shim_dir, list(tools or []), home=home, agent=agent, real=pins, spool=spool, force=force
+    )
     if as_json:
         typer.echo(json.dumps(result, default=str))
         return 0
-    typer.echo(f"installed {len(result['shims'])} shims for agent {agent!r} in {shim_dir}: {', '.join(result['tools'])}")
+    typer.echo(
+        f"installed {len(result['shims'])} shims for agent {agent!r} in {shim_dir}: {', '.join(result['tools'])}"
+    )
     typer.echo(f"home: {home}")
     anchor = (result.get("log") or {}).get("anchor")
     if anchor:
@@ -68,7 +74,9 @@ def install(
     return 0
 
 
-def uninstall(shim_dir: str = typer.Option(None, "--dir", help="the shim dir (default: <home>/bin)")) -> int:
+def uninstall(
+    shim_dir: str = typer.Option(None, "--dir", help="the shim dir (default: <home>/bin)"),
+) -> int:
     """Remove shield's own shims from DIR (any other file is left alone).
 
     Example:

@@ -8,7 +8,9 @@ import typer
 
 from shim.commands.common import DECISION_STYLE, current_layers, load_rules
 
-app = typer.Typer(help="Validate and show the rules in every commands.d layer.", no_args_is_help=True)
+app = typer.Typer(
+    help="Validate and show the rules in every commands.d layer.", no_args_is_help=True
+)
 
 
 def register(root: typer.Typer) -> None:
@@ -32,7 +34,16 @@ def lint(as_json: bool = typer.Option(False, "--json")) -> int:
     files = effective_files(layers)
     n_rules = sum(len(c["rules"]) for c in compiled.values())
     if as_json:
-        typer.echo(json.dumps({"ok": True, "tools": sorted(compiled), "rules": n_rules, "files": sorted(files.values())}))
+        typer.echo(
+            json.dumps(
+                {
+                    "ok": True,
+                    "tools": sorted(compiled),
+                    "rules": n_rules,
+                    "files": sorted(files.values()),
+                }
+            )
+        )
     else:
         typer.echo(f"ok: {n_rules} rules for {', '.join(sorted(compiled))} from {len(files)} files")
         for layer in layers:
@@ -41,7 +52,10 @@ def lint(as_json: bool = typer.Option(False, "--json")) -> int:
 
 
 @app.command("show")
-def show(tool: str = typer.Argument(..., help="kubectl, aws, terraform, helm, ..."), as_json: bool = typer.Option(False, "--json")) -> int:
+def show(
+    tool: str = typer.Argument(..., help="kubectl, aws, terraform, helm, ..."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> int:
     """Show the effective rules for TOOL, from every layer, in the order they are tried.
 
     Example:
@@ -51,17 +65,26 @@ def show(tool: str = typer.Argument(..., help="kubectl, aws, terraform, helm, ..
     compiled = load_rules(tool)
     rules = compiled["rules"]
     if as_json:
-        typer.echo(json.dumps([{k: v for k, v in r.items() if k != "alts"} for r in rules], default=list))
+        typer.echo(
+            json.dumps([{k: v for k, v in r.items() if k != "alts"} for r in rules], default=list)
+        )
         return 0
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{tool}: {len(rules)} rules (most restrictive match wins; no match is ask)")
+    table = Table(
+        title=f"{tool}: {len(rules)} rules (most restrictive match wins; no match is ask)"
+    )
     table.add_column("id")
     table.add_column("decision")
     table.add_column("reason")
     table.add_column("source", style="dim")
     for r in rules:
-        table.add_row(r["id"], f"[{DECISION_STYLE[r['decision']]}]{r['decision']}[/]", r["reason"], r["source"])
+        table.add_row(
+            r["id"],
+            f"[{DECISION_STYLE[r['decision']]}]{r['decision']}[/]",
+            r["reason"],
+            r["source"],
+        )
     Console().print(table)
     return 0

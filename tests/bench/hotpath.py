@@ -40,8 +40,21 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHIELD")}
         env["SHIELD_HOME"] = str(root / "home")
         subprocess.run(
-            [sys.executable, "-m", "shim", "install", "--dir", str(root / "bin"), "--agent", "bench", "kubectl"],
-            env=env, check=True, stdout=subprocess.DEVNULL, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "shim",
+                "install",
+                "--dir",
+                str(root / "bin"),
+                "--agent",
+                "bench",
+                "kubectl",
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            cwd=REPO,
         )
         del env["SHIELD_HOME"]
         env["PATH"] = f"{root / 'bin'}:{real}:/usr/bin:/bin"
@@ -57,7 +70,7 @@ def main() -> int:
             floor_t.append(timed(floor_argv, env))
             true_t.append(timed([str(real / "kubectl")], env))
         s, f, t = statistics.median(shim_t), statistics.median(floor_t), statistics.median(true_t)
-        lines = sum(1 for _ in open(root / "home" / "log" / "shield.log"))
+        lines = len((root / "home" / "log" / "shield.log").read_bytes().splitlines())
         print(f"rounds: {args.rounds}")
         print(f"shim_allowed_call_median_ms: {s * 1000:.2f}")
         print(f"python_floor_median_ms: {f * 1000:.2f}")

@@ -51,7 +51,9 @@ def approver(world: World, tmp_path: Path) -> Approver:
 
 
 def start(world: World, *argv: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
-    return subprocess.Popen(list(argv), env=env or world.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    return subprocess.Popen(
+        list(argv), env=env or world.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw
+    )
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, bytes, bytes]:
@@ -59,8 +61,12 @@ def finish(proc: subprocess.Popen) -> tuple[int, bytes, bytes]:
     return proc.returncode, out, err
 
 
-def test_approved_call_runs_with_its_own_exit_code_and_is_logged(world: World, approver: Approver) -> None:
-    proc = start(world, "kubectl", "-n", "prod", "delete", "pod", "web", env=world.env(STANDIN_EXIT="3"))
+def test_approved_call_runs_with_its_own_exit_code_and_is_logged(
+    world: World, approver: Approver
+) -> None:
+    proc = start(
+        world, "kubectl", "-n", "prod", "delete", "pod", "web", env=world.env(STANDIN_EXIT="3")
+    )
     item = approver.wait_for_request()
     assert item["tool"] == "kubectl"
     assert item["argv"] == ["-n", "prod", "delete", "pod", "web"]
@@ -100,7 +106,9 @@ def test_no_decision_before_the_deadline_exits_124(world: World, approver: Appro
     assert any(e["event"] == "expired" for e in world.log())
 
 
-def test_ctrl_c_while_waiting_exits_130_and_withdraws_the_request(world: World, approver: Approver) -> None:
+def test_ctrl_c_while_waiting_exits_130_and_withdraws_the_request(
+    world: World, approver: Approver
+) -> None:
     proc = start(world, "kubectl", "delete", "pod", "web")
     item = approver.wait_for_request()
     proc.send_signal(signal.SIGINT)
@@ -122,12 +130,16 @@ def test_sigterm_while_waiting_exits_143(world: World, approver: Approver) -> No
     assert world.records() == []
 
 
-def test_approver_key_made_in_the_agents_own_home_approves_nothing(world: World, approver: Approver) -> None:
+def test_approver_key_made_in_the_agents_own_home_approves_nothing(
+    world: World, approver: Approver
+) -> None:
     # the agent makes itself an "approver" in its own home and approves its own request
     shield("approver", "init", "--name", "agent-itself", home=world.home)
     proc = start(world, "kubectl", "delete", "pod", "web", env=world.env(SHIELD_HOLD_TIMEOUT="4"))
     item = approver.wait_for_request()
-    self_approve = shield("approve", item["id"], "--spool", str(approver.spool), home=world.home, check=False)
+    self_approve = shield(
+        "approve", item["id"], "--spool", str(approver.spool), home=world.home, check=False
+    )
     assert self_approve.returncode == 0  # it can sign; the shim must not accept it
     code, _, _ = finish(proc)
     assert code == 124
@@ -169,7 +181,7 @@ def moto(tmp_path: Path):
     if server is None:
         pytest.skip("moto_server is not installed (pip install 'moto[server]')")
     port = _free_port()
-    log = open(tmp_path / "moto.log", "wb")
+    log = open(tmp_path / "moto.log", "wb")  # noqa: SIM115 - closed after the server stops
     proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     end = time.monotonic() + 30
@@ -208,7 +220,11 @@ def _bucket_exists(env: dict[str, str], url: str, name: str) -> bool:
     import boto3
 
     s3 = boto3.client(
-        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
     return name in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
 
@@ -217,13 +233,19 @@ def _make_bucket(url: str, name: str) -> None:
     import boto3
 
     s3 = boto3.client(
-        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )
     s3.create_bucket(Bucket=name)
     s3.put_object(Bucket=name, Key="a.txt", Body=b"hello")
 
 
-def test_real_aws_s3_ls_allowed_rb_approved_removes_the_bucket(world: World, approver: Approver, moto: str) -> None:
+def test_real_aws_s3_ls_allowed_rb_approved_removes_the_bucket(
+    world: World, approver: Approver, moto: str
+) -> None:
     env = _aws_env(world, moto)
     _make_bucket(moto, "doomed")
     ls = subprocess.run(["aws", "s3", "ls"], env=env, capture_output=True, timeout=60)
@@ -239,7 +261,9 @@ def test_real_aws_s3_ls_allowed_rb_approved_removes_the_bucket(world: World, app
     assert not _bucket_exists(env, moto, "doomed")
 
 
-def test_real_aws_s3_rb_denied_keeps_the_bucket(world: World, approver: Approver, moto: str) -> None:
+def test_real_aws_s3_rb_denied_keeps_the_bucket(
+    world: World, approver: Approver, moto: str
+) -> None:
     env = _aws_env(world, moto)
     _make_bucket(moto, "keeper")
     proc = start(world, "aws", "s3", "rb", "s3://keeper", "--force", env=env)
@@ -262,10 +286,21 @@ def test_real_terraform_apply_approved_changes_state_and_destroy_denied_keeps_it
     work = tmp_path / "tf"
     work.mkdir()
     (work / "main.tf").write_text('resource "terraform_data" "web" {\n  input = "v1"\n}\n')
-    env = world.env(path=f"{world.bin}:{Path(tf).parent}:/usr/bin:/bin", CHECKPOINT_DISABLE="1", TF_IN_AUTOMATION="1")
+    env = world.env(
+        path=f"{world.bin}:{Path(tf).parent}:/usr/bin:/bin",
+        CHECKPOINT_DISABLE="1",
+        TF_IN_AUTOMATION="1",
+    )
     tfrun = ["terraform", f"-chdir={work}"]
-    assert subprocess.run([*tfrun, "init", "-input=false"], env=env, capture_output=True, timeout=120).returncode == 0
-    plan = subprocess.run([*tfrun, "plan", "-input=false"], env=env, capture_output=True, timeout=120)
+    assert (
+        subprocess.run(
+            [*tfrun, "init", "-input=false"], env=env, capture_output=True, timeout=120
+        ).returncode
+        == 0
+    )
+    plan = subprocess.run(
+        [*tfrun, "plan", "-input=false"], env=env, capture_output=True, timeout=120
+    )
     assert plan.returncode == 0 and b"1 to add" in plan.stdout
     proc = start(world, *tfrun, "apply", "-auto-approve", "-input=false", env=env)
     item = approver.wait_for_request()
@@ -287,7 +322,18 @@ def test_real_terraform_apply_approved_changes_state_and_destroy_denied_keeps_it
 def test_pending_json_has_the_contract_fields(world: World, approver: Approver) -> None:
     proc = start(world, "kubectl", "--context", "kind-x", "scale", "deploy/web", "--replicas=0")
     item = approver.wait_for_request()
-    for key in ("id", "agent", "tool", "argv", "cwd", "context", "rule", "reason", "created", "expires"):
+    for key in (
+        "id",
+        "agent",
+        "tool",
+        "argv",
+        "cwd",
+        "context",
+        "rule",
+        "reason",
+        "created",
+        "expires",
+    ):
         assert key in item, key
     approver.cli("deny", item["id"])
     finish(proc)

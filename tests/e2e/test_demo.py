@@ -10,7 +10,9 @@ import sys
 def test_demo_shows_allow_hold_approve_deny_and_a_verified_log(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIELD")}
     env["HOME"] = str(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "shim", "demo"], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "shim", "demo"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "deployment.apps/api restarted" in out  # the approved call ran

@@ -16,16 +16,31 @@ def test_install_sh_sets_up_shims_that_work_and_is_idempotent(tmp_path: Path) ->
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout + first.stderr
     assert f'export PATH="{prefix}/bin:$PATH"' in first.stdout
-    assert sorted(p.name for p in (prefix / "bin").iterdir()) == ["aws", "helm", "kubectl", "terraform"]
+    assert sorted(p.name for p in (prefix / "bin").iterdir()) == [
+        "aws",
+        "helm",
+        "kubectl",
+        "terraform",
+    ]
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stdout + second.stderr
 
     real = tmp_path / "real"
     write_standin(real, "kubectl")
-    run_env = dict(env, PATH=f"{prefix}/bin:{real}:/usr/bin:/bin", STANDIN_RECORD=str(tmp_path / "rec"), HOME=str(tmp_path))
+    run_env = dict(
+        env,
+        PATH=f"{prefix}/bin:{real}:/usr/bin:/bin",
+        STANDIN_RECORD=str(tmp_path / "rec"),
+        HOME=str(tmp_path),
+    )
     ok = subprocess.run(["kubectl", "get", "pods"], env=run_env, capture_output=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
-    held = subprocess.run(["kubectl", "delete", "pod", "x"], env=dict(run_env, SHIELD_HOLD_TIMEOUT="0"), capture_output=True, timeout=60)
+    held = subprocess.run(
+        ["kubectl", "delete", "pod", "x"],
+        env=dict(run_env, SHIELD_HOLD_TIMEOUT="0"),
+        capture_output=True,
+        timeout=60,
+    )
     assert held.returncode == 124
     log = (prefix / "home" / "log" / "shield.log").read_text()
     assert '"agent":"deploy-bot"' in log
@@ -35,6 +50,8 @@ def test_install_sh_sets_up_shims_that_work_and_is_idempotent(tmp_path: Path) ->
 
 
 def test_install_sh_rejects_unknown_options(tmp_path: Path) -> None:
-    proc = subprocess.run(["sh", str(REPO / "install.sh"), "--bogus"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["sh", str(REPO / "install.sh"), "--bogus"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 1
     assert "unknown option" in proc.stderr

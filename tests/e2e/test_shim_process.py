@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,17 @@ from tests.conftest import PY, World, shield, write_standin
 
 
 def test_allowed_call_passes_argv_byte_exact(world: World) -> None:
-    args = [b"-n", b"prod", b"get", b"pods", b"", b"a b", b"caf\xc3\xa9", b"\xff\xfe-not-utf8", b"--field-selector=x=y"]
+    args = [
+        b"-n",
+        b"prod",
+        b"get",
+        b"pods",
+        b"",
+        b"a b",
+        b"caf\xc3\xa9",
+        b"\xff\xfe-not-utf8",
+        b"--field-selector=x=y",
+    ]
     proc = world.run("kubectl", *args)
     assert proc.returncode == 0, proc.stderr
     assert world.argvs() == [args]
@@ -28,13 +37,17 @@ def test_allowed_call_returns_the_real_exit_code(world: World, code: int) -> Non
 
 
 def test_allowed_call_dies_of_the_same_signal(world: World) -> None:
-    proc = world.run("kubectl", "get", "pods", env=world.env(STANDIN_SIGNAL=str(int(signal.SIGTERM))))
+    proc = world.run(
+        "kubectl", "get", "pods", env=world.env(STANDIN_SIGNAL=str(int(signal.SIGTERM)))
+    )
     assert proc.returncode == -signal.SIGTERM
 
 
 def test_stdin_reaches_the_real_binary_untouched(world: World) -> None:
     manifest = b"apiVersion: v1\nkind: ConfigMap\n\xff binary tail\n"
-    proc = world.run("kubectl", "get", "-f", "-", input=manifest, stdin=None, env=world.env(STANDIN_STDIN="1"))
+    proc = world.run(
+        "kubectl", "get", "-f", "-", input=manifest, stdin=None, env=world.env(STANDIN_STDIN="1")
+    )
     assert proc.returncode == 0, proc.stderr
     assert bytes.fromhex(world.records()[0]["stdin"]) == manifest
 
@@ -98,8 +111,17 @@ def test_environment_cannot_relax_the_policy(world: World, tmp_path: Path) -> No
     # a permissive home and rules dir offered through the environment
     evil = tmp_path / "evil-home"
     (evil / "commands.d").mkdir(parents=True)
-    (evil / "commands.d" / "kubectl.yaml").write_text((Path(__file__).resolve().parents[2] / "commands.d" / "kubectl.yaml").read_text().replace("decision: ask", "decision: allow"))
-    env = world.env(SHIELD_HOME=str(evil), SHIELD_RULES=str(evil / "commands.d"), SHIELD_HOLD_TIMEOUT="0", PYTHONPATH=str(evil))
+    (evil / "commands.d" / "kubectl.yaml").write_text(
+        (Path(__file__).resolve().parents[2] / "commands.d" / "kubectl.yaml")
+        .read_text()
+        .replace("decision: ask", "decision: allow")
+    )
+    env = world.env(
+        SHIELD_HOME=str(evil),
+        SHIELD_RULES=str(evil / "commands.d"),
+        SHIELD_HOLD_TIMEOUT="0",
+        PYTHONPATH=str(evil),
+    )
     proc = world.run("kubectl", "delete", "pod", "web", env=env)
     assert proc.returncode == 124
     assert world.records() == []
@@ -137,22 +159,30 @@ def test_relative_and_empty_path_entries_pointing_at_the_shim_dir_are_skipped(wo
     assert len(world.records()) == 1
 
 
-def test_a_copy_of_a_shim_elsewhere_on_path_is_skipped_by_its_marker(world: World, tmp_path: Path) -> None:
+def test_a_copy_of_a_shim_elsewhere_on_path_is_skipped_by_its_marker(
+    world: World, tmp_path: Path
+) -> None:
     other = tmp_path / "other"
     other.mkdir()
     (other / "kubectl").write_bytes((world.bin / "kubectl").read_bytes())
     (other / "kubectl").chmod(0o755)
-    proc = world.run("kubectl", "get", "pods", env=world.env(path=f"{world.bin}:{other}:{world.real}"))
+    proc = world.run(
+        "kubectl", "get", "pods", env=world.env(path=f"{world.bin}:{other}:{world.real}")
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(world.records()) == 1
 
 
-def test_wrapper_that_calls_the_tool_again_is_stopped_with_125(world: World, tmp_path: Path) -> None:
+def test_wrapper_that_calls_the_tool_again_is_stopped_with_125(
+    world: World, tmp_path: Path
+) -> None:
     wrap = tmp_path / "wrap"
     wrap.mkdir()
-    (wrap / "kubectl").write_text("#!/bin/sh\nexec kubectl \"$@\"\n")
+    (wrap / "kubectl").write_text('#!/bin/sh\nexec kubectl "$@"\n')
     (wrap / "kubectl").chmod(0o755)
-    proc = world.run("kubectl", "get", "pods", env=world.env(path=f"{world.bin}:{wrap}:{world.real}"))
+    proc = world.run(
+        "kubectl", "get", "pods", env=world.env(path=f"{world.bin}:{wrap}:{world.real}")
+    )
     assert proc.returncode == 125
     assert b"loop" in proc.stderr
 
@@ -166,11 +196,13 @@ def test_pinned_real_binary_wins_over_path(world: World, tmp_path: Path) -> None
 
 
 def test_invalid_rules_fail_closed_with_125(world: World) -> None:
-    (world.home / "commands.d" / "kubectl.yaml").write_text("tool: kubectl\ngrammar:\n  style: cobra\nrules:\n  - id: x\n    decision: maybe\n")
+    (world.home / "commands.d" / "kubectl.yaml").write_text(
+        "tool: kubectl\ngrammar:\n  style: cobra\nrules:\n  - id: x\n    decision: maybe\n"
+    )
     proc = world.run("kubectl", "get", "pods")
     assert proc.returncode == 125
     assert world.records() == []
-    assert b"kubectl.yaml:5" in proc.stderr
+    assert b"kubectl.yaml:6: rule x: decision must be one of" in proc.stderr
 
 
 def test_unwritable_log_fails_closed_with_125(world: World) -> None:
@@ -225,9 +257,25 @@ def test_allowed_call_imports_no_cli_or_heavy_modules(world: World) -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    imported = {
+        line.split("|")[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
     assert "shim.run" in imported  # the measurement saw the shim's imports
-    for banned in ("typer", "rich", "yaml", "click", "shim.cli", "shim.rules", "json", "re", "hashlib", "dataclasses", "subprocess"):
+    for banned in (
+        "typer",
+        "rich",
+        "yaml",
+        "click",
+        "shim.cli",
+        "shim.rules",
+        "json",
+        "re",
+        "hashlib",
+        "dataclasses",
+        "subprocess",
+    ):
         assert banned not in imported, f"{banned} imported on the hot path"
 
 
@@ -241,7 +289,10 @@ def test_interactive_tool_runs_in_a_pty(world: World, tmp_path: Path) -> None:
     )
     tool.chmod(0o755)
     child = pexpect.spawn(
-        str(world.bin / "kubectl"), ["exec", "--help"], env=world.env(path=f"{world.bin}:{tool.parent}"), timeout=30
+        str(world.bin / "kubectl"),
+        ["exec", "--help"],
+        env=world.env(path=f"{world.bin}:{tool.parent}"),
+        timeout=30,
     )
     child.expect("tty")
     child.sendline("hello")
@@ -253,7 +304,14 @@ def test_interactive_tool_runs_in_a_pty(world: World, tmp_path: Path) -> None:
 
 def test_real_kubectl_client_side_call_through_the_shim(world: World, tmp_path: Path) -> None:
     real = Path("/usr/bin/kubectl")
-    kubectl = next((Path(p) / "kubectl" for p in os.environ.get("PATH", "").split(":") if (Path(p) / "kubectl").is_file()), real)
+    kubectl = next(
+        (
+            Path(p) / "kubectl"
+            for p in os.environ.get("PATH", "").split(":")
+            if (Path(p) / "kubectl").is_file()
+        ),
+        real,
+    )
     if not kubectl.is_file():
         pytest.skip("kubectl is not installed")
     kubeconfig = tmp_path / "kubeconfig"
@@ -284,12 +342,22 @@ def test_real_terraform_plan_is_allowed_and_apply_is_held(world: World, tmp_path
     work = tmp_path / "tf"
     work.mkdir()
     (work / "main.tf").write_text('resource "terraform_data" "web" {\n  input = "v1"\n}\n')
-    env = world.env(path=f"{world.bin}:{Path(tf).parent}:/usr/bin:/bin", TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
+    env = world.env(
+        path=f"{world.bin}:{Path(tf).parent}:/usr/bin:/bin",
+        TF_IN_AUTOMATION="1",
+        CHECKPOINT_DISABLE="1",
+    )
     assert world.run("terraform", f"-chdir={work}", "init", "-input=false", env=env).returncode == 0
     plan = world.run("terraform", f"-chdir={work}", "plan", "-input=false", env=env)
     assert plan.returncode == 0, plan.stderr
     assert b"1 to add" in plan.stdout
-    apply = world.run("terraform", f"-chdir={work}", "apply", "-auto-approve", env=dict(env, SHIELD_HOLD_TIMEOUT="0"))
+    apply = world.run(
+        "terraform",
+        f"-chdir={work}",
+        "apply",
+        "-auto-approve",
+        env=dict(env, SHIELD_HOLD_TIMEOUT="0"),
+    )
     assert apply.returncode == 124
     assert not (work / "terraform.tfstate").exists()
     assert world.log()[-2]["context"]["dir"] == str(work)
