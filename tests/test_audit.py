@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shim import audit
+from shim import audit, logcheck
 from shim.errors import LogDamage, LogError
 from shim.keys import init_approver
 
@@ -86,7 +86,8 @@ def test_importing_audit_pulls_in_no_heavy_module() -> None:
         [sys.executable, "-I", "-S", "-c", code, ROOT], capture_output=True, text=True, check=True
     ).stdout.split()
     heavy = {"json", "re", "hashlib", "hmac", "datetime", "dataclasses", "typing", "inspect"}
-    heavy |= {"typer", "rich", "yaml", "shim.cli", "shim.keys", "cryptography", "enum"}
+    heavy |= {"typer", "rich", "yaml", "shim.cli", "shim.keys", "shim.logcheck", "cryptography"}
+    heavy |= {"enum", "subprocess"}
     assert heavy.isdisjoint(out), heavy & set(out)
 
 
@@ -384,7 +385,7 @@ def test_a_checkpoint_is_signed_stored_copied_and_checked(tmp_path) -> None:
     src = str(tmp_path / "anchor-copy.json")
     with open(src, "w") as fh:
         json.dump(anchor, fh)
-    stored_anchor = audit.import_anchor(home, src)
+    stored_anchor = logcheck.import_anchor(home, src)
     assert stat.S_IMODE(os.stat(stored_anchor).st_mode) == 0o600
     cp = audit.sign_checkpoint(home, logfile(d))
     assert cp["size"] == 5 and cp["log"] == anchor["log"] and cp["name"] == "alice"
@@ -395,10 +396,10 @@ def test_a_checkpoint_is_signed_stored_copied_and_checked(tmp_path) -> None:
     audit.append_entry(d, fields())
     cp2 = audit.sign_checkpoint(home, logfile(d))
     assert cp2["size"] == 6 and str(cp2["stored"]).endswith("002.json")
-    got_anchor, cps, _ = audit.gather(home, logfile(d))
+    got_anchor, cps, _ = logcheck.gather(home, logfile(d))
     assert got_anchor == anchor and len(cps) == 2
     rep = audit.verify_log(
-        logfile(d), anchor=got_anchor, checkpoints=cps, trusted=audit.approver_trusted(home)
+        logfile(d), anchor=got_anchor, checkpoints=cps, trusted=logcheck.approver_trusted(home)
     )
     assert rep.ok and rep.checkpoints == 2
 
@@ -409,7 +410,7 @@ def test_sign_checkpoint_refuses_a_damaged_log(tmp_path) -> None:
     src = str(tmp_path / "a.json")
     with open(src, "w") as fh:
         json.dump(anchor, fh)
-    audit.import_anchor(home, src)
+    logcheck.import_anchor(home, src)
     with open(logfile(d), "r+b") as fh:
         fh.seek(30)
         fh.write(b"Z")
@@ -421,14 +422,14 @@ def test_importing_a_different_anchor_for_the_same_log_is_refused(tmp_path) -> N
     home = str(tmp_path / "alice")
     a = tmp_path / "a.json"
     a.write_text(json.dumps({"log": "0123456789abcdef", "k0": "11" * 32}))
-    audit.import_anchor(home, str(a))
-    audit.import_anchor(home, str(a))  # the same one again is fine
+    logcheck.import_anchor(home, str(a))
+    logcheck.import_anchor(home, str(a))  # the same one again is fine
     a.write_text(json.dumps({"log": "0123456789abcdef", "k0": "22" * 32}))
     with pytest.raises(LogError, match="different anchor"):
-        audit.import_anchor(home, str(a))
+        logcheck.import_anchor(home, str(a))
     a.write_text("{}")
     with pytest.raises(LogError, match="not a log anchor"):
-        audit.import_anchor(home, str(a))
+        logcheck.import_anchor(home, str(a))
 
 
 # --- checks for `shield doctor` --------------------------------------------------------------
@@ -436,7 +437,7 @@ def test_importing_a_different_anchor_for_the_same_log_is_refused(tmp_path) -> N
 
 def test_lock_works_on_a_local_filesystem(tmp_path) -> None:
     d, anchor = new_log(tmp_path, 1)
-    assert audit.lock_works(d)
+    assert logcheck.lock_works(d)
     assert audit.verify_log(logfile(d), anchor=anchor).ok  # the check leaves the log alone
 
 
@@ -447,10 +448,10 @@ def test_network_filesystems_are_recognised(tmp_path) -> None:
         "srv:/export /mnt/shared nfs4 rw 0 0\n"
         "tmpfs /mnt/shared/tmp tmpfs rw 0 0\n"
     )
-    assert audit.filesystem_type("/mnt/shared/agent/log", str(mounts)) == "nfs4"
-    assert audit.filesystem_type("/mnt/shared/tmp/x", str(mounts)) == "tmpfs"
-    assert audit.filesystem_type("/mnt/sharedx", str(mounts)) == "ext4"
-    assert not audit.is_network_filesystem(str(tmp_path))
+    assert logcheck.filesystem_type("/mnt/shared/agent/log", str(mounts)) == "nfs4"
+    assert logcheck.filesystem_type("/mnt/shared/tmp/x", str(mounts)) == "tmpfs"
+    assert logcheck.filesystem_type("/mnt/sharedx", str(mounts)) == "ext4"
+    assert not logcheck.is_network_filesystem(str(tmp_path))
 
 
 def test_a_torn_very_first_line_is_recorded_against_the_genesis(tmp_path) -> None:

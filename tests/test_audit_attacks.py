@@ -16,7 +16,7 @@ import shutil
 
 import pytest
 
-from shim import audit
+from shim import audit, logcheck
 from shim.errors import LogError
 from shim.keys import add_trusted, init_approver, public_key_path
 
@@ -51,7 +51,7 @@ class World:
         init_approver(self.approver_home, "alice")
         add_trusted(self.agent_home, public_key_path(self.approver_home))
         audit.init_log(self.dir)
-        audit.import_anchor(self.approver_home, os.path.join(self.dir, "anchor.json"))
+        logcheck.import_anchor(self.approver_home, os.path.join(self.dir, "anchor.json"))
         os.unlink(os.path.join(self.dir, "anchor.json"))  # what `anchor import` does
         for i in range(N):
             audit.append_entry(self.dir, fields(i))
@@ -60,15 +60,15 @@ class World:
         return audit.sign_checkpoint(self.approver_home, self.path)
 
     def full(self) -> audit.VerifyReport:
-        anchor, cps, _ = audit.gather(self.approver_home, self.path)
+        anchor, cps, _ = logcheck.gather(self.approver_home, self.path)
         assert anchor is not None
-        trusted = audit.approver_trusted(self.approver_home)
+        trusted = logcheck.approver_trusted(self.approver_home)
         return audit.verify_log(self.path, anchor=anchor, checkpoints=cps, trusted=trusted)
 
     def agent(self) -> audit.VerifyReport:
-        anchor, cps, _ = audit.gather(self.agent_home, self.path)
+        anchor, cps, _ = logcheck.gather(self.agent_home, self.path)
         assert anchor is None
-        trusted = audit.approver_trusted(self.agent_home)
+        trusted = logcheck.approver_trusted(self.agent_home)
         return audit.verify_log(self.path, anchor=None, checkpoints=cps, trusted=trusted)
 
     # the attacker's tools
@@ -120,23 +120,25 @@ def test_every_single_byte_flip_is_detected(world: World) -> None:
     world.checkpoint()
     with open(world.path, "rb") as fh:
         data = fh.read()
-    anchor, cps, _ = audit.gather(world.approver_home, world.path)
-    agent_cps = audit.gather(world.agent_home, world.path)[1]
-    trusted = audit.approver_trusted(world.approver_home)
+    anchor, cps, _ = logcheck.gather(world.approver_home, world.path)
+    agent_cps = logcheck.gather(world.agent_home, world.path)[1]
+    trusted = logcheck.approver_trusted(world.approver_home)
     missed = []
     for pos in range(len(data)):
         for mask in (0x01, 0x20) if pos % 4 == 0 else (0x01,):
             bad = bytearray(data)
             bad[pos] ^= mask
             blob = bytes(bad)
-            full = audit.verify_lines(
+            full = logcheck.verify_lines(
                 io.BytesIO(blob), anchor=anchor, checkpoints=cps, trusted=trusted
             )
             if full.ok:
                 missed.append((pos, mask, "full"))
             if mask == 0x01:
                 # the agent side, without the anchor, catches it through the checkpoint copy
-                agent = audit.verify_lines(io.BytesIO(blob), checkpoints=agent_cps, trusted=trusted)
+                agent = logcheck.verify_lines(
+                    io.BytesIO(blob), checkpoints=agent_cps, trusted=trusted
+                )
                 if agent.ok:
                     missed.append((pos, mask, "agent"))
     assert not missed, missed[:10]
@@ -289,9 +291,9 @@ def test_replacing_the_whole_log_and_key_is_detected(world: World, tmp_path) -> 
     assert world.agent().ok
     # the approver's checkpoint alone (without the anchor) shows it too
     assert full.log != old_id
-    cps = audit.load_checkpoints(audit.approver_checkpoints_dir(world.approver_home, old_id))
+    cps = logcheck.load_checkpoints(logcheck.approver_checkpoints_dir(world.approver_home, old_id))
     rep = audit.verify_log(
-        world.path, checkpoints=cps, trusted=audit.approver_trusted(world.approver_home)
+        world.path, checkpoints=cps, trusted=logcheck.approver_trusted(world.approver_home)
     )
     assert rep.kind == "replaced"
 
@@ -399,7 +401,7 @@ def test_a_forged_or_altered_checkpoint_is_detected(world: World, tmp_path) -> N
     forged = {k: cp[k] for k in ("head", "log", "size", "time")}
     from shim.keys import sign
 
-    ident, sig = sign(mallory, audit.checkpoint_message(forged))
+    ident, sig = sign(mallory, logcheck.checkpoint_message(forged))
     forged.update(signer=ident.fingerprint, name="alice", sig=sig)
     with open(copy, "w") as fh:
         json.dump(forged, fh)

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from shim import audit
+from shim import audit, logcheck
 from shim.commands import log as logcmd
 from shim.commands.log import app, parse_since
 from shim.errors import LogDamage, LogError
@@ -140,7 +140,7 @@ def test_the_table_shows_every_column_coloured_by_decision(homes: Homes) -> None
     console = Console(
         record=True, force_terminal=True, width=250, color_system="truecolor", file=io.StringIO()
     )
-    entries = list(audit.read_entries(homes.path)) + [audit.torn_marker(6, b"xx")]
+    entries = list(audit.read_entries(homes.path)) + [logcheck.torn_marker(6, b"xx")]
     logcmd.render_table(entries, console)
     text = console.export_text(clear=False)
     for col in ("time", "agent", "tool", "command", "context", "decision", "rule", "approver"):
@@ -261,7 +261,7 @@ def test_anchor_import_keep_leaves_the_file_and_warns(homes: Homes) -> None:
     res = homes.run(homes.alice, "anchor", "import", "--keep", homes.anchor_file)
     assert res.exit_code == 0 and os.path.exists(homes.anchor_file)
     assert "delete it from the agent side" in res.stderr
-    stored = os.path.join(homes.alice, "anchors", f"{audit.first_log_id(homes.path)}.json")
+    stored = os.path.join(homes.alice, "anchors", f"{logcheck.first_log_id(homes.path)}.json")
     assert os.path.exists(stored)
 
 

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from shim import audit
+from shim import audit, logcheck
 from shim.errors import LogDamage, LogError
 from shim.home import home_dir, log_path
 
@@ -240,8 +240,8 @@ def _follow(path: str, offset: int, interval: float = 0.2) -> Iterator[dict[str,
             *complete, buf = buf.split(b"\n")
             for line in complete:
                 lineno += 1
-                d = audit.parse_line(line)
-                yield d if d is not None else audit.torn_marker(lineno, line)
+                d = logcheck.parse_line(line)
+                yield d if d is not None else logcheck.torn_marker(lineno, line)
         else:
             time.sleep(interval)
 
@@ -316,9 +316,9 @@ def verify(
     file = _path(path)
     if not os.path.exists(file):
         raise LogError(f"no log at {file}", "pass --path, or check SHIELD_HOME")
-    anchor_d, cps, notes = audit.gather(home, file, anchor)
+    anchor_d, cps, notes = logcheck.gather(home, file, anchor)
     report = audit.verify_log(
-        file, anchor=anchor_d, checkpoints=cps, trusted=audit.approver_trusted(home)
+        file, anchor=anchor_d, checkpoints=cps, trusted=logcheck.approver_trusted(home)
     )
     for note in notes:
         print(f"shield: log: {note}", file=sys.stderr)
@@ -354,7 +354,7 @@ def checkpoint(path: PathOpt = None) -> None:
     else:
         print(
             "shield: log: could not copy it next to the log; verification on the agent side "
-            f"will not see it (copy {cp['stored']} into {audit.log_checkpoints_dir(_path(path))})",
+            f"will not see it (copy {cp['stored']} into {logcheck.log_checkpoints_dir(_path(path))})",
             file=sys.stderr,
         )
 
@@ -374,8 +374,8 @@ def anchor_import(
     Example: shield log anchor import /srv/agents/deploy-bot/log/anchor.json
     """
     home = home_dir()
-    dest = audit.import_anchor(home, file)
-    print(f"shield: log: anchor of log {audit.load_anchor(dest)['log']} stored in {dest}")
+    dest = logcheck.import_anchor(home, file)
+    print(f"shield: log: anchor of log {logcheck.load_anchor(dest)['log']} stored in {dest}")
     if keep:
         print(
             f"shield: log: {file} kept: delete it from the agent side (it can forge the log)",

@@ -156,7 +156,10 @@ def main() -> None:
         path = os.path.join(vdir, "shield.log")
         with open(os.path.join(vdir, "anchor.json")) as fh:
             anchor = json.load(fh)
-        for label, a in (("verify_entries_per_s", anchor), ("verify_entries_per_s_no_anchor", None)):
+        for label, a in (
+            ("verify_entries_per_s", anchor),
+            ("verify_entries_per_s_no_anchor", None),
+        ):
             best = 0.0
             for _ in range(3):
                 t = time.perf_counter()
