@@ -289,7 +289,7 @@ def _hold(call: Call, d: Decision, real: str | None, depth_var: str, depth: int)
             "unset SHIELD_HOLD_TIMEOUT to wait for a human decision",
         )
         return EXIT_TIMEOUT
-    hold.write_request(spool, req)
+    # log first, publish second: a request nobody logged must never be approvable
     call.log(
         {
             "event": "held",
@@ -299,6 +299,23 @@ def _hold(call: Call, d: Decision, real: str | None, depth_var: str, depth: int)
             "expires": req.expires,
         }
     )
+    try:
+        hold.write_request(spool, req)
+    except (OSError, ShieldError) as exc:
+        reason = exc.message if isinstance(exc, ShieldError) else str(exc)
+        call.log(
+            {
+                "event": "error",
+                "decision": "ask",
+                "rule": d.rule,
+                "request": req.id,
+                "detail": reason,
+            }
+        )
+        raise ShieldError(
+            f"cannot write the held request to the spool {spool}: {reason}; the call did not run",
+            "check that the spool exists and is writable (shield doctor)",
+        ) from exc
     _say(
         tool,
         f"this call is held for a human to approve (request {req.id})\n"
