@@ -285,12 +285,44 @@ def verify_log(
     checkpoints: Iterable[dict[str, object]] = (),
     trusted: dict[str, PublicKey] | None = None,
 ) -> VerifyReport:
-    """Verify the log file at `path` (see `verify_lines`). Raises LogError when unreadable."""
+    """Verify the log file at `path` (see `verify_lines`). Raises LogError when unreadable.
+
+    Reads the complete appends present when it starts (see `settled_lines`), so a line being
+    written by a live shim is not mistaken for a torn one.
+    """
     try:
         with open(path, "rb", buffering=1 << 20) as fh:
-            return verify_lines(fh, anchor=anchor, checkpoints=list(checkpoints), trusted=trusted)
+            lines = settled_lines(fh)
+            return verify_lines(
+                lines, anchor=anchor, checkpoints=list(checkpoints), trusted=trusted
+            )
     except OSError as exc:
         raise LogError(f"cannot read {path}: {exc.strerror}", "check --path") from exc
+
+
+def settled_lines(fh: Any) -> Iterator[bytes]:
+    """The lines of an open log up to its size at a moment when no append is in progress.
+
+    Writers hold an exclusive `flock` for the whole append, so taking the shared lock for an
+    instant (it waits for at most one append) and noting the size gives a prefix made of whole
+    appends; the file is then read without holding the lock. Bytes a crashed writer left behind
+    are part of that prefix, and show as torn.
+    """
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
+        try:
+            remaining = os.fstat(fh.fileno()).st_size
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    except OSError:  # no locking here (some network filesystems): read what is there
+        remaining = os.fstat(fh.fileno()).st_size
+    for raw in fh:
+        if len(raw) >= remaining:
+            if remaining:
+                yield raw[:remaining]
+            return
+        remaining -= len(raw)
+        yield raw
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -317,7 +349,7 @@ def read_entries(path: str) -> Iterator[dict[str, object]]:
     is yielded as `torn_marker(...)` ({"event": "torn", "line", "bytes"}), never dropped."""
     try:
         with open(path, "rb") as fh:
-            for lineno, raw in enumerate(fh, 1):
+            for lineno, raw in enumerate(settled_lines(fh), 1):
                 line = raw[:-1] if raw.endswith(b"\n") else raw
                 d = parse_line(line) if raw.endswith(b"\n") else None
                 yield d if d is not None else torn_marker(lineno, line)

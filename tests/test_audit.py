@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -10,6 +11,7 @@ import re
 import stat
 import subprocess
 import sys
+import threading
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -462,3 +464,23 @@ def test_a_torn_very_first_line_is_recorded_against_the_genesis(tmp_path) -> Non
     assert e["seq"] == 1  # the record took seq 0
     rep = audit.verify_log(logfile(d), anchor=anchor)
     assert rep.ok and rep.torn == (1,) and rep.entries == 2
+
+
+def test_verify_and_read_wait_out_an_append_in_progress(tmp_path) -> None:
+    d, anchor = new_log(tmp_path, 2)
+    path = logfile(d)
+    size = os.path.getsize(path)
+    with open(path, "ab") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # a writer mid-append ...
+        fh.write(b'{"agent":"half-written')
+        fh.flush()
+        done: list[audit.VerifyReport] = []
+        t = threading.Thread(target=lambda: done.append(audit.verify_log(path, anchor=anchor)))
+        t.start()
+        t.join(0.2)
+        assert not done  # verify waits for the lock rather than report a torn line
+        fh.truncate(size)  # ... that gives up cleanly (like a failed write undone)
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    t.join(10)
+    assert done and done[0].ok and done[0].entries == 2
+    assert len(list(audit.read_entries(path))) == 2
