@@ -222,11 +222,29 @@ def _commands(raw: Any, path: str) -> dict:
         )
     out: dict[str, dict] = {}
     for name, sub in raw.items():
+        line = _key_line(raw, name)
+        _command_word(name, path, line)
         node = _command_node(str(name), sub, path)
         out[str(name)] = node
-        for alias in (sub or {}).get("aliases") or ():
+        aliases = (sub or {}).get("aliases") if isinstance(sub, dict) else None
+        if aliases is not None and not isinstance(aliases, list):
+            raise RulesError(f"aliases of {name!r} must be a list", path, line)
+        for alias in aliases or ():
+            _command_word(alias, path, _line(aliases, line))
             out[str(alias)] = node
     return out
+
+
+def _command_word(word: Any, path: str, line: int) -> None:
+    """Command names and aliases are strings; YAML reads bare no/yes/on/off as booleans."""
+    if not isinstance(word, str) or not word:
+        hint = " (quote it: YAML reads a bare no, yes, on or off as a boolean)"
+        raise RulesError(
+            f"a command name or alias must be a string, got {word!r}"
+            + (hint if isinstance(word, bool) else ""),
+            path,
+            line,
+        )
 
 
 def compile_grammar(tool: str, raw: Any, path: str) -> dict:
