@@ -529,7 +529,9 @@ class Example:
 
 
 def _examples_of(ex: dict, key: str, path: str, line: int) -> list[Example]:
-    items = ex.get(key) or ()
+    items = ex.get(key)
+    if items is None:
+        return []
     if not isinstance(items, list):
         raise RulesError(f"examples: {key} must be a list", path, _key_line(ex, key, line))
     lines = getattr(items, "item_lines", None) or []
