@@ -367,7 +367,7 @@ def _parse_cobra(grammar: dict, argv: tuple[str, ...]) -> tuple[list[str], str, 
 
 def _values_of(st: _State, names: list[str]) -> list[str]:
     out: list[str] = []
-    for name in names:
+    for name in dict.fromkeys(names):  # once per name: a flag given 25,000 times is one name
         for v in st.flags.get(name, ()):
             if v != "true":
                 out.append(v)
