@@ -45,7 +45,12 @@ class _LineList(list):
     item_lines: list[int] = []
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser when pyyaml has it (about five times faster); the constructors below, which
+# keep line numbers, are Python either way
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):
     pass
 
 
@@ -277,7 +282,10 @@ def compile_grammar(tool: str, raw: Any, path: str) -> dict:
     help_flags: set[str] = set()
     for spec in raw.get("help_flags") or ():
         names = _spellings(spec, where)
-        help_flags.add(max(names, key=len))
+        canon = max(names, key=len)
+        help_flags.add(canon)
+        for name in names:  # a help flag is a bool the tool knows everywhere
+            g["flags"].setdefault(name, (canon, False))
     g["help_flags"] = frozenset(help_flags)
     commands = _commands(raw.get("commands") or {}, path)
     for svc in raw.get("services") or ():
