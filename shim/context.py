@@ -7,18 +7,23 @@ cannot be resolved is "?": restrictive rules treat it as a match, allow rules as
 
 from __future__ import annotations
 
-import os
-
+from shim import fs
 from shim.argv import Invocation
 
 UNRESOLVED = "?"
 
 
+def _user_home() -> str:
+    """$HOME is passed in env; this is the fallback when it is unset (cold)."""
+    import os
+
+    return os.path.expanduser("~")
+
+
 def _read(path: str, limit: int = 1 << 20) -> str | None:
     try:
-        with open(path, "rb") as fh:
-            return fh.read(limit).decode("utf-8", "replace")
-    except OSError:
+        return fs.read_file(path, limit).decode("utf-8", "replace")
+    except (OSError, ValueError):
         return None
 
 
@@ -90,6 +95,12 @@ def scan_kubeconfig(text: str) -> tuple[str | None, dict[str, str]]:
             item_name = _unquote(value)
         elif key == "namespace":
             item_ns = _unquote(value)
+        elif key == "context" and value.strip().startswith("{"):
+            # flow style: `context: {cluster: c, namespace: team-a, user: u}`
+            for pair in value.strip().strip("{}").split(","):
+                k, _, v = pair.partition(":")
+                if k.strip() == "namespace":
+                    item_ns = _unquote(v)
     if section == "contexts":
         flush()
     return current, namespaces
@@ -108,7 +119,7 @@ def resolve_kube(
     elif env.get("KUBECONFIG"):
         files = [p for p in env["KUBECONFIG"].split(":") if p]
     else:
-        files = [os.path.join(env.get("HOME") or os.path.expanduser("~"), ".kube", "config")]
+        files = [fs.join(env.get("HOME") or _user_home(), ".kube", "config")]
     current: str | None = None
     namespaces: dict[str, str] = {}
     found_any = False
@@ -191,8 +202,8 @@ def resolve_aws(
                 region = env[var]
                 break
     if not region:
-        cfg = env.get("AWS_CONFIG_FILE") or os.path.join(
-            env.get("HOME") or os.path.expanduser("~"), ".aws", "config"
+        cfg = env.get("AWS_CONFIG_FILE") or fs.join(
+            env.get("HOME") or _user_home(), ".aws", "config"
         )
         text = read(cfg)
         if text:
@@ -204,11 +215,11 @@ def resolve_aws(
 
 def resolve_terraform(inv: Invocation, env: dict[str, str], cwd: str, read=_read) -> dict[str, str]:
     chdir = inv.flag("-chdir")
-    tfdir = os.path.normpath(os.path.join(cwd, chdir)) if chdir else cwd
+    tfdir = fs.normpath(fs.join(cwd, chdir)) if chdir else cwd
     workspace = env.get("TF_WORKSPACE")
     if not workspace:
         data_dir = env.get("TF_DATA_DIR") or ".terraform"
-        text = read(os.path.join(tfdir, data_dir, "environment"))
+        text = read(fs.join(tfdir, data_dir, "environment"))
         workspace = (text or "").strip() or "default"
     return {"workspace": workspace, "dir": tfdir}
 
