@@ -5,14 +5,26 @@ from __future__ import annotations
 
 def match(pattern: str, text: str) -> bool:
     """True when `text` matches `pattern` in full. `*` is any run, `?` any one character."""
-    if "*" not in pattern and "?" not in pattern:
-        return pattern == text
-    if "?" not in pattern:
+    if "*" not in pattern:
+        if "?" not in pattern:
+            return pattern == text
+    elif "?" not in pattern:
+        # `*` only: the head must start the text, the tail end it, and the pieces between
+        # appear in order; taking each piece at its first place is always right
         parts = pattern.split("*")
-        if len(parts) == 2:
-            head, tail = parts
-            return len(text) >= len(head) + len(tail) and text.startswith(head) and text.endswith(tail)
-    # iterative matcher with single backtrack point (linear in practice)
+        head, tail = parts[0], parts[-1]
+        end = len(text) - len(tail)
+        if end < len(head) or not text.startswith(head) or not text.endswith(tail):
+            return False
+        at = len(head)
+        for piece in parts[1:-1]:
+            if piece:
+                at = text.find(piece, at, end)
+                if at < 0:
+                    return False
+                at += len(piece)
+        return True
+    # iterative matcher with a single backtrack point (linear in practice)
     p = t = 0
     star = -1
     mark = 0
