@@ -109,9 +109,15 @@ def _cond_matches(
 ) -> bool:
     if inv.kind not in rule.get("kind", ("ok",)):
         return False
-    verbs = rule.get("verb")
-    if verbs is not None and not _any(verbs, " ".join(inv.verb)):
-        return False
+    plain = rule.get("verb_set")
+    if plain is not None:
+        path = " ".join(inv.verb)
+        if path not in plain and not _any(rule["verb_globs"], path):
+            return False
+    else:
+        verbs = rule.get("verb")
+        if verbs is not None and not _any(verbs, " ".join(inv.verb)):
+            return False
     dry = rule.get("dry_run")
     if dry is not None and inv.dry_run != dry:
         return False

@@ -455,7 +455,12 @@ def _compile_match(m: Any, rid: str, path: str, line: int) -> dict:
             )
     rule["kind"] = kinds
     if "verb" in m:
-        rule["verb"] = _globs(m["verb"], mwhere, "verb")
+        verbs = _globs(m["verb"], mwhere, "verb")
+        rule["verb"] = verbs
+        # the same, split for speed: plain verb paths are a set lookup (decide uses these
+        # when present and falls back to "verb" for rules compiled before they existed)
+        rule["verb_set"] = frozenset(v for v in verbs if "*" not in v and "?" not in v)
+        rule["verb_globs"] = tuple(v for v in verbs if "*" in v or "?" in v)
     if "dry_run" in m:
         if not isinstance(m["dry_run"], bool):
             raise RulesError(f"rule {rid}: dry_run must be true or false", *mwhere)
