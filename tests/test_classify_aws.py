@@ -6,6 +6,7 @@ every request and every custom command replaced by a recorder (nothing is sent o
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -392,25 +393,50 @@ STRICTER = {
 }
 
 
-def _ran(real: AwsOutcome) -> bool:
-    return real.what in ("call", "custom")
-
-
-def _real_dry_run(real: AwsOutcome) -> bool:
+def _summary(real: AwsOutcome) -> dict[str, Any]:
+    """The facts the comparison needs (JSON, so they can be kept in pytest's cache)."""
     p = real.params
-    return bool(p.get("DryRun") is True or p.get("dryrun") is True or p.get("dry_run") is True)
+    paths = p.get("paths")
+    return {
+        "ran": real.what in ("call", "custom"),
+        "what": real.what,
+        "name": real.name,
+        "dry_run": bool(
+            p.get("DryRun") is True or p.get("dryrun") is True or p.get("dry_run") is True
+        ),
+        "paths": list(paths) if isinstance(paths, list) else None,
+        "delete": bool(p.get("delete")),
+        "decrypt": bool(p.get("WithDecryption")),
+    }
 
 
 @pytest.fixture(scope="module")
-def aws_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("aws")
-    # the files the rows name with file:// (read by the CLI before any call)
-    (home / "request-items.json").write_text('{"T": {"Keys": [{"k": {"S": "v"}}]}}')
-    (home / "AdminPolicy.json").write_text('{"Version": "2012-10-17", "Statement": []}')
-    (home / "p.json").write_text('{"Name": "p", "WithDecryption": true}')
-    (home / "x.json").write_text('{"InstanceIds": ["i-1"], "DryRun": false}')
-    (home / "ExampleEncryptedFile").write_bytes(b"\x01\x02")
-    return home
+def aws_real(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> dict[str, dict[str, Any]]:
+    """What the aws CLI does with each row, remembered in pytest's cache per awscli version."""
+    try:
+        import awscli
+    except ImportError:
+        pytest.skip("awscli is not importable")
+    key = f"shield/aws-outcomes/{awscli.__version__}"
+    known: dict[str, dict[str, Any]] = pytestconfig.cache.get(key, {})
+    todo = [r.line for r in ROWS if r.line not in known]
+    if todo:
+        home = tmp_path_factory.mktemp("aws")
+        # the files the rows name with file:// (read by the CLI before any call)
+        (home / "request-items.json").write_text('{"T": {"Keys": [{"k": {"S": "v"}}]}}')
+        (home / "AdminPolicy.json").write_text('{"Version": "2012-10-17", "Statement": []}')
+        (home / "p.json").write_text('{"Name": "p", "WithDecryption": true}')
+        (home / "x.json").write_text('{"InstanceIds": ["i-1"], "DryRun": false}')
+        (home / "ExampleEncryptedFile").write_bytes(b"\x01\x02")
+        for line in todo:
+            real = aws_outcome(list(parse("aws", line).argv), home)
+            if real is None:
+                pytest.skip("awscli is not importable")
+            known[line] = _summary(real)
+        pytestconfig.cache.set(key, known)
+    return known
 
 
 # the CLI's command name and botocore's service name differ for a few services
@@ -418,32 +444,32 @@ _SERVICE = {"s3api": "s3", "configservice": "config"}
 
 
 @pytest.mark.parametrize("row", rows_params(ROWS))
-def test_aws_table_agrees_with_the_real_aws_cli(row: Row, aws_home: Path) -> None:
+def test_aws_table_agrees_with_the_real_aws_cli(
+    row: Row, aws_real: dict[str, dict[str, Any]]
+) -> None:
     inv = parse("aws", row.line)
     d = classify("aws", row.line)
-    real = aws_outcome(list(inv.argv), aws_home)
-    if real is None:
-        pytest.skip("awscli is not importable")
+    real = aws_real[row.line]
     if row.line in STRICTER:
         assert d.decision != "allow", STRICTER[row.line]
         return
-    if not _ran(real):
+    if not real["ran"]:
         # help, --version or a usage error: nothing was sent; shield reads help or asks
         assert inv.kind == "help" or d.decision != "allow", (real, inv.kind)
         return
-    assert inv.kind == "ok", f"aws ran {real.name}, shield read {inv.kind}: {inv.note}"
+    assert inv.kind == "ok", f"aws ran {real['name']}, shield read {inv.kind}: {inv.note}"
     verb = " ".join(inv.verb)
     if inv.verb[1:2] == ("wait",):
-        assert real.name.startswith(inv.verb[0] + " "), real.name  # a waiter polls an operation
+        assert real["name"].startswith(inv.verb[0] + " "), real  # a waiter polls an operation
     else:
         service = _SERVICE.get(inv.verb[0], inv.verb[0])
-        assert real.name == " ".join((service, *inv.verb[1:])), (real.name, verb)
-    assert inv.dry_run == _real_dry_run(real), (real.params, inv.flags)
+        assert real["name"] == " ".join((service, *inv.verb[1:])), (real, verb)
+    assert inv.dry_run == real["dry_run"], (real, inv.flags)
     if verb in ("s3 cp", "s3 sync", "s3 mv"):
-        assert list(inv.args) == list(real.params["paths"])
+        assert list(inv.args) == real["paths"]
     if verb == "s3 sync":
-        assert bool(real.params.get("delete")) == bool(inv.flags.get("--delete"))
-    if real.params.get("WithDecryption"):
+        assert real["delete"] == bool(inv.flags.get("--delete"))
+    if real["decrypt"]:
         assert d.decision != "allow"
 
 

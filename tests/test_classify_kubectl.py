@@ -5,6 +5,7 @@ reference), checked against the policy and, where the binary is here, against ku
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -263,24 +264,53 @@ def _expected_real(kind: str) -> set[str]:
     }[kind]
 
 
+def _worth_running(row: Row) -> bool:
+    """Rows whose reading is not plain `verb args --flags`: flags before or between the verb
+    words, help, dry-run spellings, `--`, and everything shield does not read as `ok`."""
+    if row.line in _NOT_RUN or row.env:
+        return False
+    inv = parse("kubectl", row.line)
+    argv = inv.argv
+    return (
+        inv.kind != "ok"
+        or (bool(argv) and argv[0].startswith("-"))
+        or (len(inv.verb) > 1 and len(argv) > 1 and argv[1].startswith("-"))
+        or any(t == "--" or t.startswith(("-h", "--help", "--dry-run")) for t in argv)
+    )
+
+
+REAL_ROWS = [r for r in ROWS if _worth_running(r)]
+
+
+def _binary_key(binary: str) -> str:
+    st = os.stat(binary)
+    return f"{binary}:{st.st_size}:{st.st_mtime_ns}"
+
+
 @pytest.fixture(scope="module")
-def real_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def real_outcomes(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> dict[str, str]:
+    """What kubectl does with each row, remembered in pytest's cache per kubectl binary (the
+    facts change only with the binary)."""
     binary = real_kubectl()
     if binary is None:
         pytest.skip("kubectl 1.32 is not installed here")
-    lines = sorted({r.line for r in ROWS if r.line not in _NOT_RUN and not r.env})
-    homes = {line: tmp_path_factory.mktemp("kube") for line in lines}
+    key = "shield/kubectl-outcomes/" + _binary_key(binary).replace("/", "_")
+    known: dict[str, str] = pytestconfig.cache.get(key, {})
+    todo = sorted({r.line for r in REAL_ROWS} - set(known))
+    homes = {line: tmp_path_factory.mktemp("kube") for line in todo}
 
     def one(line: str) -> tuple[str, str]:
         return line, run_kubectl(binary, list(parse("kubectl", line).argv), homes[line])
 
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        return dict(pool.map(one, lines))
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        known.update(pool.map(one, todo))
+    pytestconfig.cache.set(key, known)
+    return known
 
 
-@pytest.mark.parametrize(
-    "row", rows_params([r for r in ROWS if r.line not in _NOT_RUN and not r.env])
-)
+@pytest.mark.parametrize("row", rows_params(REAL_ROWS))
 def test_kubectl_table_agrees_with_the_real_kubectl(
     row: Row, real_outcomes: dict[str, str]
 ) -> None:
@@ -323,7 +353,9 @@ def _command_paths(node: dict, prefix: tuple[str, ...] = ()) -> list[tuple[tuple
     return out
 
 
-def test_kubectl_flag_tables_agree_with_kubectl_help(tmp_path: Path) -> None:
+def test_kubectl_flag_tables_agree_with_kubectl_help(
+    tmp_path: Path, pytestconfig: pytest.Config
+) -> None:
     """Every flag of every command has the arity kubectl 1.32 gives it (a value flag read as a
     bool, or the reverse, would move the positionals a rule looks at), and at every command
     group the flags that take no value while cobra looks for the subcommand are the group's."""
@@ -332,9 +364,16 @@ def test_kubectl_flag_tables_agree_with_kubectl_help(tmp_path: Path) -> None:
         pytest.skip("kubectl 1.32 is not installed here")
     grammar = shipped()["kubectl"]["grammar"]
     paths = _command_paths(grammar)
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        found = pool.map(lambda pc: _real_flags(binary, pc[0], tmp_path), paths)
-        real = dict(zip([p for p, _ in paths], found, strict=True))
+    key = "shield/kubectl-flags/" + _binary_key(binary).replace("/", "_")
+    cached: dict[str, dict[str, list]] = pytestconfig.cache.get(key, {})
+    todo = [p for p, _ in paths if " ".join(p) not in cached]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for path, flags in zip(
+            todo, pool.map(lambda p: _real_flags(binary, p, tmp_path), todo), strict=True
+        ):
+            cached[" ".join(path)] = {k: list(v) for k, v in flags.items()}
+    pytestconfig.cache.set(key, cached)
+    real = {p: {k: (v[0], v[1]) for k, v in cached[" ".join(p)].items()} for p, _ in paths}
     help_flags = grammar["help_flags"]
     problems = []
     for path, node in paths:

@@ -520,3 +520,26 @@ def test_a_hundred_thousand_arguments_and_binary_bytes_get_a_decision(tool: str)
         d = decide(inv, rules, ctx, "agent", {})
         assert d.decision in ("allow", "ask", "deny")
         assert time.perf_counter() - start < 5
+
+
+def test_rules_compiled_without_the_verb_index_decide_the_same() -> None:
+    """A cache written before `verb_set`/`verb_globs` existed still decides by `verb` globs."""
+    from tests.test_classify_aws import ROWS as AWS
+    from tests.test_classify_kubectl import ROWS as KUBECTL
+
+    tools = _defaults()
+    for tool, rows in (("kubectl", KUBECTL), ("aws", AWS)):
+        old = [
+            {
+                **r,
+                "alts": tuple(
+                    {k: v for k, v in a.items() if not k.startswith("verb_")} for a in r["alts"]
+                ),
+            }
+            for r in tools[tool]["rules"]
+        ]
+        for row in rows:
+            inv = parse_argv(tools[tool]["grammar"], row.line.split(), row.env or {})
+            new_d = decide(inv, tools[tool]["rules"], {}, "agent", row.env or {})
+            old_d = decide(inv, old, {}, "agent", row.env or {})
+            assert (new_d.decision, new_d.rule) == (old_d.decision, old_d.rule), row.line
