@@ -543,3 +543,23 @@ def test_rules_compiled_without_the_verb_index_decide_the_same() -> None:
             new_d = decide(inv, tools[tool]["rules"], {}, "agent", row.env or {})
             old_d = decide(inv, old, {}, "agent", row.env or {})
             assert (new_d.decision, new_d.rule) == (old_d.decision, old_d.rule), row.line
+
+
+def _readme_block(after: str) -> str:
+    """The first ```yaml block after the heading `after` in commands.d/README.md."""
+    text = Path(DEFAULTS, "README.md").read_text()
+    rest = text.split(after, 1)[1]
+    return rest.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_examples_compile_and_do_what_they_say(tmp_path: Path) -> None:
+    team = _readme_block("## Relaxing and tightening")
+    gcloud = _readme_block("## A fifth tool in one file")
+    layer = _layer(tmp_path, "user", {"team.yaml": team, "gcloud.yaml": gcloud})
+    tools = compile_layers([DEFAULTS, layer])
+    prod = {"context": "eu-prod-1"}
+    assert _decide(tools, "kubectl", "delete ns shop", prod)[0] == "deny"
+    assert _decide(tools, "gcloud", "compute instances list") == ("allow", "gcloud/read")
+    assert (
+        _decide(tools, "gcloud", "compute instances delete vm", {"project": "a-prod"})[0] == "deny"
+    )
