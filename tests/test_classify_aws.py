@@ -195,6 +195,26 @@ ROWS: list[Row] = [
     Row("configure get profile.prod.aws_session_token", "ask", "configure get"),
     Row("configure export-credentials --profile prod", "ask", "configure export-credentials"),
     Row(
+        "sso get-role-credentials --role-name r --account-id 123456789012 --access-token t",
+        "ask",
+        "sso get-role-credentials",
+        "aws/secret-read",
+    ),
+    Row(
+        "redshift get-cluster-credentials --db-user adminuser --db-name dev "
+        "--cluster-identifier mycluster",
+        "ask",
+        "redshift get-cluster-credentials",
+        "aws/secret-read",
+    ),
+    Row("ecr-public get-login-password --region us-east-1", "ask", "ecr-public get-login-password"),
+    Row(
+        "lightsail get-instance-access-details --instance-name MEAN-1",
+        "ask",
+        "lightsail get-instance-access-details",
+        "aws/secret-read",
+    ),
+    Row(
         "s3 presign s3://amzn-s3-demo-bucket/test2.txt --expires-in 604800",
         "ask",
         "s3 presign",
