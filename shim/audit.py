@@ -25,13 +25,12 @@ anchors and checkpoints live in `shim.logcheck` (cold: json, hashlib, hmac, keys
 wrappers `verify_log`, `read_entries` and `sign_checkpoint` import only when called.
 """
 
-from __future__ import annotations
 
 import errno
 import fcntl
-import os
 import time
 
+from shim import fs
 from shim.canon import encode
 from shim.errors import LogError
 
@@ -202,31 +201,31 @@ def _parse_key_record(raw: bytes, where: str) -> _State:
 
 def _put_key(kfd: int, rec: bytes) -> None:
     """Overwrite the key record in place (same length, one write) and make it durable."""
-    if os.pwrite(kfd, rec, 0) != len(rec):
+    if fs.pwrite(kfd, rec, 0) != len(rec):
         raise OSError(errno.EIO, "short write to the key file")
-    os.fdatasync(kfd)
+    fs.fdatasync(kfd)
 
 
 def _create_file(path: str, data: bytes, mode: int) -> None:
     tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    fd = fs.open(tmp, fs.O_WRONLY | fs.O_CREAT | fs.O_TRUNC | fs.O_CLOEXEC, mode)
     try:
-        os.fchmod(fd, mode)
+        fs.fchmod(fd, mode)
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
+            view = view[fs.write(fd, view) :]
+        fs.fsync(fd)
     finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fs.close(fd)
+    fs.replace(tmp, path)
 
 
 def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = fs.open(path, fs.O_RDONLY | fs.O_DIRECTORY | fs.O_CLOEXEC)
     try:
-        os.fsync(fd)
+        fs.fsync(fd)
     finally:
-        os.close(fd)
+        fs.close(fd)
 
 
 def _oserror(exc: OSError, doing: str, path: str) -> LogError:
@@ -247,12 +246,12 @@ def init_log(log_dir: str) -> dict[str, object]:
     `<log_dir>/anchor.json` (0600) = {"log": id, "k0": hex} for the approver to take away with
     `shield log anchor import`. Returns {"log": id, "anchor": path or None, "created": bool}.
     """
-    path = os.path.join(log_dir, LOG_NAME)
-    kpath = os.path.join(log_dir, KEY_NAME)
-    apath = os.path.join(log_dir, ANCHOR_NAME)
+    path = fs.join(log_dir, LOG_NAME)
+    kpath = fs.join(log_dir, KEY_NAME)
+    apath = fs.join(log_dir, ANCHOR_NAME)
     try:
-        os.makedirs(log_dir, mode=0o750, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        fs.makedirs(log_dir, 0o750)
+        fd = fs.open(path, fs.O_RDWR | fs.O_APPEND | fs.O_CREAT | fs.O_CLOEXEC, 0o640)
     except OSError as exc:
         raise _oserror(exc, "create the log", path) from exc
     try:
@@ -262,19 +261,19 @@ def init_log(log_dir: str) -> dict[str, object]:
                 st = _parse_key_record(fh.read(), kpath)
             return {
                 "log": st.log,
-                "anchor": apath if os.path.exists(apath) else None,
+                "anchor": apath if fs.exists(apath) else None,
                 "created": False,
             }
         except FileNotFoundError:
             pass
-        if os.fstat(fd).st_size:
+        if fs.fstat(fd).st_size:
             raise LogError(
                 f"{path} exists but its key file {kpath} is missing",
                 "the log cannot be continued; move the log directory aside (keep it for "
                 "audit) and run the install again",
             )
-        log_id = os.urandom(8).hex()
-        k0 = os.urandom(32)
+        log_id = fs.urandom(8).hex()
+        k0 = fs.urandom(32)
         anchor = encode({"k0": k0.hex(), "log": log_id}) + "\n"
         _create_file(apath, anchor.encode("ascii"), 0o600)
         _create_file(kpath, _key_record(_State(log_id, 0, 0, genesis(log_id), k0)), 0o600)
@@ -283,7 +282,7 @@ def init_log(log_dir: str) -> dict[str, object]:
     except OSError as exc:
         raise _oserror(exc, "initialise the log in", log_dir) from exc
     finally:
-        os.close(fd)
+        fs.close(fd)
 
 
 def append_entry(log_dir: str, fields: dict[str, object]) -> dict[str, object]:
@@ -304,10 +303,10 @@ def append_entry(log_dir: str, fields: dict[str, object]) -> dict[str, object]:
     for name in FIELDS:
         if name not in entry:
             entry[name] = [] if name == "argv" else {} if name == "context" else None
-    path = os.path.join(log_dir, LOG_NAME)
-    kpath = os.path.join(log_dir, KEY_NAME)
+    path = fs.join(log_dir, LOG_NAME)
+    kpath = fs.join(log_dir, KEY_NAME)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        fd = fs.open(path, fs.O_RDWR | fs.O_APPEND | fs.O_CLOEXEC)
     except FileNotFoundError:
         raise LogError(
             f"no log at {path}",
@@ -319,7 +318,7 @@ def append_entry(log_dir: str, fields: dict[str, object]) -> dict[str, object]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            kfd = os.open(kpath, os.O_RDWR | os.O_CLOEXEC)
+            kfd = fs.open(kpath, fs.O_RDWR | fs.O_CLOEXEC)
         except FileNotFoundError:
             raise LogError(
                 f"the log key file {kpath} is missing",
@@ -329,16 +328,16 @@ def append_entry(log_dir: str, fields: dict[str, object]) -> dict[str, object]:
         try:
             return _append_locked(fd, kfd, entry, path)
         finally:
-            os.close(kfd)
+            fs.close(kfd)
     except OSError as exc:
         raise _oserror(exc, "append to", path) from exc
     finally:
-        os.close(fd)  # releases the lock
+        fs.close(fd)  # releases the lock
 
 
 def _append_locked(fd: int, kfd: int, entry: dict[str, object], path: str) -> dict[str, object]:
-    st = _parse_key_record(os.pread(kfd, _KEY_RECORD_LEN + 1, 0), path)
-    eof = os.fstat(fd).st_size
+    st = _parse_key_record(fs.pread(kfd, _KEY_RECORD_LEN + 1, 0), path)
+    eof = fs.fstat(fd).st_size
     if eof < st.size:
         raise LogError(
             f"{path} is shorter than its key file records ({eof} < {st.size} bytes): "
@@ -377,12 +376,12 @@ def _append_locked(fd: int, kfd: int, entry: dict[str, object], path: str) -> di
     data = b"".join(parts)
     st.head = line_hash(line)
     st.size = eof + len(data)
-    base = os.pread(kfd, _KEY_RECORD_LEN, 0)  # the key record as it is now (after any heal)
+    base = fs.pread(kfd, _KEY_RECORD_LEN, 0)  # the key record as it is now (after any heal)
     try:
-        written = os.write(fd, data)
+        written = fs.write(fd, data)
         if written != len(data):
             raise OSError(errno.ENOSPC, "short write (disk full?)")
-        os.fdatasync(fd)
+        fs.fdatasync(fd)
     except OSError:
         _undo_log(fd, eof)
         raise
@@ -394,14 +393,14 @@ def _append_locked(fd: int, kfd: int, entry: dict[str, object], path: str) -> di
         # cannot even be written back, the log stays one entry ahead of the key file, which
         # the next append heals (the entry then counts once, whole).
         try:
-            if os.pwrite(kfd, base, 0) != len(base):
+            if fs.pwrite(kfd, base, 0) != len(base):
                 raise OSError(errno.EIO, "short write to the key file")
         except OSError:
             pass
         else:
             _undo_log(fd, eof)
             try:
-                os.fdatasync(kfd)
+                fs.fdatasync(kfd)
             except OSError:
                 pass
         raise
@@ -425,8 +424,8 @@ def _seal_next(entry: dict[str, object], st: _State, prev: str) -> bytes:
 
 def _undo_log(fd: int, size: int) -> None:
     try:
-        os.ftruncate(fd, size)
-        os.fdatasync(fd)
+        fs.ftruncate(fd, size)
+        fs.fdatasync(fd)
     except OSError:
         pass  # the partial line stays; the next append records it as torn
 
@@ -458,7 +457,7 @@ def _heal(fd: int, kfd: int, st: _State, eof: int, path: str) -> tuple[list[byte
     """
     tail = b""
     while len(tail) < eof - st.size:
-        chunk = os.pread(fd, eof - st.size - len(tail), st.size + len(tail))
+        chunk = fs.pread(fd, eof - st.size - len(tail), st.size + len(tail))
         if not chunk:
             break
         tail += chunk
@@ -576,8 +575,8 @@ def verify_log(
     path: str,
     *,
     anchor: dict[str, object] | None = None,
-    checkpoints: Iterable[dict[str, object]] = (),
-    trusted: dict[str, PublicKey] | None = None,
+    checkpoints: "Iterable[dict[str, object]]" = (),
+    trusted: "dict[str, PublicKey] | None" = None,
 ) -> VerifyReport:
     """Verify the log at `path`: with `anchor` ({"log", "k0"}) every MAC, and always the chain,
     sequence, canonical form, torn-tail records and every checkpoint (signature against
@@ -588,7 +587,7 @@ def verify_log(
     return logcheck.verify_log(path, anchor=anchor, checkpoints=checkpoints, trusted=trusted)
 
 
-def read_entries(path: str) -> Iterator[dict[str, object]]:
+def read_entries(path: str) -> "Iterator[dict[str, object]]":
     """The entries of a log, in order, for `shield log`. Tolerant: a line that is not a JSON
     object (a torn tail) is yielded as {"event": "torn", "line": N, "bytes": N}, never dropped."""
     from shim import logcheck

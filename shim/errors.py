@@ -1,6 +1,5 @@
 """One error hierarchy; each error knows its exit codes (hot: stdlib only)."""
 
-from __future__ import annotations
 
 # Exit codes of a shim (SPEC: "Exit codes of a shim").
 EXIT_DENIED = 126

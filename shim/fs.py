@@ -5,13 +5,13 @@ which is a sixth of the whole Python start-up that a shim is measured against. `
 built in and already loaded, so the hot modules use this instead. Cold code uses `os`.
 """
 
-from __future__ import annotations
 
 import posix
 from posix import (  # noqa: F401 - re-exported for the hot modules
     O_APPEND,
     O_CLOEXEC,
     O_CREAT,
+    O_DIRECTORY,
     O_EXCL,
     O_NOCTTY,
     O_RDONLY,
@@ -22,9 +22,11 @@ from posix import (  # noqa: F401 - re-exported for the hot modules
     access,
     close,
     execve,
+    fchmod,
     fdatasync,
     fstat,
     fsync,
+    ftruncate,
     getcwd,
     getpid,
     listdir,
@@ -32,10 +34,13 @@ from posix import (  # noqa: F401 - re-exported for the hot modules
     lstat,
     mkdir,
     open,
+    pread,
+    pwrite,
     read,
     replace,
     stat,
     unlink,
+    urandom,
     write,
 )
 
@@ -139,7 +144,7 @@ def read_file(path: str, limit: int = 1 << 20) -> bytes:
 
 
 def makedirs(path: str, mode: int = 0o777) -> None:
-    """mkdir -p."""
+    """mkdir -p (an existing directory is fine)."""
     if isdir(path):
         return
     parent = dirname(path)

@@ -24,9 +24,110 @@ TEMPLATE = """#!{python} -IS
 # Do not edit: re-run `shield install` to change it. Tool {tool!r}, agent {agent!r}.
 import sys
 sys.path[len(sys.path):] = {paths!r}
+{loader}
 from shim.run import main
 raise SystemExit(main({cfg!r}))
 """
+
+# The hot modules, in dependency order. `shield install` compiles them into one marshal bundle
+# beside the shims; loading it costs one read instead of ~14 imports (~1 ms of a ~9 ms start).
+HOT_MODULES = (
+    "shim",
+    "shim.fs",
+    "shim.errors",
+    "shim.canon",
+    "shim.audit",
+    "shim.glob",
+    "shim.argv",
+    "shim.decide",
+    "shim.compiled",
+    "shim.context",
+    "shim.home",
+    "shim.resolve",
+    "shim.run",
+)
+BUNDLE_NAME = ".shield-hot.bundle"
+BUNDLE_FORMAT = 1
+
+# Runs inside the shim before `from shim.run import main`. It uses only what a `-I -S`
+# interpreter has loaded already (marshal and posix are built in). Any mismatch (another
+# Python, a changed source file, a damaged bundle) falls back to ordinary imports.
+LOADER = """def _load(path, magic):
+    import marshal, posix
+    try:
+        fd = posix.open(path, posix.O_RDONLY)
+        try:
+            data = b""
+            while True:
+                chunk = posix.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            posix.close(fd)
+        b = marshal.loads(data)
+        if b["format"] != 1 or b["magic"] != magic:
+            return
+        for name, file, is_pkg, mtime, size, code in b["modules"]:
+            st = posix.stat(file)
+            if st.st_mtime_ns != mtime or st.st_size != size:
+                return
+    except Exception:
+        return
+    made = []
+    try:
+        for name, file, is_pkg, mtime, size, code in b["modules"]:
+            mod = type(sys)(name)
+            mod.__file__ = file
+            parent, _, leaf = name.rpartition(".")
+            if is_pkg:
+                mod.__path__ = [file.rpartition("/")[0]]
+                mod.__package__ = name
+            else:
+                mod.__package__ = parent
+            sys.modules[name] = mod
+            made.append(name)
+            exec(code, mod.__dict__)
+            if parent:
+                setattr(sys.modules[parent], leaf, mod)
+    except Exception:
+        for name in made:
+            sys.modules.pop(name, None)
+_load({bundle!r}, {magic!r})
+del _load"""
+
+
+def python_magic() -> str:
+    """Identifies the interpreter a bundle was compiled for."""
+    import importlib.util
+
+    return importlib.util.MAGIC_NUMBER.hex() + ":" + sys.implementation.cache_tag
+
+
+def build_bundle(dest: str) -> str:
+    """Compile the hot modules into one marshal file at `dest` (atomically)."""
+    import importlib.util
+    import marshal
+
+    modules = []
+    for name in HOT_MODULES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ShieldError(f"cannot find the module {name} to bundle")
+        path = spec.origin
+        with open(path, "rb") as fh:
+            source = fh.read()
+        st = os.stat(path)
+        # optimize=2 drops docstrings (the hot modules hold no asserts; a test keeps it so)
+        code = compile(source, path, "exec", dont_inherit=True, optimize=2)
+        modules.append((name, path, name == "shim", st.st_mtime_ns, st.st_size, code))
+    data = marshal.dumps({"format": BUNDLE_FORMAT, "magic": python_magic(), "modules": modules})
+    tmp = f"{dest}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, dest)
+    return dest
 
 
 def package_paths() -> list[str]:
@@ -40,9 +141,15 @@ def package_paths() -> list[str]:
 
 
 def render_shim(
-    tool: str, cfg: dict, python: str | None = None, paths: list[str] | None = None
+    tool: str,
+    cfg: dict,
+    python: str | None = None,
+    paths: list[str] | None = None,
+    bundle: str | None = None,
 ) -> str:
+    loader = LOADER.format(bundle=bundle, magic=python_magic()) if bundle else ""
     return TEMPLATE.format(
+        loader=loader,
         python=python or sys.executable,
         marker=MARKER.decode(),
         tool=tool,
@@ -112,6 +219,7 @@ def install(
             f"tools with rules: {', '.join(sorted(compiled))}; add TOOL.yaml to {layers[-1]}",
         )
     os.makedirs(shim_dir, exist_ok=True)
+    bundle = build_bundle(os.path.join(shim_dir, BUNDLE_NAME))
     written = []
     for tool in tools:
         path = os.path.join(shim_dir, tool)
@@ -123,7 +231,7 @@ def install(
         cfg = shim_config(
             tool, home=home, agent=agent, shim_dir=shim_dir, real=real.get(tool), spool=spool
         )
-        text = render_shim(tool, cfg)
+        text = render_shim(tool, cfg, bundle=bundle)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as fh:
             fh.write(text)
@@ -146,4 +254,7 @@ def uninstall(shim_dir: str) -> list[str]:
         if stat.S_ISREG(st.st_mode) and is_shim(path):
             os.unlink(path)
             removed.append(path)
+    bundle = os.path.join(shim_dir, BUNDLE_NAME)
+    if os.path.exists(bundle):
+        os.unlink(bundle)
     return removed

@@ -5,7 +5,6 @@ dir (compared by device and inode, so symlinks, the dir listed twice and relativ
 entries are all caught) and every file that carries the shim marker.
 """
 
-from __future__ import annotations
 
 from shim import fs
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shim import audit, logcheck
+from shim import audit, fs, logcheck
 from shim.errors import LogDamage, LogError
 from shim.keys import init_approver
 
@@ -240,15 +240,15 @@ class Died(BaseException):
 
 def test_a_crash_between_the_write_and_the_key_advance_heals(tmp_path, monkeypatch) -> None:
     d, anchor = new_log(tmp_path, 2)
-    real = os.pwrite
+    real = fs.pwrite
 
     def die(*a: object) -> int:
         raise Died
 
-    monkeypatch.setattr(os, "pwrite", die)
+    monkeypatch.setattr(fs, "pwrite", die)
     with pytest.raises(Died):
         audit.append_entry(d, fields(2))
-    monkeypatch.setattr(os, "pwrite", real)
+    monkeypatch.setattr(fs, "pwrite", real)
     assert int(key_file(d)[3]) == 2  # the log is one entry ahead of the key
     assert audit.verify_log(logfile(d), anchor=anchor).entries == 3
     e = audit.append_entry(d, fields(3))
@@ -307,15 +307,15 @@ def test_two_torn_lines_are_recorded_together(tmp_path) -> None:
 def test_a_torn_record_that_was_itself_interrupted_heals(tmp_path, monkeypatch) -> None:
     d, anchor = new_log(tmp_path, 1)
     write_raw(d, b'{"agent":"x"')
-    real = os.pwrite
+    real = fs.pwrite
 
     def die(*a: object) -> int:
         raise Died
 
-    monkeypatch.setattr(os, "pwrite", die)  # the record and the entry are written, not the key
+    monkeypatch.setattr(fs, "pwrite", die)  # the record and the entry are written, not the key
     with pytest.raises(Died):
         audit.append_entry(d, fields(1))
-    monkeypatch.setattr(os, "pwrite", real)
+    monkeypatch.setattr(fs, "pwrite", real)
     e = audit.append_entry(d, fields(2))
     assert e["seq"] == 3  # 0, record 1, entry 2, this 3
     rep = audit.verify_log(logfile(d), anchor=anchor)

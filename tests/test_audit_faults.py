@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from shim import audit
+from shim import audit, fs
 from shim.errors import LogError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,7 +74,7 @@ def inject(monkeypatch, d: str, func: str, target: str, err: int, times: int | N
     """Make os.<func> fail with `err` on the log's (or key file's) fd, `times` times (None:
     always). Returns a one-item counter of failures injected."""
     ino = os.stat(os.path.join(d, "shield.log" if target == "log" else "key")).st_ino
-    real = getattr(os, func)
+    real = getattr(fs, func)
     hits = [0]
 
     def faulty(fd: int, *args: object) -> object:
@@ -83,7 +83,7 @@ def inject(monkeypatch, d: str, func: str, target: str, err: int, times: int | N
             raise OSError(err, os.strerror(err))
         return real(fd, *args)
 
-    monkeypatch.setattr(os, func, faulty)
+    monkeypatch.setattr(fs, func, faulty)
     return hits
 
 
@@ -137,7 +137,7 @@ def test_a_short_write_is_taken_back(tmp_path, monkeypatch) -> None:
             return real(fd, data[: len(data) // 2])  # the disk filled up halfway
         return real(fd, data)
 
-    monkeypatch.setattr(os, "write", short)
+    monkeypatch.setattr(fs, "write", short)
     with pytest.raises(LogError, match="short write"):
         audit.append_entry(d, fields())
     monkeypatch.undo()
@@ -149,7 +149,7 @@ def test_init_log_on_a_full_disk_raises_log_error(tmp_path, monkeypatch) -> None
     def full(*a: object) -> int:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(os, "write", full)
+    monkeypatch.setattr(fs, "write", full)
     with pytest.raises(LogError, match="No space"):
         audit.init_log(str(tmp_path / "log"))
 
@@ -159,13 +159,13 @@ def test_init_log_on_a_full_disk_raises_log_error(tmp_path, monkeypatch) -> None
 CHILD = r"""
 import os, signal, sys
 sys.path.insert(0, sys.argv[1])
-from shim import audit
+from shim import audit, fs
 d, writer, count, big, kill_at = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 if kill_at != "none":
     # die by SIGKILL at an exact step: "<func>:<fd target>:<nth call>[:partial]"
     func, target, nth, *partial = kill_at.split(":")
     ino = os.stat(os.path.join(d, "shield.log" if target == "log" else "key")).st_ino
-    real = getattr(os, func)
+    real = getattr(fs, func)
     calls = [0]
     def hook(fd, *args):
         if os.fstat(fd).st_ino == ino:
@@ -175,7 +175,7 @@ if kill_at != "none":
                     real(fd, args[0][: int(partial[0])])
                 os.kill(os.getpid(), signal.SIGKILL)
         return real(fd, *args)
-    setattr(os, func, hook)
+    setattr(fs, func, hook)
 pad = "x" * big
 for i in range(count):
     audit.append_entry(d, {"event": "call", "agent": writer, "tool": "kubectl",

@@ -16,12 +16,8 @@ def test_install_sh_sets_up_shims_that_work_and_is_idempotent(tmp_path: Path) ->
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout + first.stderr
     assert f'export PATH="{prefix}/bin:$PATH"' in first.stdout
-    assert sorted(p.name for p in (prefix / "bin").iterdir()) == [
-        "aws",
-        "helm",
-        "kubectl",
-        "terraform",
-    ]
+    names = sorted(p.name for p in (prefix / "bin").iterdir())
+    assert names == [".shield-hot.bundle", "aws", "helm", "kubectl", "terraform"]
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stdout + second.stderr
 

@@ -129,7 +129,7 @@ def test_environment_cannot_relax_the_policy(world: World, tmp_path: Path) -> No
 
 
 def test_hold_timeout_env_only_shortens(world: World) -> None:
-    from shim.run import hold_timeout
+    from shim.ask import hold_timeout
 
     assert hold_timeout(600, {}, {"SHIELD_HOLD_TIMEOUT": "5"}) == 5
     assert hold_timeout(60, {}, {"SHIELD_HOLD_TIMEOUT": "99999"}) == 60
@@ -247,36 +247,81 @@ def test_install_refuses_to_overwrite_a_foreign_file(world: World, tmp_path: Pat
     assert (d / "kubectl").read_text() == "#!/bin/sh\necho mine\n"
 
 
-def test_allowed_call_imports_no_cli_or_heavy_modules(world: World) -> None:
-    shim = world.bin / "kubectl"
+PROBE = """
+import posix, sys
+def fake_execve(path, argv, env):
+    mods = sorted(sys.modules)
+    posix.write(1, repr((path, mods)).encode())
+    posix._exit(0)
+posix.execve = fake_execve
+shim = sys.argv[1]
+sys.argv = [shim] + sys.argv[2:]
+code = compile(open(shim).read(), shim, "exec")
+exec(code, {"__name__": "__main__"})
+"""
+
+
+def modules_at_exec(world: World, *argv: str) -> tuple[str, list[str]]:
+    """Run a shim exactly as installed, stop it at execve, return (real path, loaded modules)."""
     proc = subprocess.run(
-        [PY, "-IS", "-X", "importtime", str(shim), "get", "pods"],
+        [PY, "-IS", "-c", PROBE, str(world.bin / "kubectl"), *argv],
         env=world.env(),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    imported = {
-        line.split("|")[-1].strip()
-        for line in proc.stderr.splitlines()
-        if line.startswith("import time:")
-    }
-    assert "shim.run" in imported  # the measurement saw the shim's imports
-    for banned in (
-        "typer",
-        "rich",
-        "yaml",
-        "click",
-        "shim.cli",
-        "shim.rules",
-        "json",
-        "re",
-        "hashlib",
-        "dataclasses",
-        "subprocess",
-    ):
-        assert banned not in imported, f"{banned} imported on the hot path"
+    import ast
+
+    path, mods = ast.literal_eval(proc.stdout)
+    return path, mods
+
+
+def test_allowed_call_imports_no_cli_or_heavy_modules(world: World) -> None:
+    path, mods = modules_at_exec(world, "get", "pods")
+    assert path == str(world.real / "kubectl")
+    assert "shim.run" in mods
+    banned = {"typer", "rich", "yaml", "click", "shim.cli", "shim.rules", "shim.ask", "shim.hold"}
+    banned |= {"json", "re", "hashlib", "dataclasses", "subprocess", "os", "typing", "enum"}
+    assert banned.isdisjoint(mods), sorted(banned & set(mods))
+
+
+def test_the_hot_bundle_is_used_and_a_stale_or_broken_one_falls_back(world: World) -> None:
+    bundle = world.bin / ".shield-hot.bundle"
+    assert bundle.exists()
+    # with the bundle, no shim module comes through the import system
+    proc = subprocess.run(
+        [PY, "-IS", "-X", "importtime", str(world.bin / "kubectl"), "get", "pods"],
+        env=world.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0
+    assert "shim.run" not in proc.stderr
+    # a damaged bundle: the shim still works, through ordinary imports
+    bundle.write_bytes(b"garbage")
+    proc = world.run("kubectl", "get", "pods")
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        world.run(
+            "kubectl", "delete", "pod", "x", env=world.env(SHIELD_HOLD_TIMEOUT="0")
+        ).returncode
+        == 124
+    )
+
+
+def test_hot_modules_hold_no_asserts() -> None:
+    # the bundle is compiled with optimize=2, which strips asserts
+    import re
+    from pathlib import Path
+
+    from shim.install import HOT_MODULES
+
+    for name in HOT_MODULES:
+        rel = name.replace(".", "/") + (".py" if name != "shim" else "/__init__.py")
+        text = (Path(__file__).resolve().parents[2] / rel).read_text()
+        assert not re.search(r"^\s*assert\b", text, re.M), f"{rel} uses assert"
 
 
 def test_interactive_tool_runs_in_a_pty(world: World, tmp_path: Path) -> None:

@@ -1,0 +1,246 @@
+"""The ask path of a shim call: hold the request, wait for a decision, run what was approved.
+
+Cold for allowed calls: shim.run imports this module only when a call is held.
+"""
+
+from __future__ import annotations
+
+import os
+
+from shim import fs
+from shim.decide import Decision
+from shim.errors import EXIT_DENIED, EXIT_INTERRUPTED, EXIT_TIMEOUT, ShieldError
+from shim.run import Call, not_found, say
+
+DEFAULT_HOLD_S = 600
+
+
+def _fmt_wait(seconds: float) -> str:
+    s = int(seconds)
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def hold_timeout(rule_timeout: int | None, config: dict, env: dict[str, str]) -> float:
+    """The rule's (or config's) deadline, shortened, never lengthened, by SHIELD_HOLD_TIMEOUT."""
+    timeout = float(
+        rule_timeout if rule_timeout is not None else config.get("hold_timeout", DEFAULT_HOLD_S)
+    )
+    raw = env.get("SHIELD_HOLD_TIMEOUT")
+    if raw:
+        try:
+            timeout = min(timeout, max(0.0, float(raw)))
+        except ValueError:
+            pass
+    return timeout
+
+
+def load_config(home: str) -> dict:
+    path = fs.join(home, "config.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError:
+        return {}
+    import json
+
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ShieldError(f"{path} is not valid JSON: {exc}", "fix or remove the file") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def hold_and_run(call: Call, d: Decision, real: str | None, depth_var: str, depth: int) -> int:
+    from shim import hold, keys
+
+    tool = call.tool
+    config = load_config(call.home)
+    timeout = hold_timeout(d.timeout, config, call.env)
+    req = hold.new_request(
+        agent=call.agent,
+        tool=tool,
+        argv=call.argv,
+        cwd=call.cwd,
+        context=d.context,
+        rule=d.rule,
+        reason=d.reason,
+        timeout_s=timeout,
+    )
+    call.log(
+        {
+            "event": "call",
+            "decision": "ask",
+            "rule": d.rule,
+            "request": req.id,
+            "reason": d.reason,
+        }
+    )
+    spool = call.env.get("SHIELD_SPOOL") or cfg_spool(call)
+    if timeout <= 0:
+        call.log({"event": "expired", "decision": "ask", "rule": d.rule, "request": req.id})
+        say(
+            tool,
+            f"held for human approval, but SHIELD_HOLD_TIMEOUT=0: not run (request {req.id})",
+            "unset SHIELD_HOLD_TIMEOUT to wait for a human decision",
+        )
+        return EXIT_TIMEOUT
+    # log first, publish second: a request nobody logged must never be approvable
+    call.log(
+        {
+            "event": "held",
+            "decision": "ask",
+            "rule": d.rule,
+            "request": req.id,
+            "expires": req.expires,
+        }
+    )
+    try:
+        hold.write_request(spool, req)
+    except (OSError, ShieldError) as exc:
+        reason = exc.message if isinstance(exc, ShieldError) else str(exc)
+        call.log(
+            {
+                "event": "error",
+                "decision": "ask",
+                "rule": d.rule,
+                "request": req.id,
+                "detail": reason,
+            }
+        )
+        raise ShieldError(
+            f"cannot write the held request to the spool {spool}: {reason}; the call did not run",
+            "check that the spool exists and is writable (shield doctor)",
+        ) from exc
+    say(
+        tool,
+        f"this call is held for a human to approve (request {req.id})\n"
+        f"  rule: {d.rule or '(no rule matched)'}: {d.reason}\n"
+        f"  waiting up to {_fmt_wait(timeout)}; the approver runs: shield approve {req.id}",
+        "wait for the decision; do not retry with another spelling. "
+        "If it is denied or times out, report that to your operator.",
+    )
+    verdict = hold.wait_for_decision(
+        req,
+        spool=spool,
+        trusted=keys.load_trusted(call.home),
+        used_path=fs.join(call.home, "state", "used-decisions"),
+        log=lambda fields: call.log(_with_rule(fields, d)),
+        tty=bool(config.get("tty_prompt", True)),
+        clock_skew_s=float(config.get("clock_skew", 30)),
+        notify=config.get("notify"),
+    )
+    if verdict.outcome == "approved":
+        if real is None:
+            return not_found(call)
+        call.env[depth_var] = str(depth + 1)
+        return _run_approved(call, d, req.id, verdict.approver, real)
+    if verdict.outcome == "denied":
+        say(
+            tool,
+            f"denied by {verdict.approver or 'a human'} (request {req.id})"
+            + (f": {verdict.reason}" if verdict.reason else ""),
+            "do not retry this call in another form; ask your operator what to do instead",
+        )
+        return EXIT_DENIED
+    if verdict.outcome == "expired":
+        say(
+            tool,
+            f"no decision within {_fmt_wait(timeout)}; request {req.id} expired and the call did not run",
+            "tell your operator the call needs approval; do not retry it in another form",
+        )
+        return EXIT_TIMEOUT
+    sig = verdict.signal or 2
+    return 128 + sig if sig != 2 else EXIT_INTERRUPTED
+
+
+def _with_rule(fields: dict, d: Decision) -> dict:
+    out = {"rule": d.rule, "decision": "ask"}
+    out.update(fields)
+    return out
+
+
+def cfg_spool(call: Call) -> str:
+    from shim.home import default_spool
+
+    return call.cfg.get("spool") or default_spool(call.home)
+
+
+FORWARD = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGWINCH")
+TTY_SIGNALS = ("SIGINT", "SIGQUIT", "SIGWINCH")
+
+
+def _terminal_delivers(sig_name: str) -> bool:
+    """True when the terminal already sends this signal to the child (same foreground group)."""
+
+    if sig_name not in TTY_SIGNALS:
+        return False
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _run_approved(call: Call, d: Decision, request: str, approver: str | None, real: str) -> int:
+    """Run the approved command as a child: same stdio and TTY, signals forwarded, status logged."""
+    import signal
+    import subprocess
+    import time
+
+    start = time.monotonic()
+    proc = subprocess.Popen([real] + call.argv, env=call.env, executable=real)
+    handlers = {}
+
+    def forward(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if _terminal_delivers(name):
+            return
+        try:
+            proc.send_signal(signum)
+        except OSError:
+            pass
+
+    for name in FORWARD:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            try:
+                handlers[sig] = signal.signal(sig, forward)
+            except (OSError, ValueError):
+                pass
+    try:
+        while True:
+            try:
+                rc = proc.wait()
+                break
+            except KeyboardInterrupt:
+                continue
+    finally:
+        for sig, old in handlers.items():
+            try:
+                signal.signal(sig, old)
+            except (OSError, ValueError):
+                pass
+    status = 128 - rc if rc < 0 else rc
+    duration_ms = int((time.monotonic() - start) * 1000)
+    try:
+        call.log(
+            {
+                "event": "executed",
+                "decision": "ask",
+                "rule": d.rule,
+                "request": request,
+                "approver": approver,
+                "exit": status,
+                "duration_ms": duration_ms,
+            }
+        )
+    except ShieldError as exc:
+        say(call.tool, f"the command ran, but its exit status could not be logged: {exc.message}")
+    return status
