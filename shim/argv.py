@@ -12,8 +12,6 @@ A grammar is a plain dict (see shim/rules.py for the schema it is compiled from)
 map every spelling to `(canonical name, takes_value)`.
 """
 
-from __future__ import annotations
-
 OK = "ok"
 HELP = "help"
 UNKNOWN = "unknown"

@@ -25,7 +25,6 @@ anchors and checkpoints live in `shim.logcheck` (cold: json, hashlib, hmac, keys
 wrappers `verify_log`, `read_entries` and `sign_checkpoint` import only when called.
 """
 
-
 import errno
 import fcntl
 import time

@@ -6,7 +6,6 @@ str keys, lists, tuples, str, int, bool and None (floats are refused: canonical 
 hold them). A property test keeps the two identical.
 """
 
-
 _ESCAPES = {
     '"': '\\"',
     "\\": "\\\\",

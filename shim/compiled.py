@@ -5,7 +5,6 @@ mtime/size of every layer dir and effective file; if any changed, the layers are
 again (cold: imports shim.rules and yaml), and an invalid layer raises RulesError.
 """
 
-
 import marshal
 
 from shim import fs

@@ -5,8 +5,6 @@ imports yaml: kubeconfig is scanned by indentation, which covers what kubectl wr
 cannot be resolved is "?": restrictive rules treat it as a match, allow rules as no match.
 """
 
-from __future__ import annotations
-
 from shim import fs
 from shim.argv import Invocation
 

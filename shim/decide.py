@@ -6,8 +6,6 @@ names (default: parsed, not help); so help, unknown verbs and parse errors fall 
 rules written for them, or to ask.
 """
 
-from __future__ import annotations
-
 from shim.argv import Invocation
 from shim.glob import match
 

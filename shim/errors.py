@@ -1,6 +1,5 @@
 """One error hierarchy; each error knows its exit codes (hot: stdlib only)."""
 
-
 # Exit codes of a shim (SPEC: "Exit codes of a shim").
 EXIT_DENIED = 126
 EXIT_TIMEOUT = 124

@@ -5,7 +5,6 @@ which is a sixth of the whole Python start-up that a shim is measured against. `
 built in and already loaded, so the hot modules use this instead. Cold code uses `os`.
 """
 
-
 import posix
 from posix import (  # noqa: F401 - re-exported for the hot modules
     O_APPEND,

@@ -1,7 +1,5 @@
 """Shell-style wildcards, `*` and `?` only (HOT, pure; `fnmatch` would import `re`)."""
 
-from __future__ import annotations
-
 
 def match(pattern: str, text: str) -> bool:
     """True when `text` matches `pattern` in full. `*` is any run, `?` any one character."""

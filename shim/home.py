@@ -4,7 +4,6 @@ One home holds everything for one side: rule layer, keys, trust store, state, lo
 `SHIELD_HOME` selects it for the CLI; a shim has its home baked in at install.
 """
 
-
 from shim import fs
 
 ETC_LAYER = "/etc/shield/commands.d"

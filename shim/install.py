@@ -187,6 +187,11 @@ def prepare_home(home: str) -> dict:
     for sub in ("commands.d", "state", "trust", "log"):
         os.makedirs(os.path.join(home, sub), exist_ok=True)
     os.makedirs(default_spool(home), exist_ok=True)
+    # the one state file the agent writes besides the log and the spool (decisions used once)
+    used = os.path.join(home, "state", "used-decisions")
+    if not os.path.exists(used):
+        with open(used, "a"):
+            pass
     return audit.init_log(log_dir(home))
 
 

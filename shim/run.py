@@ -6,7 +6,6 @@ policy (home, rule layers, trust store, log) comes from the shim file itself (`c
 the environment; the environment may only shorten the wait (`SHIELD_HOLD_TIMEOUT`).
 """
 
-
 import sys
 
 from shim import audit, fs

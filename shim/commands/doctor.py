@@ -150,7 +150,13 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
             "the approver's private key is in this home: an agent running as this user could sign "
             "its own approvals. Keep the approver key in another home (another user or the host).",
         )
-    for label, p in (("rule layer", layer_dir(home)), ("trust store", trust)):
+    from shim.home import compiled_dir
+
+    for label, p in (
+        ("rule layer", layer_dir(home)),
+        ("trust store", trust),
+        ("compiled rules", compiled_dir(home)),
+    ):
         if os.path.exists(p) and os.access(p, os.W_OK):
             rep.add(
                 "warn",
