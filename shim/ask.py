@@ -6,11 +6,15 @@ Cold for allowed calls: shim.run imports this module only when a call is held.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from shim import fs
 from shim.decide import Decision
 from shim.errors import EXIT_DENIED, EXIT_INTERRUPTED, EXIT_TIMEOUT, ShieldError
 from shim.run import Call, not_found, say
+
+if TYPE_CHECKING:
+    from shim.preview import Bound
 
 DEFAULT_HOLD_S = 600
 
@@ -52,12 +56,66 @@ def load_config(home: str) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def hold_and_run(call: Call, d: Decision, real: str | None, depth_var: str, depth: int) -> int:
+def _rule_of(compiled: dict | None, rule_id: str | None) -> dict | None:
+    for rule in (compiled or {}).get("rules") or ():
+        if rule_id is not None and rule.get("id") == rule_id:
+            return rule
+    return None
+
+
+def hold_and_run(
+    call: Call,
+    d: Decision,
+    real: str | None,
+    depth_var: str,
+    depth: int,
+    compiled: dict | None = None,
+) -> int:
+    """Preview (shim/preview.py), hold, wait, run what was approved; the preview's snapshots
+    are removed however the hold ends."""
+    from shim import preview
+    from shim.run import classify
+
+    config = load_config(call.home)
+    timeout = hold_timeout(d.timeout, config, call.env)
+
+    def is_read_only(argv: list[str]) -> bool:
+        # a preview command runs only if this agent could run it without asking
+        if compiled is None:
+            return False
+        return classify(compiled, argv, call.env, call.cwd, call.agent, real).decision == "allow"
+
+    bound = preview.hold_preview(
+        _rule_of(compiled, d.rule),
+        d.invocation,
+        d.context,
+        real=real,
+        env={**call.env, depth_var: str(depth + 1)},
+        cwd=call.cwd,
+        home=call.home,
+        is_read_only=is_read_only,
+        run=timeout > 0,
+        limit_s=timeout,
+    )
+    try:
+        return _hold(call, d, real, depth_var, depth, config, timeout, bound)
+    finally:
+        bound.cleanup()
+
+
+def _hold(
+    call: Call,
+    d: Decision,
+    real: str | None,
+    depth_var: str,
+    depth: int,
+    config: dict,
+    timeout: float,
+    bound: Bound,
+) -> int:
     from shim import hold, keys
 
     tool = call.tool
-    config = load_config(call.home)
-    timeout = hold_timeout(d.timeout, config, call.env)
     req = hold.new_request(
         agent=call.agent,
         tool=tool,
@@ -67,6 +125,7 @@ def hold_and_run(call: Call, d: Decision, real: str | None, depth_var: str, dept
         rule=d.rule,
         reason=d.reason,
         timeout_s=timeout,
+        extra=bound.extra,
     )
     call.log(
         {
@@ -94,6 +153,7 @@ def hold_and_run(call: Call, d: Decision, real: str | None, depth_var: str, dept
             "rule": d.rule,
             "request": req.id,
             "expires": req.expires,
+            **bound.held_fields(),
         }
     )
     try:
@@ -117,6 +177,7 @@ def hold_and_run(call: Call, d: Decision, real: str | None, depth_var: str, dept
         tool,
         f"this call is held for a human to approve (request {req.id})\n"
         f"  rule: {d.rule or '(no rule matched)'}: {d.reason}\n"
+        f"{bound.agent_lines()}"
         f"  waiting up to {_fmt_wait(timeout)}; the approver runs: shield approve {req.id}",
         "wait for the decision; do not retry with another spelling. "
         "If it is denied or times out, report that to your operator.",
@@ -135,7 +196,7 @@ def hold_and_run(call: Call, d: Decision, real: str | None, depth_var: str, dept
         if real is None:
             return not_found(call)
         call.env[depth_var] = str(depth + 1)
-        return _run_approved(call, d, req.id, verdict.approver, real)
+        return _run_approved(call, d, req.id, verdict.approver, real, bound)
     if verdict.outcome == "denied":
         say(
             tool,
@@ -188,14 +249,43 @@ def _terminal_delivers(sig_name: str) -> bool:
         os.close(fd)
 
 
-def _run_approved(call: Call, d: Decision, request: str, approver: str | None, real: str) -> int:
-    """Run the approved command as a child: same stdio and TTY, signals forwarded, status logged."""
+def _run_approved(
+    call: Call, d: Decision, request: str, approver: str | None, real: str, bound: Bound
+) -> int:
+    """Run the approved command as a child: same stdio and TTY, signals forwarded, status logged.
+
+    What runs is what the approver signed: the preview's `run_argv` on its snapshots (stdin
+    from the stdin snapshot) when it bound any; a snapshot whose hash changed runs nothing."""
     import signal
     import subprocess
     import time
 
+    argv, stdin_file, changed, ran = bound.command(call.argv)
+    if changed:
+        detail = f"a file bound to the approval changed after the preview: {', '.join(changed)}"
+        call.log(
+            {
+                "event": "security",
+                "decision": "ask",
+                "rule": d.rule,
+                "request": request,
+                "approver": approver,
+                "detail": detail + "; not run",
+            }
+        )
+        say(
+            call.tool,
+            f"request {request} was approved, but {detail}; the call did not run",
+            "tell your operator; do not retry this call in another form",
+        )
+        return EXIT_DENIED
+    stdin = open(stdin_file, "rb") if stdin_file else None  # noqa: SIM115 - closed below
     start = time.monotonic()
-    proc = subprocess.Popen([real] + call.argv, env=call.env, executable=real)
+    try:
+        proc = subprocess.Popen([real] + argv, env=call.env, executable=real, stdin=stdin)
+    finally:
+        if stdin is not None:
+            stdin.close()
     handlers = {}
 
     def forward(signum: int, _frame: object) -> None:
@@ -239,6 +329,7 @@ def _run_approved(call: Call, d: Decision, request: str, approver: str | None, r
                 "approver": approver,
                 "exit": status,
                 "duration_ms": duration_ms,
+                **ran,
             }
         )
     except ShieldError as exc:

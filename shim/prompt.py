@@ -96,10 +96,22 @@ def extra_lines(extra: dict[str, object]) -> list[tuple[str, str]]:
     from shim import canon
 
     rows: list[tuple[str, str]] = []
-    for key in sorted(extra):
+    first = {"risk": 0, "preview": 1}
+    for key in sorted(extra, key=lambda k: (first.get(k, 2), k)):
         value = extra[key]
-        text = value if isinstance(value, str) else canon.encode(value)
-        lines = text.splitlines() or [""]
+        if value is None:
+            continue
+        if key == "preview" and isinstance(value, dict):
+            from shim.preview import render_lines
+
+            lines = render_lines(value)
+        elif key == "run_argv" and isinstance(value, list):
+            lines = [command_line([str(a) for a in value])]
+        elif key == "snapshots" and isinstance(value, dict):
+            lines = [f"{digest[:16]}  {name}" for name, digest in sorted(value.items())]
+        else:
+            text = value if isinstance(value, str) else canon.encode(value)
+            lines = text.splitlines() or [""]
         if len(lines) > MAX_PREVIEW_LINES:
             lines = lines[:MAX_PREVIEW_LINES] + [f"... ({len(lines) - MAX_PREVIEW_LINES} more)"]
         for i, line in enumerate(lines):

@@ -346,7 +346,18 @@ _MATCH_KEYS = (
     "agent",
     "env",
 )
-_RULE_KEYS = ("id", "decision", "reason", "hint", "timeout", "match", "examples", "preview")
+_RULE_KEYS = (
+    "id",
+    "decision",
+    "reason",
+    "hint",
+    "timeout",
+    "match",
+    "examples",
+    "preview",
+    "risk",
+)
+RISK_LEVELS = ("low", "medium", "high", "critical")  # shim.risk.LEVELS
 
 
 def _globs(value: Any, where: tuple[str, int], what: str) -> tuple[str, ...]:
@@ -429,7 +440,17 @@ def compile_rule(raw: Any, tool: str, path: str, index: int) -> dict:
         except (TypeError, ValueError) as exc:
             raise RulesError(f"rule {rid}: timeout must be whole seconds", *where) from exc
     if raw.get("preview") is not None:
-        rule["preview"] = _plain(raw["preview"])
+        rule["preview"] = _preview_spec(
+            raw["preview"], rid, (path, _key_line(raw, "preview", line))
+        )
+    if raw.get("risk") is not None:
+        if raw["risk"] not in RISK_LEVELS:
+            raise RulesError(
+                f"rule {rid}: risk must be one of {', '.join(RISK_LEVELS)} (got {raw['risk']!r})",
+                path,
+                _key_line(raw, "risk", line),
+            )
+        rule["risk"] = raw["risk"]
     m = raw.get("match") or {}
     alts = m if isinstance(m, list) else [m]
     if not alts:
@@ -438,6 +459,33 @@ def compile_rule(raw: Any, tool: str, path: str, index: int) -> dict:
     ex = raw.get("examples")
     rule["_examples"] = ex
     return rule
+
+
+def _preview_spec(raw: Any, rid: str, where: tuple[str, int]) -> dict:
+    """`preview: {kind: NAME, timeout: SECONDS}` (kinds: shim.preview.kinds())."""
+    from shim.preview import MAX_TIMEOUT_S, kinds
+
+    if not isinstance(raw, dict):
+        raise RulesError(f"rule {rid}: preview must be a mapping {{kind, timeout}}", *where)
+    _only(raw, ("kind", "timeout"), where)
+    kind = raw.get("kind")
+    if kind not in kinds():
+        raise RulesError(
+            f"rule {rid}: preview kind must be one of {', '.join(kinds())} (got {kind!r})", *where
+        )
+    spec: dict[str, Any] = {"kind": kind}
+    if raw.get("timeout") is not None:
+        timeout = raw["timeout"]
+        if (
+            not isinstance(timeout, int)
+            or isinstance(timeout, bool)
+            or not 1 <= timeout <= MAX_TIMEOUT_S
+        ):
+            raise RulesError(
+                f"rule {rid}: preview timeout must be whole seconds, 1 to {MAX_TIMEOUT_S}", *where
+            )
+        spec["timeout"] = timeout
+    return spec
 
 
 def _compile_match(m: Any, rid: str, path: str, line: int) -> dict:

@@ -200,7 +200,7 @@ def _main(call: Call) -> int:
         return EXIT_DENIED
     from shim.ask import hold_and_run
 
-    return hold_and_run(call, d, real, depth_var, depth)
+    return hold_and_run(call, d, real, depth_var, depth, compiled)
 
 
 def not_found(call: Call) -> int:

@@ -96,13 +96,16 @@ class World:
         kw.setdefault("stdin", subprocess.DEVNULL)
         return subprocess.run([tool, *args], env=env or self.env(), **kw)
 
-    def records(self) -> list[dict]:
+    def records(self, previews: bool = False) -> list[dict]:
+        """What the stand-ins ran; without `previews`, not the read-only preview calls that a
+        held call makes (they run with _SHIELD_PREVIEW=1)."""
         if not self.record.exists():
             return []
-        return [json.loads(line) for line in self.record.read_text().splitlines() if line]
+        recs = [json.loads(line) for line in self.record.read_text().splitlines() if line]
+        return [r for r in recs if previews or "_SHIELD_PREVIEW" not in r["env"]]
 
-    def argvs(self) -> list[list[bytes]]:
-        return [[bytes.fromhex(a) for a in r["argv"]] for r in self.records()]
+    def argvs(self, previews: bool = False) -> list[list[bytes]]:
+        return [[bytes.fromhex(a) for a in r["argv"]] for r in self.records(previews)]
 
     def log(self) -> list[dict]:
         path = self.home / "log" / "shield.log"

@@ -61,7 +61,16 @@ def request_panel(item: dict[str, Any], now: float) -> Panel:
             Text(f"{duration(now - created)} ago, expires in {duration(expires - now)}"),
         ),
     ]
-    rows += [(label, Text(text)) for label, text in extra_lines(req.extra)]
+    risk_style = {
+        "low": "green",
+        "medium": "yellow",
+        "high": "bold red",
+        "critical": "bold white on red",
+    }
+    rows += [
+        (label, Text(text, style=risk_style.get(text, "") if label == "risk" else ""))
+        for label, text in extra_lines(req.extra)
+    ]
     for label, value in rows:
         grid.add_row(label, value)
     hint = Text(f"shield approve {req.id}    shield deny {req.id} --reason ...", style="dim")
