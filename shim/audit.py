@@ -25,7 +25,6 @@ anchors and checkpoints live in `shim.logcheck` (cold: json, hashlib, hmac, keys
 wrappers `verify_log`, `read_entries` and `sign_checkpoint` import only when called.
 """
 
-import errno
 import fcntl
 import time
 
@@ -43,6 +42,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from shim.keys import PublicKey
+
+# errno values used on failure paths (the errno module costs an import on every call)
+_EIO = 5
+_ENOSPC = 28
 
 LOG_NAME = "shield.log"
 KEY_NAME = "key"
@@ -201,7 +204,7 @@ def _parse_key_record(raw: bytes, where: str) -> _State:
 def _put_key(kfd: int, rec: bytes) -> None:
     """Overwrite the key record in place (same length, one write) and make it durable."""
     if fs.pwrite(kfd, rec, 0) != len(rec):
-        raise OSError(errno.EIO, "short write to the key file")
+        raise OSError(_EIO, "short write to the key file")
     fs.fdatasync(kfd)
 
 
@@ -230,7 +233,7 @@ def _fsync_dir(path: str) -> None:
 def _oserror(exc: OSError, doing: str, path: str) -> LogError:
     reason = exc.strerror or str(exc)
     hint = "the call was not run because its log entry could not be written"
-    if exc.errno == errno.ENOSPC:
+    if exc.errno == _ENOSPC:
         hint = "free space on the log's filesystem, then retry; " + hint
     return LogError(f"cannot {doing} {path}: {reason}", hint)
 
@@ -379,7 +382,7 @@ def _append_locked(fd: int, kfd: int, entry: dict[str, object], path: str) -> di
     try:
         written = fs.write(fd, data)
         if written != len(data):
-            raise OSError(errno.ENOSPC, "short write (disk full?)")
+            raise OSError(_ENOSPC, "short write (disk full?)")
         fs.fdatasync(fd)
     except OSError:
         _undo_log(fd, eof)
@@ -393,7 +396,7 @@ def _append_locked(fd: int, kfd: int, entry: dict[str, object], path: str) -> di
         # the next append heals (the entry then counts once, whole).
         try:
             if fs.pwrite(kfd, base, 0) != len(base):
-                raise OSError(errno.EIO, "short write to the key file")
+                raise OSError(_EIO, "short write to the key file")
         except OSError:
             pass
         else:

@@ -23,6 +23,16 @@ TEMPLATE = """#!{python} -IS
 # {marker}
 # Do not edit: re-run `shield install` to change it. Tool {tool!r}, agent {agent!r}.
 import sys
+if sys.hexversion >> 16 == {pyver}:
+    import marshal
+    exec(marshal.loads({blob!r}))
+exec({program!r})
+"""
+
+# What a shim runs. The template above carries it twice: precompiled (marshal, for the
+# interpreter it was installed with: compiling even this much source costs ~0.4 ms per call)
+# and as source, used if the interpreter was upgraded in place.
+PROGRAM = """import sys
 sys.path[len(sys.path):] = {paths!r}
 {loader}
 from shim.run import main
@@ -147,15 +157,21 @@ def render_shim(
     paths: list[str] | None = None,
     bundle: str | None = None,
 ) -> str:
+    import marshal
+
     loader = LOADER.format(bundle=bundle, magic=python_magic()) if bundle else ""
+    program = PROGRAM.format(
+        paths=paths if paths is not None else package_paths(), loader=loader, cfg=cfg
+    )
+    code = compile(program, f"<shield shim {tool}>", "exec", dont_inherit=True, optimize=2)
     return TEMPLATE.format(
-        loader=loader,
         python=python or sys.executable,
         marker=MARKER.decode(),
         tool=tool,
         agent=cfg.get("agent"),
-        paths=paths if paths is not None else package_paths(),
-        cfg=cfg,
+        pyver=hex(sys.hexversion >> 16),
+        blob=marshal.dumps(code),
+        program=program,
     )
 
 

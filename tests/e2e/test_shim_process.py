@@ -406,3 +406,27 @@ def test_real_terraform_plan_is_allowed_and_apply_is_held(world: World, tmp_path
     assert apply.returncode == 124
     assert not (work / "terraform.tfstate").exists()
     assert world.log()[-2]["context"]["dir"] == str(work)
+
+
+def test_shim_falls_back_to_source_when_the_interpreter_changed(world: World) -> None:
+    # the precompiled program is only used by the interpreter it was compiled for
+    shim = world.bin / "kubectl"
+    text = shim.read_text()
+    assert "sys.hexversion >> 16 == " in text
+    shim.write_text(text.replace("sys.hexversion >> 16 == ", "sys.hexversion >> 16 == 1 + ", 1))
+    assert world.run("kubectl", "get", "pods").returncode == 0
+    assert len(world.records()) == 1
+    assert (
+        world.run(
+            "kubectl", "delete", "pod", "x", env=world.env(SHIELD_HOLD_TIMEOUT="0")
+        ).returncode
+        == 124
+    )
+
+
+def test_audit_error_numbers_match_errno() -> None:
+    import errno
+
+    from shim import audit
+
+    assert (audit._EIO, audit._ENOSPC) == (errno.EIO, errno.ENOSPC)
