@@ -26,12 +26,16 @@ words = " ".join(args)
 out = {{
     "kubectl": [
         ("get pods", "NAME                   READY   STATUS    RESTARTS   AGE\\napi-7c9d8-x2x4q        1/1     Running   0          3d\\nweb-5f6b7-kk9sd        1/1     Running   0          3d"),
+        ("get deploy/api", "NAME   READY   UP-TO-DATE   AVAILABLE   AGE   CONTAINERS   IMAGES\\napi    3/3     3            3           12d   api          registry.local/api:2.1.0"),
         ("rollout restart", "deployment.apps/api restarted"),
         ("delete", "namespace \\"payments\\" deleted"),
     ],
     "terraform": [("plan", "Plan: 1 to add, 0 to change, 0 to destroy.")],
     "aws": [("s3 ls", "2026-11-02 09:14:03 demo-artifacts\\n2026-11-20 17:40:55 demo-logs")],
-    "helm": [("uninstall", 'release "web" uninstalled')],
+    "helm": [
+        ("history", '[{{"revision": 4, "updated": "2026-11-20T17:40:55Z", "status": "deployed", "chart": "web-1.4.2", "app_version": "2.1.0", "description": "Upgrade complete"}}]'),
+        ("uninstall", 'release "web" uninstalled'),
+    ],
 }}[{tool!r}]
 for key, text in out:
     if key in words:
