@@ -23,7 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from shim import audit  # noqa: E402
+from shim import audit, fs  # noqa: E402
 
 ENTRY = {
     "event": "call",
@@ -46,7 +46,7 @@ def pct(values: list[float], p: float) -> float:
 
 def timed_appends(log_dir: str, count: int, think_s: float = 0.0) -> dict[str, list[float]]:
     """Append `count` entries; per-append latency, lock wait, and fdatasync times (seconds)."""
-    real_sync, real_flock = os.fdatasync, fcntl.flock
+    real_sync, real_flock = fs.fdatasync, fcntl.flock
     syncs: list[float] = []
     waits: list[float] = []
 
@@ -60,7 +60,7 @@ def timed_appends(log_dir: str, count: int, think_s: float = 0.0) -> dict[str, l
         real_flock(fd, op)
         waits.append(time.perf_counter() - t)
 
-    os.fdatasync = sync  # type: ignore[assignment]
+    fs.fdatasync = sync  # type: ignore[assignment]
     fcntl.flock = flock  # type: ignore[assignment]
     lat: list[float] = []
     try:
@@ -71,7 +71,7 @@ def timed_appends(log_dir: str, count: int, think_s: float = 0.0) -> dict[str, l
             audit.append_entry(log_dir, {**ENTRY, "request": str(i)})
             lat.append(time.perf_counter() - t)
     finally:
-        os.fdatasync, fcntl.flock = real_sync, real_flock  # type: ignore[assignment]
+        fs.fdatasync, fcntl.flock = real_sync, real_flock  # type: ignore[assignment]
     return {"lat": lat, "sync": syncs, "wait": waits}
 
 
