@@ -99,6 +99,30 @@ class _State:
             vals.append(value)
 
 
+def _store(
+    st: _State,
+    canon: str,
+    name: str,
+    eq: str,
+    value: str,
+    takes: bool,
+    argv: tuple[str, ...],
+    i: int,
+) -> int:
+    """Record a flag: `--x=v`, or `--x v` for a value flag, or `true` for a bool; next index."""
+    if eq:
+        st.add(canon, value)
+        return i + 1
+    if takes:
+        if i + 1 >= len(argv):
+            st.error = f"flag needs an argument: {name}"
+            return i + 1
+        st.add(canon, argv[i + 1])
+        return i + 2
+    st.add(canon, "true")
+    return i + 1
+
+
 def parse_argv(
     grammar: dict, argv: list[str] | tuple[str, ...], env: dict[str, str] | None = None
 ) -> Invocation:
@@ -213,17 +237,7 @@ def _cobra_flag(
         canon, takes = hit
         if canon in help_flags:
             _set_help(st, name, value if eq else None)
-        if eq:
-            st.add(canon, value)
-            return i + 1
-        if takes:
-            if i + 1 >= len(argv):
-                st.error = f"flag needs an argument: {name}"
-                return i + 1
-            st.add(canon, argv[i + 1])
-            return i + 2
-        st.add(canon, "true")
-        return i + 1
+        return _store(st, canon, name, eq, value, takes, argv, i)
     # short form: -x, -xVALUE, -x=VALUE, -abc (combined bools)
     j = 1
     while j < len(tok):
@@ -632,17 +646,7 @@ def _tf_flag(
         if eq:
             st.error = f"flag provided but not defined: {name}"
         return i + 1
-    if eq:
-        st.add(canon, value)
-        return i + 1
-    if takes:
-        if i + 1 >= len(argv):
-            st.error = f"flag needs an argument: {name}"
-            return i + 1
-        st.add(canon, argv[i + 1])
-        return i + 2
-    st.add(canon, "true")
-    return i + 1
+    return _store(st, canon, name, eq, value, takes, argv, i)
 
 
 def _parse_terraform(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -120,3 +123,35 @@ def world(tmp_path: Path) -> World:
     (tmp_path / "user-home").mkdir()
     w.install()
     return w
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_url(tmp_path_factory: pytest.TempPathFactory):
+    """One local moto server (loopback only) for the whole run; tests use their own buckets."""
+    server = shutil.which("moto_server", path=str(Path(sys.executable).parent))
+    if server is None:
+        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
+    port = free_port()
+    with open(tmp_path_factory.mktemp("moto") / "moto.log", "wb") as log:
+        proc = subprocess.Popen(
+            [server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
+        )
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            proc.kill()
+            pytest.fail("moto server did not start")
+        yield f"http://127.0.0.1:{port}"
+        proc.terminate()
+        proc.wait(timeout=10)

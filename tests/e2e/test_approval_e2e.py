@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -169,37 +168,6 @@ def test_stdin_of_an_approved_call_reaches_the_tool(world: World, approver: Appr
 # --------------------------------------------------------------------------- real aws + moto
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def moto(tmp_path: Path):
-    server = shutil.which("moto_server", path=str(Path(sys.executable).parent))
-    if server is None:
-        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
-    port = _free_port()
-    log = open(tmp_path / "moto.log", "wb")  # noqa: SIM115 - closed after the server stops
-    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("moto server did not start")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
-
-
 def _aws_env(world: World, url: str) -> dict[str, str]:
     venv_bin = Path(sys.executable).parent
     if not (venv_bin / "aws").exists():
@@ -244,34 +212,34 @@ def _make_bucket(url: str, name: str) -> None:
 
 
 def test_real_aws_s3_ls_allowed_rb_approved_removes_the_bucket(
-    world: World, approver: Approver, moto: str
+    world: World, approver: Approver, moto_url: str
 ) -> None:
-    env = _aws_env(world, moto)
-    _make_bucket(moto, "doomed")
+    env = _aws_env(world, moto_url)
+    _make_bucket(moto_url, "doomed")
     ls = subprocess.run(["aws", "s3", "ls"], env=env, capture_output=True, timeout=60)
     assert ls.returncode == 0, ls.stderr
     assert b"doomed" in ls.stdout
     proc = start(world, "aws", "s3", "rb", "s3://doomed", "--force", env=env)
     item = approver.wait_for_request()
     assert item["rule"] == "aws/s3-write"
-    assert _bucket_exists(env, moto, "doomed")  # still there while held
+    assert _bucket_exists(env, moto_url, "doomed")  # still there while held
     approver.cli("approve", item["id"])
     code, _, err = finish(proc)
     assert code == 0, err
-    assert not _bucket_exists(env, moto, "doomed")
+    assert not _bucket_exists(env, moto_url, "doomed")
 
 
 def test_real_aws_s3_rb_denied_keeps_the_bucket(
-    world: World, approver: Approver, moto: str
+    world: World, approver: Approver, moto_url: str
 ) -> None:
-    env = _aws_env(world, moto)
-    _make_bucket(moto, "keeper")
+    env = _aws_env(world, moto_url)
+    _make_bucket(moto_url, "keeper")
     proc = start(world, "aws", "s3", "rb", "s3://keeper", "--force", env=env)
     item = approver.wait_for_request()
     approver.cli("deny", item["id"], "--reason", "no")
     code, _, _ = finish(proc)
     assert code == 126
-    assert _bucket_exists(env, moto, "keeper")
+    assert _bucket_exists(env, moto_url, "keeper")
 
 
 # --------------------------------------------------------------------------- real terraform

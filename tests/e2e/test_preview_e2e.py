@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 
 from shim import preview
 from tests.classify_support import classify, parse
+from tests.conftest import free_port
 
 # --------------------------------------------------------------------------- helpers
 
@@ -289,37 +289,6 @@ def test_terraform_plan_that_fails_is_reported_and_binds_nothing(tf) -> None:
 # --------------------------------------------------------------------------- aws + moto
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_url(tmp_path_factory):
-    server = shutil.which("moto_server", path=str(Path(sys.executable).parent))
-    if server is None:
-        pytest.skip("moto_server is not installed (pip install 'moto[server]')")
-    port = _free_port()
-    with open(tmp_path_factory.mktemp("moto") / "moto.log", "wb") as log:
-        proc = subprocess.Popen(
-            [server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
-        )
-        end = time.monotonic() + 30
-        while time.monotonic() < end:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            proc.kill()
-            pytest.fail("moto server did not start")
-        yield f"http://127.0.0.1:{port}"
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 @pytest.fixture
 def aws(tmp_path: Path) -> tuple[str, dict[str, str]]:
     real = Path(sys.executable).parent / "aws"
@@ -501,7 +470,7 @@ def test_aws_preview_against_an_unreachable_endpoint_fails_within_its_timeout(
     aws, tmp_path
 ) -> None:
     real, env = aws
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     env = dict(env, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_MAX_ATTEMPTS="1")
     t0 = time.monotonic()
     res = held(
