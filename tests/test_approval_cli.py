@@ -24,6 +24,7 @@ import pytest
 from shim import hold, keys
 from shim.cli import main
 from shim.commands import approval
+from tests.hold_support import write_held
 
 DEADLINE_S = 20.0
 
@@ -84,20 +85,7 @@ class Sides:
         )
 
     def hold_in_process(self, timeout_s: float = 600, **kw: Any) -> hold.HeldRequest:
-        fields: dict[str, Any] = {
-            "agent": "deploy-bot",
-            "tool": "kubectl",
-            "argv": ["delete", "namespace", "prod"],
-            "cwd": "/work",
-            "context": {"context": "prod-eu", "namespace": "prod"},
-            "rule": "kubectl/delete-namespace",
-            "reason": "deletes every object in the namespace",
-            "timeout_s": timeout_s,
-        }
-        fields.update(kw)
-        req = hold.new_request(**fields)
-        hold.write_request(self.spool, req)
-        return req
+        return write_held(self.spool, timeout_s, **kw)
 
     def decisions(self) -> list[str]:
         path = os.path.join(self.spool, "decisions")

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from shim import hold, keys
 from shim.errors import SpoolError
+from tests.hold_support import write_held
 
 DEADLINE_S = 10.0
 
@@ -44,20 +45,7 @@ class World:
         self.events.append(fields)
 
     def held_call(self, timeout_s: float = 5.0, **kw: Any) -> hold.HeldRequest:
-        fields: dict[str, Any] = {
-            "agent": "deploy-bot",
-            "tool": "kubectl",
-            "argv": ["kubectl", "delete", "namespace", "prod"],
-            "cwd": "/work",
-            "context": {"context": "prod-eu", "namespace": "prod"},
-            "rule": "kubectl/delete-namespace",
-            "reason": "deletes every object in the namespace",
-            "timeout_s": timeout_s,
-        }
-        fields.update(kw)
-        req = hold.new_request(**fields)
-        hold.write_request(self.spool, req)
-        return req
+        return write_held(self.spool, timeout_s, **kw)
 
     def decide(self, req_id: str, verdict: str = "approve", **kw: Any) -> dict[str, Any]:
         """What `shield approve` does: sign the spool copy, drop the decision in the spool."""

@@ -19,6 +19,7 @@ import pytest
 
 from shim import hold, keys
 from shim.prompt import command_line, judge, render_panel
+from tests.hold_support import write_held
 
 SHORT_S = 0.4  # how long a hold lasts when we expect it to expire
 
@@ -35,20 +36,7 @@ class World:
         return os.path.join(self.agent, "state", "used-decisions")
 
     def held_call(self, timeout_s: float = SHORT_S, **kw: Any) -> hold.HeldRequest:
-        fields: dict[str, Any] = {
-            "agent": "deploy-bot",
-            "tool": "kubectl",
-            "argv": ["kubectl", "delete", "namespace", "prod"],
-            "cwd": "/work",
-            "context": {"context": "prod-eu", "namespace": "prod"},
-            "rule": "kubectl/delete-namespace",
-            "reason": "deletes every object in the namespace",
-            "timeout_s": timeout_s,
-        }
-        fields.update(kw)
-        req = hold.new_request(**fields)
-        hold.write_request(self.spool, req)
-        return req
+        return write_held(self.spool, timeout_s, **kw)
 
     def spool_copy(self, rid: str) -> dict[str, Any]:
         status, data = hold.lookup(self.spool, rid)
