@@ -155,3 +155,21 @@ def moto_url(tmp_path_factory: pytest.TempPathFactory):
         yield f"http://127.0.0.1:{port}"
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def tf_project(world: World, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A terraform directory with one built-in `terraform_data` resource (local state, no
+    provider download), and the agent's environment with the real terraform behind the shims."""
+    tf = shutil.which("terraform")
+    if tf is None:
+        pytest.skip("terraform is not installed")
+    work = tmp_path / "tf"
+    work.mkdir()
+    (work / "main.tf").write_text('resource "terraform_data" "web" {\n  input = "v1"\n}\n')
+    env = world.env(
+        path=f"{world.bin}:{Path(tf).parent}:/usr/bin:/bin",
+        CHECKPOINT_DISABLE="1",
+        TF_IN_AUTOMATION="1",
+    )
+    return work, env

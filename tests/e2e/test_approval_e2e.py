@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -246,19 +245,9 @@ def test_real_aws_s3_rb_denied_keeps_the_bucket(
 
 
 def test_real_terraform_apply_approved_changes_state_and_destroy_denied_keeps_it(
-    world: World, approver: Approver, tmp_path: Path
+    world: World, approver: Approver, tf_project: tuple[Path, dict[str, str]]
 ) -> None:
-    tf = shutil.which("terraform")
-    if tf is None:
-        pytest.skip("terraform is not installed")
-    work = tmp_path / "tf"
-    work.mkdir()
-    (work / "main.tf").write_text('resource "terraform_data" "web" {\n  input = "v1"\n}\n')
-    env = world.env(
-        path=f"{world.bin}:{Path(tf).parent}:/usr/bin:/bin",
-        CHECKPOINT_DISABLE="1",
-        TF_IN_AUTOMATION="1",
-    )
+    work, env = tf_project
     tfrun = ["terraform", f"-chdir={work}"]
     assert (
         subprocess.run(

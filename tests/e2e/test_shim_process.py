@@ -378,20 +378,10 @@ def test_real_kubectl_client_side_call_through_the_shim(world: World, tmp_path: 
     assert b"s3cr3t-token" not in proc.stdout
 
 
-def test_real_terraform_plan_is_allowed_and_apply_is_held(world: World, tmp_path: Path) -> None:
-    import shutil
-
-    tf = shutil.which("terraform")
-    if tf is None:
-        pytest.skip("terraform is not installed")
-    work = tmp_path / "tf"
-    work.mkdir()
-    (work / "main.tf").write_text('resource "terraform_data" "web" {\n  input = "v1"\n}\n')
-    env = world.env(
-        path=f"{world.bin}:{Path(tf).parent}:/usr/bin:/bin",
-        TF_IN_AUTOMATION="1",
-        CHECKPOINT_DISABLE="1",
-    )
+def test_real_terraform_plan_is_allowed_and_apply_is_held(
+    world: World, tf_project: tuple[Path, dict[str, str]]
+) -> None:
+    work, env = tf_project
     assert world.run("terraform", f"-chdir={work}", "init", "-input=false", env=env).returncode == 0
     plan = world.run("terraform", f"-chdir={work}", "plan", "-input=false", env=env)
     assert plan.returncode == 0, plan.stderr
