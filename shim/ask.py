@@ -98,9 +98,43 @@ def hold_and_run(
         limit_s=timeout,
     )
     try:
+        refused = _decide_again(call, d, compiled, bound)
+        if refused is not None:
+            return refused
         return _hold(call, d, real, depth_var, depth, config, timeout, bound)
     finally:
         bound.cleanup()
+
+
+def _decide_again(call: Call, d: Decision, compiled: dict | None, bound: Bound) -> int | None:
+    """With the preview's risk known, decide again: rules on `risk` may deny the call now, or
+    require a reason with the approval (then part of the signed request). None: go on holding."""
+    from shim.decide import decide
+
+    risk = bound.extra.get("risk")
+    again = d
+    if compiled is not None and isinstance(risk, str):
+        again = decide(d.invocation, compiled["rules"], d.context, call.agent, call.env, risk)
+    if again.decision == "deny":
+        call.log(
+            {
+                "event": "call",
+                "decision": "deny",
+                "rule": again.rule,
+                "reason": again.reason,
+                **bound.held_fields(),
+            }
+        )
+        say(
+            call.tool,
+            f"denied by rule {again.rule} (risk {risk}): {again.reason}",
+            again.hint
+            or "this call is not allowed for this agent; do not retry it in another form",
+        )
+        return EXIT_DENIED
+    if d.require_reason or again.require_reason:
+        bound.extra["require_reason"] = True
+    return None
 
 
 def _hold(

@@ -18,6 +18,7 @@ UNRESOLVED = ("", "?", None)
 
 class Decision:
     __slots__ = (
+        "require_reason",
         "decision",
         "rule",
         "reason",
@@ -47,6 +48,7 @@ class Decision:
         self.timeout = timeout
         self.invocation = invocation
         self.context = context
+        self.require_reason = False  # an approval needs a reason (a matched rule says so)
 
     def as_dict(self) -> dict[str, object]:
         inv = self.invocation
@@ -62,6 +64,7 @@ class Decision:
             "context": dict(self.context),
             "matched": list(self.matched),
             "timeout": self.timeout,
+            "require_reason": self.require_reason,
             "argv": list(inv.argv),
         }
 
@@ -87,11 +90,22 @@ def _words(inv: Invocation) -> list[str]:
 
 
 def rule_matches(
-    rule: dict, inv: Invocation, context: dict[str, str], agent: str, env: dict[str, str]
+    rule: dict,
+    inv: Invocation,
+    context: dict[str, str],
+    agent: str,
+    env: dict[str, str],
+    risk: str | None = None,
 ) -> bool:
-    """True when every condition of one of the rule's alternatives holds for this call."""
+    """True when every condition of one of the rule's alternatives holds for this call.
+
+    `risk` is known only for a held call after its preview; a risk condition never matches
+    without it."""
     restrictive = rule["decision"] != ALLOW
     for cond in rule["alts"]:  # noqa: SIM110 - hot path
+        levels = cond.get("risk_in")
+        if levels is not None and risk not in levels:
+            continue
         if _cond_matches(cond, restrictive, inv, context, agent, env):
             return True
     return False
@@ -192,22 +206,25 @@ def decide(
     context: dict[str, str] | None = None,
     agent: str = "",
     env: dict[str, str] | None = None,
+    risk: str | None = None,
 ) -> Decision:
     """The decision for one call: the most restrictive matching rule, else ask."""
     context = context or {}
     env = env or {}
     best: dict | None = None
     matched: list[dict[str, str]] = []
+    need_reason = False
     for rule in rules:
-        if rule_matches(rule, inv, context, agent, env):
+        if rule_matches(rule, inv, context, agent, env, risk):
             matched.append({"id": rule["id"], "decision": rule["decision"]})
+            need_reason = need_reason or bool(rule.get("require_reason"))
             if best is None or RANK[rule["decision"]] > RANK[best["decision"]]:
                 best = rule
     if best is None:
         return Decision(
             ASK, None, _no_match_reason(inv), _no_match_hint(inv), matched, None, inv, context
         )
-    return Decision(
+    d = Decision(
         best["decision"],
         best["id"],
         best.get("reason", ""),
@@ -217,6 +234,8 @@ def decide(
         inv,
         context,
     )
+    d.require_reason = need_reason
+    return d
 
 
 def _no_match_reason(inv: Invocation) -> str:

@@ -589,6 +589,12 @@ def verify_decision(
         return False, "decision expires before it was made"
     if decision_hash(decision) in used:
         return False, "decision was used before (replay)"
+    if (
+        req.extra.get("require_reason")
+        and decision["verdict"] == "approve"
+        and not str(decision.get("reason") or "").strip()
+    ):
+        return False, "this request needs a reason with its approval (a rule requires one)"
     return True, "ok"
 
 

@@ -345,6 +345,7 @@ _MATCH_KEYS = (
     "context",
     "agent",
     "env",
+    "risk",
 )
 _RULE_KEYS = (
     "id",
@@ -356,6 +357,7 @@ _RULE_KEYS = (
     "examples",
     "preview",
     "risk",
+    "require_reason",
 )
 RISK_LEVELS = ("low", "medium", "high", "critical")  # shim.risk.LEVELS
 
@@ -451,6 +453,10 @@ def compile_rule(raw: Any, tool: str, path: str, index: int) -> dict:
                 _key_line(raw, "risk", line),
             )
         rule["risk"] = raw["risk"]
+    if raw.get("require_reason") is not None:
+        if not isinstance(raw["require_reason"], bool):
+            raise RulesError(f"rule {rid}: require_reason must be true or false", *where)
+        rule["require_reason"] = raw["require_reason"]
     m = raw.get("match") or {}
     alts = m if isinstance(m, list) else [m]
     if not alts:
@@ -488,6 +494,33 @@ def _preview_spec(raw: Any, rid: str, where: tuple[str, int]) -> dict:
     return spec
 
 
+def _risk_levels(value: Any, rid: str, where: tuple[str, int]) -> tuple[str, ...]:
+    """`risk: ">=high"`, `risk: critical` or `risk: [high, critical]` -> the levels that match.
+
+    Risk exists only for held calls, once their preview ran: a rule with a risk condition is
+    decided again then (shim/ask.py) and never matches before."""
+    levels = RISK_LEVELS
+    items = value if isinstance(value, list) else [value]
+    out: list[str] = []
+    for item in items:
+        text = str(item).replace(" ", "")
+        if text.startswith(">="):
+            name = text[2:]
+            if name not in levels:
+                break
+            out.extend(levels[levels.index(name) :])
+        elif text in levels:
+            out.append(text)
+        else:
+            break
+    else:
+        return tuple(dict.fromkeys(out))
+    raise RulesError(
+        f"rule {rid}: risk must be a level ({', '.join(levels)}), '>=LEVEL', or a list of levels",
+        *where,
+    )
+
+
 def _compile_match(m: Any, rid: str, path: str, line: int) -> dict:
     """One alternative of a rule's `match`: every condition in it must hold."""
     rule: dict[str, Any] = {}
@@ -495,6 +528,8 @@ def _compile_match(m: Any, rid: str, path: str, line: int) -> dict:
     if not isinstance(m, dict):
         raise RulesError(f"rule {rid}: match must be a mapping", *mwhere)
     _only(m, _MATCH_KEYS, mwhere)
+    if "risk" in m:
+        rule["risk_in"] = _risk_levels(m["risk"], rid, mwhere)
     kinds = _globs(m.get("kind", "ok"), mwhere, "kind")
     for k in kinds:
         if k not in KINDS:
@@ -577,7 +612,7 @@ class Example:
             raise RulesError(
                 "an example is a command line string or {argv:, context:, env:, agent:}", *where
             )
-        _only(raw, ("argv", "context", "env", "agent"), where)
+        _only(raw, ("argv", "context", "env", "agent", "risk"), where)
         argv = raw["argv"]
         try:
             self.argv = shlex.split(argv) if isinstance(argv, str) else [str(a) for a in argv]
@@ -586,6 +621,7 @@ class Example:
         self.context = {str(k): str(v) for k, v in (raw.get("context") or {}).items()}
         self.env = {str(k): str(v) for k, v in (raw.get("env") or {}).items()}
         self.agent = str(raw.get("agent", "agent"))
+        self.risk = str(raw["risk"]) if raw.get("risk") is not None else None
         self.line = _line(raw, where[1])
 
 
@@ -634,7 +670,7 @@ def check_examples(tool: str, grammar: dict, rules: list[dict]) -> None:
         for want, examples in ((True, pos), (False, neg)):
             for ex in examples:
                 inv = parse_argv(grammar, ex.argv, ex.env)
-                got = rule_matches(rule, inv, ex.context, ex.agent, ex.env)
+                got = rule_matches(rule, inv, ex.context, ex.agent, ex.env, ex.risk)
                 if got != want:
                     how = "should match but does not" if want else "should not match but does"
                     raise RulesError(

@@ -173,6 +173,12 @@ def decide(request_id: str, verdict: str, reason: str, spool: str | None) -> dic
             f"request {rid} expired at {req.expires}; nothing was signed "
             "(the agent must run the command again)"
         )
+    if verdict == "approve" and req.extra.get("require_reason") and not reason.strip():
+        raise SpoolError(
+            f"request {rid} needs a reason with its approval (risk {req.extra.get('risk', '?')}); "
+            "nothing was signed",
+            f'shield approve {rid} --reason "why this is safe"',
+        )
     decision = hold.sign_decision(home, data, verdict, reason)
     hold.write_decision(where, decision)
     done = hold.VERDICTS[verdict]

@@ -495,29 +495,13 @@ def test_aws_preview_against_an_unreachable_endpoint_fails_within_its_timeout(
 # (docs/preview-integration.patch); until then they are skipped.
 
 
-def _integrated() -> bool:
-    from shim.compiled import defaults_dir
-
-    pkg = Path(preview.__file__).parent
-    uses = any("hold_preview" in p.read_text() for p in pkg.glob("*.py") if p.name != "preview.py")
-    declared = "preview:" in (Path(defaults_dir()) / "kubectl.yaml").read_text()
-    return uses and declared
-
-
-integrated = pytest.mark.skipif(
-    not _integrated(),
-    reason="the shim's hold path does not run previews yet (docs/preview-integration.patch)",
-)
-
-if _integrated():  # the approval e2e module's fixtures and helpers
-    from tests.e2e.test_approval_e2e import Approver, approver, finish, start  # noqa: F401
+from tests.e2e.conftest import finish, start  # noqa: E402 - shared e2e helpers
 
 
 def _events(world, request: str) -> list[dict]:
     return [e for e in world.log() if e.get("request") == request]
 
 
-@integrated
 def test_shim_terraform_apply_runs_the_previewed_plan_after_main_tf_changes(
     world, approver, tf_bin: str, tmp_path: Path
 ) -> None:
@@ -556,7 +540,6 @@ def test_shim_terraform_apply_runs_the_previewed_plan_after_main_tf_changes(
     assert not Path(item["workdir"]).exists()  # snapshots removed once the call ended
 
 
-@integrated
 def test_shim_kubectl_apply_from_stdin_previews_and_runs_the_snapshot(world, approver) -> None:
     manifest = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n"
     proc = subprocess.Popen(
@@ -599,7 +582,6 @@ def test_shim_kubectl_apply_from_stdin_previews_and_runs_the_snapshot(world, app
     assert _events(world, item["id"])[-1]["stdin"] == "snapshot"
 
 
-@integrated
 def test_attack_manifest_edited_while_held_the_approved_call_reads_the_snapshot(
     world, approver, tmp_path: Path
 ) -> None:
@@ -619,7 +601,6 @@ def test_attack_manifest_edited_while_held_the_approved_call_reads_the_snapshot(
     assert executed[-1]["ran"] == ["apply", "-f", snap]
 
 
-@integrated
 def test_attack_snapshot_tampered_while_held_is_refused_and_logged(
     world, approver, tmp_path: Path
 ) -> None:
@@ -641,7 +622,6 @@ def test_attack_snapshot_tampered_while_held_is_refused_and_logged(
     assert security and "changed after the preview" in security[-1]["detail"]
 
 
-@integrated
 def test_a_failing_preview_does_not_block_the_request(world, approver) -> None:
     proc = start(world, "kubectl", "delete", "pod", "web", env=world.env(STANDIN_EXIT="1"))
     item = approver.wait_for_request()
