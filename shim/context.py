@@ -139,6 +139,14 @@ def resolve_kube(
     if not context and not found_any and env.get("KUBERNETES_SERVICE_HOST"):
         context = "in-cluster"
     out["context"] = context or UNRESOLVED
+    # A flag (or helm env) that points the call at another API server or cluster keeps the
+    # context's name but not its target: the context no longer says where the call goes.
+    override = inv.flag("--server") or inv.flag("--cluster")
+    if helm:
+        override = override or inv.flag("--kube-apiserver") or env.get("HELM_KUBEAPISERVER")
+    if override:
+        out["context"] = UNRESOLVED
+        out["server"] = override
     namespace = ns_flag
     if not namespace and helm:
         namespace = env.get("HELM_NAMESPACE") or None

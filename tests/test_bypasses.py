@@ -1,0 +1,109 @@
+"""Attempts, as an agent would make them, to slip a dangerous call past an allow rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shim.compiled import defaults_dir
+from shim.rules import compile_layers
+from shim.run import classify
+
+TEAM = """
+tool: kubectl
+rules:
+  - id: team/kind-pods
+    decision: allow
+    reason: pods in local kind clusters are disposable
+    match: {verb: delete, any_arg: [pod, pods, "pod/*"], context: {context: "kind-*"}}
+    examples:
+      match: [{argv: "delete pod web", context: {context: kind-dev}}]
+      no_match: [{argv: "delete pod web", context: {context: prod-eu}}]
+"""
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+current-context: kind-dev
+contexts:
+- name: kind-dev
+  context: {cluster: kind, user: kind}
+"""
+
+
+def relaxed_kubectl_yaml() -> str:
+    """How a team relaxes a default: a same-named copy of kubectl.yaml in a higher layer, whose
+    mutate rule no longer covers kind-* contexts, plus the allow rule."""
+    text = (Path(defaults_dir()) / "kubectl.yaml").read_text()
+    head = "  - id: kubectl/mutate\n    decision: ask\n    reason: this changes the cluster\n    match:\n"
+    assert head in text
+    text = text.replace(head, head + '      context: {context: {not: ["kind-*"]}}\n', 1)
+    return text + TEAM.split("rules:\n", 1)[1]
+
+
+@pytest.fixture
+def kubectl(tmp_path: Path) -> dict:
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    (layer / "kubectl.yaml").write_text(relaxed_kubectl_yaml())
+    return compile_layers([defaults_dir(), str(layer)])["kubectl"]
+
+
+def decide(compiled: dict, tmp_path: Path, *argv: str, env: dict[str, str] | None = None):
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(KUBECONFIG)
+    world = {"HOME": str(tmp_path), "KUBECONFIG": str(kc), **(env or {})}
+    return classify(compiled, list(argv), world, str(tmp_path), "bot")
+
+
+def test_the_team_rule_allows_deleting_pods_in_kind(kubectl: dict, tmp_path: Path) -> None:
+    assert decide(kubectl, tmp_path, "delete", "pod", "web").decision == "allow"
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        ["--server", "https://prod-api:6443"],
+        ["--server=https://prod-api:6443"],
+        ["-s", "https://prod"],
+        ["--cluster", "prod"],
+    ],
+)
+def test_pointing_a_kind_context_at_another_server_is_not_allowed_as_kind(
+    kubectl: dict, tmp_path: Path, override: list[str]
+) -> None:
+    d = decide(kubectl, tmp_path, *override, "delete", "pod", "web")
+    assert d.decision == "ask"
+    assert d.context["context"] == "?"
+
+
+def test_helm_apiserver_override_makes_the_context_unknown(tmp_path: Path) -> None:
+    helm = compile_layers([defaults_dir()])["helm"]
+    d = decide(helm, tmp_path, "list", env={"HELM_KUBEAPISERVER": "https://prod-api"})
+    assert d.context["context"] == "?"
+    assert d.decision == "allow"  # reads stay reads; only context-based relaxations stop applying
+
+
+@pytest.mark.parametrize("verbosity", ["-v=8", "-v9", "--v=10", "-v", "8"])
+def test_verbose_logging_of_a_secret_body_is_held(
+    kubectl: dict, tmp_path: Path, verbosity: str
+) -> None:
+    argv = (
+        ["describe", "secret", "db", verbosity]
+        if verbosity != "-v"
+        else ["describe", "secret", "db", "-v", "8"]
+    )
+    if verbosity == "8":
+        argv = ["--v", "8", "get", "secret", "db"]
+    d = decide(kubectl, tmp_path, *argv)
+    assert (d.decision, d.rule) == ("ask", "kubectl/secret-read")
+
+
+def test_ordinary_verbosity_on_secrets_stays_allowed(kubectl: dict, tmp_path: Path) -> None:
+    assert decide(kubectl, tmp_path, "describe", "secret", "db", "-v=4").decision == "allow"
+
+
+def test_lambda_list_functions_is_a_secret_read(tmp_path: Path) -> None:
+    aws = compile_layers([defaults_dir()])["aws"]
+    d = classify(aws, ["lambda", "list-functions"], {"HOME": str(tmp_path)}, str(tmp_path), "bot")
+    assert (d.decision, d.rule) == ("ask", "aws/secret-read")
