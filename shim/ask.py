@@ -222,7 +222,9 @@ def _hold(
         trusted=keys.load_trusted(call.home),
         used_path=fs.join(call.home, "state", "used-decisions"),
         log=lambda fields: call.log(_with_rule(fields, d)),
-        tty=bool(config.get("tty_prompt", True)),
+        # off unless the operator turns it on: an agent can make its own pseudo-terminal
+        # and answer a prompt there, so only a signed decision is safe by default
+        tty=config.get("tty_prompt") is True,
         clock_skew_s=float(config.get("clock_skew", 30)),
         notify=config.get("notify"),
     )

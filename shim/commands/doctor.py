@@ -163,6 +163,19 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
                 f"{label} writable",
                 f"this user can write {p}: an agent running as this user could relax the policy",
             )
+    cfg_path = os.path.join(home, "config.json")
+    try:
+        with open(cfg_path) as fh:
+            cfg = json.load(fh)
+    except (OSError, ValueError):
+        cfg = {}
+    if isinstance(cfg, dict) and cfg.get("tty_prompt") is True:
+        rep.add(
+            "warn",
+            "tty prompt",
+            "tty_prompt is on: an agent that starts the held call in a pseudo-terminal of its own "
+            "can type the code itself; keep it on only where the terminal is a human's",
+        )
     # log and spool
     ld = log_dir(home)
     if os.path.isdir(ld) and os.access(ld, os.W_OK):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -15,11 +16,13 @@ pexpect = pytest.importorskip("pexpect")
 MANIFEST = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {k: v}\n"
 
 
-def spawn_held(world: World, tmp_path: Path, *argv: str):
+def spawn_held(world: World, tmp_path: Path, *argv: str, prompt: bool = True, timeout: str = "60"):
+    if prompt:  # the operator turned the prompt on for this home (it is off by default)
+        (world.home / "config.json").write_text(json.dumps({"tty_prompt": True}))
     manifest = tmp_path / "manifest.yaml"
     manifest.write_bytes(MANIFEST)
     line = " ".join(shlex.quote(a) for a in argv) + f" < {shlex.quote(str(manifest))}"
-    env = world.env(STANDIN_STDIN="1")
+    env = world.env(STANDIN_STDIN="1", SHIELD_HOLD_TIMEOUT=timeout)
     return pexpect.spawn("/bin/sh", ["-c", line], env=env, timeout=60, dimensions=(50, 160))
 
 
@@ -56,3 +59,17 @@ def test_a_blind_y_at_the_terminal_does_not_approve(world: World, tmp_path: Path
     assert child.exitstatus == 126
     assert world.records() == []
     assert re.search(r"denied", (world.home / "log" / "shield.log").read_text())
+
+
+def test_by_default_an_agent_in_its_own_pty_gets_no_prompt_to_answer(
+    world: World, tmp_path: Path
+) -> None:
+    # the attack: start the held call in a pseudo-terminal the agent controls and type the code
+    child = spawn_held(
+        world, tmp_path, "kubectl", "delete", "pod", "web", prompt=False, timeout="3"
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    assert b"To approve, type the code" not in (child.before or b"")
+    assert child.exitstatus == 124  # held until the deadline; nothing to type into
+    assert world.records() == []
