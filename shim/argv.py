@@ -351,7 +351,11 @@ def _parse_cobra(grammar: dict, argv: tuple[str, ...]) -> tuple[list[str], str, 
     while i < n:
         tok = toks[i]
         if tok == "--":
+            # cobra hands what follows `--` to the command as arguments: a container command
+            # for exec/run/debug/attach, but resource names for get, delete, ... So they are
+            # words too (`kubectl get -o yaml -- secret db` reads a Secret).
             st.rest.extend(toks[i + 1 :])
+            st.words.extend(toks[i + 1 :])
             break
         if tok.startswith("-") and tok != "-":
             known = len(st.unknown)

@@ -96,7 +96,7 @@ def test_verbose_logging_of_a_secret_body_is_held(
     if verbosity == "8":
         argv = ["--v", "8", "get", "secret", "db"]
     d = decide(kubectl, tmp_path, *argv)
-    assert (d.decision, d.rule) == ("ask", "kubectl/secret-read")
+    assert (d.decision, d.rule) == ("ask", "kubectl/verbose-http")
 
 
 def test_ordinary_verbosity_on_secrets_stays_allowed(kubectl: dict, tmp_path: Path) -> None:
@@ -107,3 +107,20 @@ def test_lambda_list_functions_is_a_secret_read(tmp_path: Path) -> None:
     aws = compile_layers([defaults_dir()])["aws"]
     d = classify(aws, ["lambda", "list-functions"], {"HOME": str(tmp_path)}, str(tmp_path), "bot")
     assert (d.decision, d.rule) == ("ask", "aws/secret-read")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["get", "-o", "yaml", "--", "secret", "db"],  # `--` does not hide the resource type
+        ["get", "secret", "db", "--vmodule=*=9"],  # --vmodule logs bodies like -v=9
+        ["get", "-f", "s.yaml", "-v=9"],  # a Secret named by a file, logged
+        ["describe", "-k", "overlays/prod", "-v=9"],
+        ["wait", "--for=create", "secret/db", "-o", "yaml"],  # wait prints the object it waited for
+        ["wait", "--for=create", "secret/db", "-o", "jsonpath={.data.password}"],
+    ],
+)
+def test_secret_reads_found_in_review_are_held(
+    kubectl: dict, tmp_path: Path, argv: list[str]
+) -> None:
+    assert decide(kubectl, tmp_path, *argv).decision == "ask"
