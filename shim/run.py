@@ -33,7 +33,10 @@ def layers_for(home: str, defaults: str) -> list[str]:
 
 
 def aws_aliases(env: dict[str, str]) -> set[str]:
-    """Top-level words defined in the aws CLI alias file (they shadow built-in commands)."""
+    """Top-level words the aws CLI alias file defines (they shadow built-in commands).
+
+    Read the way botocore reads it (configparser): `=` or `:`, keys lowercased, comments and
+    indented continuation lines skipped."""
     home = env.get("HOME") or "/"
     try:
         text = fs.read_file(fs.join(home, ".aws", "cli", "alias")).decode("utf-8", "replace")
@@ -43,12 +46,43 @@ def aws_aliases(env: dict[str, str]) -> set[str]:
     section = None
     for raw in text.splitlines():
         line = raw.strip()
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip()
+        if not line or line[0] in "#;" or raw[:1].isspace():
             continue
-        if section == "toplevel" and "=" in line and not raw[:1].isspace():
-            words.add(line.split("=", 1)[0].strip())
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip().lower()
+            continue
+        if section == "toplevel":
+            cut = min((k for k in (line.find("="), line.find(":")) if k > 0), default=-1)
+            if cut > 0:
+                words.add(line[:cut].strip().lower())
     return words
+
+
+def _config_has_section(path: str, name: str) -> bool:
+    try:
+        text = fs.read_file(path).decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return False
+    return any(line.strip().lower() == f"[{name}]" for line in text.splitlines())
+
+
+def tool_overrides(style: str, tool: str, env: dict[str, str]) -> str:
+    """Files that change what the real tool does with an argv, so shield cannot read it; ''.
+
+    kubectl: a kuberc file (aliases and default flags). aws: custom service models (which can
+    turn a `head-object` into a DELETE) and CLI plugins."""
+    home = env.get("HOME") or "/"
+    if tool == "kubectl" and env.get("KUBECTL_KUBERC", "").lower() != "false":
+        path = env.get("KUBERC") or fs.join(home, ".kube", "kuberc")
+        if fs.exists(path):
+            return f"a kuberc file ({path}) can redefine kubectl commands and their defaults"
+    if style == "aws":
+        if fs.isdir(fs.join(home, ".aws", "models")):
+            return "~/.aws/models holds custom service models that change what operations send"
+        cfg = env.get("AWS_CONFIG_FILE") or fs.join(home, ".aws", "config")
+        if _config_has_section(cfg, "plugins"):
+            return f"the aws config ({cfg}) loads CLI plugins (code inside every aws call)"
+    return ""
 
 
 def aws_major(real: str | None) -> int:
@@ -74,13 +108,16 @@ def classify(
     grammar = compiled["grammar"]
     inv = parse_argv(grammar, argv, env)
     aws = grammar.get("style") == "aws"
-    if aws and inv.verb and inv.kind != UNKNOWN and inv.verb[0] in aws_aliases(env):
+    note = tool_overrides(grammar.get("style", ""), grammar.get("tool", ""), env)
+    if not note and aws and inv.verb and inv.verb[0].lower() in aws_aliases(env):
+        note = f"{inv.verb[0]!r} is defined in the aws CLI alias file (~/.aws/cli/alias)"
+    if note and inv.kind != UNKNOWN:
         inv = Invocation(
             inv.tool,
             inv.argv,
             inv.verb,
             UNKNOWN,
-            f"{inv.verb[0]!r} is defined in the aws CLI alias file (~/.aws/cli/alias)",
+            note,
             inv.flags,
             inv.args,
             inv.words,

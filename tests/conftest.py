@@ -83,7 +83,7 @@ class World:
         e = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("SHIELD", "_SHIELD", "STANDIN"))
+            if not k.startswith(("SHIELD", "_SHIELD", "STANDIN", "AWS_DATA_PATH"))
         }
         e["PATH"] = path if path is not None else f"{self.bin}:{self.real}:/usr/bin:/bin"
         e["STANDIN_RECORD"] = str(self.record)

@@ -124,3 +124,55 @@ def test_secret_reads_found_in_review_are_held(
     kubectl: dict, tmp_path: Path, argv: list[str]
 ) -> None:
     assert decide(kubectl, tmp_path, *argv).decision == "ask"
+
+
+def aws_decide(tmp_path: Path, argv: list[str], env: dict[str, str] | None = None):
+    aws = compile_layers([defaults_dir()])["aws"]
+    return classify(aws, argv, {"HOME": str(tmp_path), **(env or {})}, str(tmp_path), "bot")
+
+
+@pytest.mark.parametrize("line", ["S3 = !echo pwned", "s3: !echo pwned", "s3=!echo pwned"])
+def test_an_aws_alias_for_the_first_word_is_held_however_it_is_spelled(
+    tmp_path: Path, line: str
+) -> None:
+    alias = tmp_path / ".aws" / "cli" / "alias"
+    alias.parent.mkdir(parents=True)
+    alias.write_text(f"[toplevel]\n{line}\n")
+    d = aws_decide(tmp_path, ["s3", "ls"])
+    assert d.decision == "ask" and "alias" in d.reason
+
+
+def test_an_alias_for_another_word_leaves_s3_ls_allowed(tmp_path: Path) -> None:
+    alias = tmp_path / ".aws" / "cli" / "alias"
+    alias.parent.mkdir(parents=True)
+    alias.write_text("[toplevel]\nwhoami = sts get-caller-identity\n")
+    assert aws_decide(tmp_path, ["s3", "ls"]).decision == "allow"
+
+
+@pytest.mark.parametrize("var", ["PYTHONPATH", "PYTHONHOME", "AWS_DATA_PATH"])
+def test_code_loading_environment_holds_aws_reads(tmp_path: Path, var: str) -> None:
+    d = aws_decide(
+        tmp_path, ["s3api", "head-object", "--bucket", "b", "--key", "k"], {var: "/tmp/x"}
+    )
+    assert (d.decision, d.rule) == ("ask", "aws/code-hooks")
+
+
+def test_custom_aws_models_or_plugins_hold_aws_reads(tmp_path: Path) -> None:
+    (tmp_path / ".aws" / "models").mkdir(parents=True)
+    assert aws_decide(tmp_path, ["s3", "ls"]).decision == "ask"
+    (tmp_path / ".aws" / "models").rmdir()
+    (tmp_path / ".aws" / "config").write_text("[plugins]\nevil = evil_module\n")
+    d = aws_decide(tmp_path, ["s3", "ls"])
+    assert d.decision == "ask" and "plugins" in d.reason
+
+
+def test_a_kuberc_file_holds_every_kubectl_call(kubectl: dict, tmp_path: Path) -> None:
+    kuberc = tmp_path / ".kube" / "kuberc"
+    kuberc.parent.mkdir(parents=True, exist_ok=True)
+    kuberc.write_text("overrides:\n- command: get\n  flags: [{name: output, default: yaml}]\n")
+    d = decide(kubectl, tmp_path, "get", "secret", "db")
+    assert d.decision == "ask" and "kuberc" in d.reason
+    assert (
+        decide(kubectl, tmp_path, "get", "secret", "db", env={"KUBECTL_KUBERC": "false"}).decision
+        == "allow"
+    )

@@ -75,7 +75,7 @@ class Demo:
         return proc
 
     def agent_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHIELD")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIELD", "AWS_DATA_PATH"))}
         env["PATH"] = f"{self.shims}{os.pathsep}{self.real}{os.pathsep}/usr/bin{os.pathsep}/bin"
         env["HOME"] = str(self.root)
         env["KUBECONFIG"] = str(self.root / "kubeconfig")

@@ -8,7 +8,7 @@ import sys
 
 
 def test_demo_shows_allow_hold_approve_deny_and_a_verified_log(tmp_path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIELD")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIELD", "AWS_DATA_PATH"))}
     env["HOME"] = str(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "shim", "demo"], env=env, capture_output=True, text=True, timeout=120
