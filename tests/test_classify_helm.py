@@ -73,7 +73,7 @@ ROWS: list[Row] = [
     Row("dep up ./chart", "allow", "dependency update", "helm/local-write"),
     Row("template web ./chart -f values.yaml", "allow", "template", "helm/template"),
     Row("template --output-dir ./out web ./chart", "allow", "template", "helm/template"),
-    Row("template web ./chart --dry-run=server", "allow", "template", "helm/template"),
+    Row("template web ./chart --dry-run=server", "ask", "template", "helm/dry-run-server"),
     # secrets
     Row("get values web", "ask", "get values", "helm/secret-read", source="helm get values -h"),
     Row("get values web --all", "ask", "get values", "helm/secret-read"),
@@ -83,13 +83,13 @@ ROWS: list[Row] = [
     # dry-run: every row of the reference's value table (section 4.4)
     Row("install web ./chart --dry-run", "allow", "install", "helm/dry-run"),
     Row("install web ./chart --dry-run=client", "allow", "install", "helm/dry-run"),
-    Row("install web ./chart --dry-run=server", "allow", "install", "helm/dry-run"),
+    Row("install web ./chart --dry-run=server", "ask", "install", "helm/dry-run-server"),
     Row("install web ./chart --dry-run=true", "allow", "install", "helm/dry-run"),
     Row("install web ./chart --dry-run=false", "ask", "install", "helm/mutate"),
     Row("install web ./chart --dry-run=none", "ask", "install", "helm/mutate"),
     Row("install web ./chart --dry-run server", "allow", "install", "helm/dry-run"),
     Row("install web ./chart --dry-run=server --dry-run=false", "ask", "install", "helm/mutate"),
-    Row("upgrade --install web ./chart --dry-run=server", "allow", "upgrade", "helm/dry-run"),
+    Row("upgrade --install web ./chart --dry-run=server", "ask", "upgrade", "helm/dry-run-server"),
     Row(
         "upgrade --dry-run --debug --install nginx --namespace=default "
         "--set image.name=nurlan1992/app:tagname -f values.yaml .",
