@@ -54,6 +54,7 @@ def shield(
     e = dict(os.environ)
     e["SHIELD_HOME"] = str(home)
     e.pop("SHIELD_SPOOL", None)
+    e.pop("AWS_DATA_PATH", None)  # set in os.environ by the in-process awscli of the aws tables
     if env:
         e.update(env)
     proc = subprocess.run(
