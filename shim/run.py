@@ -69,13 +69,28 @@ def _config_has_section(path: str, name: str) -> bool:
 def tool_overrides(style: str, tool: str, env: dict[str, str]) -> str:
     """Files that change what the real tool does with an argv, so shield cannot read it; ''.
 
-    kubectl: a kuberc file (aliases and default flags). aws: custom service models (which can
-    turn a `head-object` into a DELETE) and CLI plugins."""
+    kubectl: a kuberc file (aliases and default flags). terraform: provider dev_overrides (local
+    binaries run as providers, even by `plan`). aws: custom service models (which can turn a
+    `head-object` into a DELETE) and CLI plugins."""
     home = env.get("HOME") or "/"
     if tool == "kubectl" and env.get("KUBECTL_KUBERC", "").lower() != "false":
         path = env.get("KUBERC") or fs.join(home, ".kube", "kuberc")
         if fs.exists(path):
             return f"a kuberc file ({path}) can redefine kubectl commands and their defaults"
+    if tool == "terraform":
+        rc = (
+            env.get("TF_CLI_CONFIG_FILE")
+            or env.get("TERRAFORM_CONFIG")
+            or fs.join(home, ".terraformrc")
+        )
+        try:
+            text = fs.read_file(rc, 1 << 20)
+        except (OSError, ValueError):
+            text = b""
+        if b"dev_overrides" in text:
+            return (
+                f"the terraform CLI config ({rc}) has dev_overrides: providers run from local paths"
+            )
     if style == "aws":
         if fs.isdir(fs.join(home, ".aws", "models")):
             return "~/.aws/models holds custom service models that change what operations send"

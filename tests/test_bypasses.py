@@ -176,3 +176,16 @@ def test_a_kuberc_file_holds_every_kubectl_call(kubectl: dict, tmp_path: Path) -
         decide(kubectl, tmp_path, "get", "secret", "db", env={"KUBECTL_KUBERC": "false"}).decision
         == "allow"
     )
+
+
+def test_terraform_dev_overrides_hold_even_a_plan(tmp_path: Path) -> None:
+    tf = compile_layers([defaults_dir()])["terraform"]
+    rc = tmp_path / "tf.rc"
+    rc.write_text(
+        'provider_installation {\n  dev_overrides {\n    "hashicorp/null" = "/tmp/evil"\n  }\n}\n'
+    )
+    env = {"HOME": str(tmp_path), "TF_CLI_CONFIG_FILE": str(rc)}
+    d = classify(tf, ["plan"], env, str(tmp_path), "bot")
+    assert d.decision == "ask" and "dev_overrides" in d.reason
+    rc.write_text('plugin_cache_dir = "/tmp/cache"\n')
+    assert classify(tf, ["plan"], env, str(tmp_path), "bot").decision == "allow"
