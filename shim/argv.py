@@ -61,6 +61,22 @@ class Invocation:
         self.dry_run = dry_run
         self.unknown_flags = unknown_flags
 
+    def as_unknown(self, note: str) -> "Invocation":
+        """The same call, read as one shield cannot understand (so no rule matches it)."""
+        return Invocation(
+            self.tool,
+            self.argv,
+            self.verb,
+            UNKNOWN,
+            note,
+            self.flags,
+            self.args,
+            self.words,
+            self.rest,
+            False,
+            self.unknown_flags,
+        )
+
     def flag(self, name: str) -> str | None:
         """The last value given for a canonical flag (last one wins), or None."""
         vals = self.flags.get(name)

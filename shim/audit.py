@@ -118,12 +118,12 @@ def line_hash(line: bytes) -> str:
     return _sha256(line).hexdigest()
 
 
-def now_iso() -> str:
-    """ISO-8601 UTC with milliseconds and `Z`, without importing datetime."""
-    t = time.time()
-    secs = int(t)
-    millis = int((t - secs) * 1000)
-    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(secs))}.{millis:03d}Z"
+def now_iso(t: float | None = None) -> str:
+    """ISO-8601 UTC with milliseconds and `Z` (`2025-01-31T12:00:00.250Z`) of `t`, else of now;
+    without importing datetime."""
+    ms = int(round((time.time() if t is None else t) * 1000))
+    secs, frac = divmod(ms, 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(secs))}.{frac:03d}Z"
 
 
 def seal(entry: dict[str, object], key: bytes) -> bytes:

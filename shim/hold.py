@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shim import canon
+from shim.audit import now_iso
 from shim.errors import KeyError_, SpoolError
 
 if TYPE_CHECKING:
@@ -133,11 +134,7 @@ def is_request_id(text: str) -> bool:
     return len(text) == ID_LEN and all(c in ID_ALPHABET for c in text)
 
 
-def iso(t: float) -> str:
-    """UTC ISO-8601 with milliseconds: `2025-01-31T12:00:00.250Z`."""
-    ms = int(round(t * 1000))
-    secs, frac = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:03d}Z"
+iso = now_iso  # the log's formatter: one spelling of time in requests, decisions and entries
 
 
 def parse_iso(text: str) -> float:

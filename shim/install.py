@@ -16,7 +16,7 @@ from pathlib import Path
 
 from shim.compiled import defaults_dir
 from shim.errors import ShieldError
-from shim.home import compiled_dir, default_spool, log_dir
+from shim.home import compiled_dir, default_layers, default_spool, log_dir
 from shim.resolve import MARKER, is_shim
 
 TEMPLATE = """#!{python} -IS
@@ -223,12 +223,11 @@ def install(
 ) -> dict:
     """Write shims for `tools` into `shim_dir`; compile the rules. Idempotent."""
     from shim.rules import compile_layers, write_compiled
-    from shim.run import layers_for
 
     real = real or {}
     home = os.path.abspath(home)
     log_info = prepare_home(home)
-    layers = layers_for(home, defaults_dir())
+    layers = default_layers(home, defaults_dir())
     compiled = compile_layers(layers)  # raises RulesError with file:line
     write_compiled(compiled, compiled_dir(home))
     if not tools:

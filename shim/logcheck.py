@@ -626,6 +626,7 @@ NETWORK_FILESYSTEMS = frozenset(
         "glusterfs",
         "ceph",
         "lustre",
+        "fuse.s3fs",
     }
 )
 

@@ -18,10 +18,10 @@ from typing import Any
 import yaml
 
 from shim.argv import ERROR, HELP, OK, UNKNOWN, parse_argv
+from shim.compiled import FORMAT
 from shim.decide import rule_matches
 from shim.errors import RulesError
 
-FORMAT = 2
 DECISIONS = ("allow", "ask", "deny")
 KINDS = (OK, HELP, UNKNOWN, ERROR)
 STYLES = ("cobra", "aws", "terraform")

@@ -9,7 +9,7 @@ the environment; the environment may only shorten the wait (`SHIELD_HOLD_TIMEOUT
 import sys
 
 from shim import audit, fs
-from shim.argv import UNKNOWN, Invocation, parse_argv
+from shim.argv import UNKNOWN, parse_argv
 from shim.compiled import load_tool
 from shim.context import resolve_context
 from shim.decide import ALLOW, DENY, Decision, decide
@@ -21,15 +21,11 @@ from shim.errors import (
     ShieldError,
     format_error,
 )
-from shim.home import ETC_LAYER, compiled_dir, layer_dir, log_dir
+from shim.home import compiled_dir, default_layers, log_dir
 from shim.resolve import find_real
 
 DEPTH_VAR = "_SHIELD_DEPTH_"
 MAX_DEPTH = 4
-
-
-def layers_for(home: str, defaults: str) -> list[str]:
-    return [defaults, ETC_LAYER, layer_dir(home)]
 
 
 def aws_aliases(env: dict[str, str]) -> set[str]:
@@ -127,20 +123,8 @@ def classify(
     if not note and aws and inv.verb and inv.verb[0].lower() in aws_aliases(env):
         note = f"{inv.verb[0]!r} is defined in the aws CLI alias file (~/.aws/cli/alias)"
     if note and inv.kind != UNKNOWN:
-        inv = Invocation(
-            inv.tool,
-            inv.argv,
-            inv.verb,
-            UNKNOWN,
-            note,
-            inv.flags,
-            inv.args,
-            inv.words,
-            inv.rest,
-            False,
-            inv.unknown_flags,
-        )
-    major = aws_major(real) if grammar.get("style") == "aws" else 1
+        inv = inv.as_unknown(note)
+    major = aws_major(real) if aws else 1
     context = resolve_context(grammar, inv, env, cwd, aws_major=major)
     return decide(inv, compiled["rules"], context, agent, env)
 
@@ -167,18 +151,15 @@ class Call:
         self.context: dict[str, str] = {"cwd": cwd}
 
     def log(self, fields: dict) -> dict:
+        """Append an entry about this call (the log fills the standard fields left out)."""
         entry = {
             "agent": self.agent,
             "tool": self.tool,
             "argv": self.argv,
             "cwd": self.cwd,
             "context": self.context,
-            "decision": None,
-            "rule": None,
-            "request": None,
-            "approver": None,
+            **fields,
         }
-        entry.update(fields)
         return audit.append_entry(log_dir(self.home), entry)
 
 
@@ -224,7 +205,7 @@ def _main(call: Call) -> int:
             f"the shield home {call.home} is missing; the call did not run",
             "re-run the installer: shield install (or install.sh)",
         )
-    compiled = load_tool(tool, layers_for(call.home, cfg["defaults"]), compiled_dir(call.home))
+    compiled = load_tool(tool, default_layers(call.home, cfg["defaults"]), compiled_dir(call.home))
     real = cfg.get("real") or None
     if real and not fs.isfile(real):
         real = None

@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from shim import audit, fs, logcheck
 from shim.errors import LogDamage, LogError
 from shim.keys import init_approver
+from tests import audit_support
+from tests.audit_support import logfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,17 +43,7 @@ def fields(i: int = 0, **extra: object) -> dict[str, object]:
 
 
 def new_log(tmp_path, n: int = 0) -> tuple[str, dict[str, object]]:
-    d = str(tmp_path / "log")
-    audit.init_log(d)
-    with open(os.path.join(d, "anchor.json")) as fh:
-        anchor = json.load(fh)
-    for i in range(n):
-        audit.append_entry(d, fields(i))
-    return d, anchor
-
-
-def logfile(d: str) -> str:
-    return os.path.join(d, "shield.log")
+    return audit_support.new_log(tmp_path, fields, n)
 
 
 def key_of(anchor: dict[str, object], seq: int) -> bytes:

@@ -15,6 +15,8 @@ import pytest
 
 from shim import audit, fs
 from shim.errors import LogError
+from tests import audit_support
+from tests.audit_support import logfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,17 +38,7 @@ def fields(i: int = 0, **extra: object) -> dict[str, object]:
 
 
 def new_log(tmp_path, n: int = 0) -> tuple[str, dict[str, object]]:
-    d = str(tmp_path / "log")
-    audit.init_log(d)
-    with open(os.path.join(d, "anchor.json")) as fh:
-        anchor = json.load(fh)
-    for i in range(n):
-        audit.append_entry(d, fields(i))
-    return d, anchor
-
-
-def logfile(d: str) -> str:
-    return os.path.join(d, "shield.log")
+    return audit_support.new_log(tmp_path, fields, n)
 
 
 def verify(d: str, anchor: dict[str, object]) -> audit.VerifyReport:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 
 from shim.compiled import defaults_dir, load_tool
-from shim.home import compiled_dir, home_dir
-from shim.run import layers_for
+from shim.home import compiled_dir, default_layers, home_dir
 
 DECISION_STYLE = {"allow": "bold green", "ask": "bold yellow", "deny": "bold red"}
 
@@ -16,7 +15,7 @@ def current_home() -> str:
 
 
 def current_layers(home: str | None = None) -> list[str]:
-    return layers_for(home or current_home(), defaults_dir())
+    return default_layers(home or current_home(), defaults_dir())
 
 
 def load_rules(tool: str, home: str | None = None) -> dict:

@@ -5,29 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import typer
 
 from shim.commands.common import current_home, current_layers
+from shim.errors import ShieldError
 from shim.home import keys_dir, layer_dir, log_dir, spool_dir, trust_dir
 from shim.resolve import find_real, is_shim
-
-NETWORK_FS = (
-    "nfs",
-    "nfs4",
-    "cifs",
-    "smbfs",
-    "smb3",
-    "fuse.sshfs",
-    "9p",
-    "afs",
-    "glusterfs",
-    "ceph",
-    "fuse.s3fs",
-)
 
 
 def register(app: typer.Typer) -> None:
@@ -44,40 +29,6 @@ class Report:
     @property
     def failed(self) -> bool:
         return any(i["status"] == "fail" for i in self.items)
-
-
-def fs_type(path: str, mounts_text: str) -> str:
-    """The filesystem type of the longest mount point containing `path` (from /proc/mounts)."""
-    best, kind = "", ""
-    real = os.path.realpath(path)
-    for line in mounts_text.splitlines():
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        mnt = parts[1].replace("\\040", " ")
-        if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
-            best, kind = mnt, parts[2]
-    return kind
-
-
-def lock_excludes(path: str) -> bool:
-    """True when a second process cannot take the flock we hold on `path`."""
-    import fcntl
-
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        probe = (
-            "import fcntl,os,sys\n"
-            "fd=os.open(sys.argv[1],os.O_RDWR)\n"
-            "try:\n fcntl.flock(fd,fcntl.LOCK_EX|fcntl.LOCK_NB)\nexcept OSError:\n sys.exit(7)\n"
-            "sys.exit(0)\n"
-        )
-        rc = subprocess.run([sys.executable, "-I", "-c", probe, path], timeout=20).returncode
-        return rc == 7
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
@@ -163,13 +114,14 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
                 f"{label} writable",
                 f"this user can write {p}: an agent running as this user could relax the policy",
             )
-    cfg_path = os.path.join(home, "config.json")
+    from shim.ask import load_config
+
     try:
-        with open(cfg_path) as fh:
-            cfg = json.load(fh)
-    except (OSError, ValueError):
+        cfg = load_config(home)
+    except ShieldError as exc:
+        rep.add("fail", "config", exc.message)
         cfg = {}
-    if isinstance(cfg, dict) and cfg.get("tty_prompt") is True:
+    if cfg.get("tty_prompt") is True:
         rep.add(
             "warn",
             "tty prompt",
@@ -197,34 +149,31 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
         rep.add("ok", "spool", spool)
     else:
         rep.add("fail", "spool", f"{spool} is missing or not writable")
-    try:
-        with open("/proc/mounts") as fh:
-            mounts = fh.read()
-    except OSError:
-        mounts = ""
+    from shim import logcheck
+
     for label, p in (("log", ld), ("spool", spool)):
-        if os.path.isdir(p):
-            kind = fs_type(p, mounts)
-            if kind in NETWORK_FS:
-                rep.add(
-                    "warn",
-                    f"{label} filesystem",
-                    f"{p} is on {kind}: flock may not be reliable there",
-                )
-    target = ld if os.path.isdir(ld) else tempfile.gettempdir()
-    try:
-        probe = os.path.join(target, ".doctor-lock")
-        if lock_excludes(probe):
-            rep.add("ok", "locking", f"flock excludes a second process on {target}")
-        else:
+        kind = logcheck.filesystem_type(p) if os.path.isdir(p) else None
+        if kind in logcheck.NETWORK_FILESYSTEMS:
             rep.add(
-                "fail",
-                "locking",
-                f"flock on {target} does not exclude another process: concurrent appends would interleave",
+                "warn", f"{label} filesystem", f"{p} is on {kind}: flock may not be reliable there"
             )
-        os.unlink(probe)
+    try:
+        if os.path.isdir(ld):
+            target, works = ld, logcheck.lock_works(ld)
+        else:  # no log yet: test the filesystem the temporary directory is on
+            with tempfile.TemporaryDirectory() as scratch:
+                target, works = scratch, logcheck.lock_works(scratch)
     except OSError as exc:
-        rep.add("fail", "locking", f"cannot test flock on {target}: {exc.strerror}")
+        rep.add("fail", "locking", f"cannot test flock on {ld}: {exc.strerror}")
+        return rep
+    if works:
+        rep.add("ok", "locking", f"flock excludes a second process on {target}")
+    else:
+        rep.add(
+            "fail",
+            "locking",
+            f"flock on {target} does not exclude another process: concurrent appends would interleave",
+        )
     return rep
 
 
