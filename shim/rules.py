@@ -252,6 +252,32 @@ def _command_word(word: Any, path: str, line: int) -> None:
         )
 
 
+def _path_alternatives(spec: Any) -> tuple[str, ...]:
+    """`"$VAR | ~/path"`: the first that applies (a set variable, a path under $HOME, a path)."""
+    return tuple(p.strip() for p in str(spec).split("|") if p.strip())
+
+
+def _override(raw: Any, path: str, where: tuple[str, int]) -> dict:
+    """One grammar `overrides:` entry: a file that changes what the real tool does."""
+    owhere = (path, _line(raw, where[1]))
+    if not isinstance(raw, dict) or not {"path", "when", "reason"} <= set(raw):
+        raise RulesError("an overrides entry needs 'path', 'when' and 'reason'", *owhere)
+    _only(raw, ("path", "when", "reason", "unless_env"), owhere)
+    test, _, arg = str(raw["when"]).strip().partition(" ")
+    if test not in ("exists", "dir", "contains", "section") or (
+        test in ("contains", "section")
+    ) != bool(arg):
+        raise RulesError(
+            "overrides 'when' is one of: exists, dir, 'contains TEXT', 'section NAME'", *owhere
+        )
+    return {
+        "path": _path_alternatives(raw["path"]),
+        "when": (test, arg.strip().lower() if test == "section" else arg.strip()),
+        "unless_env": {str(k): str(v).lower() for k, v in (raw.get("unless_env") or {}).items()},
+        "reason": str(raw["reason"]),
+    }
+
+
 def compile_grammar(tool: str, raw: Any, path: str) -> dict:
     where = (path, _line(raw))
     if not isinstance(raw, dict):
@@ -270,6 +296,8 @@ def compile_grammar(tool: str, raw: Any, path: str) -> dict:
             "prefix_expand",
             "context",
             "plugins_no_flags",
+            "overrides",
+            "alias_file",
         ),
         where,
     )
@@ -308,6 +336,17 @@ def compile_grammar(tool: str, raw: Any, path: str) -> dict:
     neg = raw.get("negations") or {}
     g["negations"] = {str(k): (str(v[0]), str(v[1])) for k, v in neg.items()}
     g["prefix_expand"] = tuple(str(x) for x in raw.get("prefix_expand") or ())
+    g["overrides"] = tuple(_override(o, path, where) for o in raw.get("overrides") or ())
+    if raw.get("alias_file") is not None:
+        af = raw["alias_file"]
+        awhere = (path, _line(af, where[1]))
+        if not isinstance(af, dict) or "path" not in af or "section" not in af:
+            raise RulesError("alias_file needs 'path' and 'section'", *awhere)
+        _only(af, ("path", "section"), awhere)
+        g["alias_file"] = {
+            "path": _path_alternatives(af["path"]),
+            "section": str(af["section"]).lower(),
+        }
     if raw.get("plugins_no_flags"):
         g["plugins_no_flags"] = True
     ctx = raw.get("context") or {"resolver": "none"}

@@ -28,71 +28,74 @@ DEPTH_VAR = "_SHIELD_DEPTH_"
 MAX_DEPTH = 4
 
 
-def aws_aliases(env: dict[str, str]) -> set[str]:
-    """Top-level words the aws CLI alias file defines (they shadow built-in commands).
+def _path(alternatives: tuple[str, ...], env: dict[str, str]) -> str | None:
+    """The first of `$VAR` (when set), `~/path` (under $HOME) or a literal path."""
+    for alt in alternatives:
+        if alt.startswith("$"):
+            if env.get(alt[1:]):
+                return env[alt[1:]]
+        elif alt.startswith("~/"):
+            return fs.join(env.get("HOME") or "/", alt[2:])
+        else:
+            return alt
+    return None
 
-    Read the way botocore reads it (configparser): `=` or `:`, keys lowercased, comments and
-    indented continuation lines skipped."""
-    home = env.get("HOME") or "/"
+
+def _text(path: str) -> str:
     try:
-        text = fs.read_file(fs.join(home, ".aws", "cli", "alias")).decode("utf-8", "replace")
+        return fs.read_file(path).decode("utf-8", "replace")
     except (OSError, ValueError):
-        return set()
-    words: set[str] = set()
-    section = None
+        return ""
+
+
+def _ini_keys(text: str, section: str) -> set[str]:
+    """Keys of one section, read the way configparser reads them: `=` or `:`, keys lowercased,
+    comments and indented continuation lines skipped."""
+    keys: set[str] = set()
+    current = None
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line[0] in "#;" or raw[:1].isspace():
             continue
         if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip().lower()
+            current = line[1:-1].strip().lower()
             continue
-        if section == "toplevel":
+        if current == section:
             cut = min((k for k in (line.find("="), line.find(":")) if k > 0), default=-1)
             if cut > 0:
-                words.add(line[:cut].strip().lower())
-    return words
+                keys.add(line[:cut].strip().lower())
+    return keys
 
 
-def _config_has_section(path: str, name: str) -> bool:
-    try:
-        text = fs.read_file(path).decode("utf-8", "replace")
-    except (OSError, ValueError):
-        return False
-    return any(line.strip().lower() == f"[{name}]" for line in text.splitlines())
+def override_note(grammar: dict, env: dict[str, str]) -> str:
+    """Why a file in the grammar's `overrides` changes what the real tool does with an argv
+    (a kuberc, terraform dev_overrides, aws models or plugins), so no argv can be trusted; ''."""
+    for o in grammar.get("overrides") or ():
+        if any(env.get(k, "").lower() == v for k, v in o["unless_env"].items()):
+            continue
+        path = _path(o["path"], env)
+        if path is None:
+            continue
+        test, arg = o["when"]
+        if test == "exists":
+            hit = fs.exists(path)
+        elif test == "dir":
+            hit = fs.isdir(path)
+        elif test == "contains":
+            hit = arg in _text(path)
+        else:  # section
+            hit = any(line.strip().lower() == f"[{arg}]" for line in _text(path).splitlines())
+        if hit:
+            return o["reason"].replace("{path}", path)
+    return ""
 
 
-def tool_overrides(style: str, tool: str, env: dict[str, str]) -> str:
-    """Files that change what the real tool does with an argv, so shield cannot read it; ''.
-
-    kubectl: a kuberc file (aliases and default flags). terraform: provider dev_overrides (local
-    binaries run as providers, even by `plan`). aws: custom service models (which can turn a
-    `head-object` into a DELETE) and CLI plugins."""
-    home = env.get("HOME") or "/"
-    if tool == "kubectl" and env.get("KUBECTL_KUBERC", "").lower() != "false":
-        path = env.get("KUBERC") or fs.join(home, ".kube", "kuberc")
-        if fs.exists(path):
-            return f"a kuberc file ({path}) can redefine kubectl commands and their defaults"
-    if tool == "terraform":
-        rc = (
-            env.get("TF_CLI_CONFIG_FILE")
-            or env.get("TERRAFORM_CONFIG")
-            or fs.join(home, ".terraformrc")
-        )
-        try:
-            text = fs.read_file(rc, 1 << 20)
-        except (OSError, ValueError):
-            text = b""
-        if b"dev_overrides" in text:
-            return (
-                f"the terraform CLI config ({rc}) has dev_overrides: providers run from local paths"
-            )
-    if style == "aws":
-        if fs.isdir(fs.join(home, ".aws", "models")):
-            return "~/.aws/models holds custom service models that change what operations send"
-        cfg = env.get("AWS_CONFIG_FILE") or fs.join(home, ".aws", "config")
-        if _config_has_section(cfg, "plugins"):
-            return f"the aws config ({cfg}) loads CLI plugins (code inside every aws call)"
+def alias_note(grammar: dict, env: dict[str, str], word: str) -> str:
+    """Why `word` is not the command it looks like: the tool's alias file defines it; ''."""
+    spec = grammar.get("alias_file")
+    path = _path(spec["path"], env) if spec else None
+    if spec and path and word.lower() in _ini_keys(_text(path), spec["section"]):
+        return f"{word!r} is defined in the alias file {path}"
     return ""
 
 
@@ -118,13 +121,12 @@ def classify(
     """Parse and decide one call with the world passed in (used by shims and `shield check`)."""
     grammar = compiled["grammar"]
     inv = parse_argv(grammar, argv, env)
-    aws = grammar.get("style") == "aws"
-    note = tool_overrides(grammar.get("style", ""), grammar.get("tool", ""), env)
-    if not note and aws and inv.verb and inv.verb[0].lower() in aws_aliases(env):
-        note = f"{inv.verb[0]!r} is defined in the aws CLI alias file (~/.aws/cli/alias)"
+    note = override_note(grammar, env) or (
+        alias_note(grammar, env, inv.verb[0]) if inv.verb else ""
+    )
     if note and inv.kind != UNKNOWN:
         inv = inv.as_unknown(note)
-    major = aws_major(real) if aws else 1
+    major = aws_major(real) if grammar.get("style") == "aws" else 1
     context = resolve_context(grammar, inv, env, cwd, aws_major=major)
     return decide(inv, compiled["rules"], context, agent, env)
 

@@ -189,3 +189,50 @@ def test_terraform_dev_overrides_hold_even_a_plan(tmp_path: Path) -> None:
     assert d.decision == "ask" and "dev_overrides" in d.reason
     rc.write_text('plugin_cache_dir = "/tmp/cache"\n')
     assert classify(tf, ["plan"], env, str(tmp_path), "bot").decision == "allow"
+
+
+TOY = """
+tool: toy
+grammar:
+  style: cobra
+  commands: {list: {}}
+  overrides:
+    - path: "$TOYRC | ~/.toyrc"
+      when: contains exec
+      unless_env: {TOY_SAFE: "yes"}
+      reason: "{path} makes toy run programs"
+rules:
+  - id: toy/list
+    decision: allow
+    reason: lists
+    match: {verb: list}
+    examples: {match: ["list"], no_match: ["drop"]}
+"""
+
+
+def test_overrides_are_grammar_data_any_tool_can_declare(tmp_path: Path) -> None:
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    (layer / "toy.yaml").write_text(TOY)
+    toy = compile_layers([str(layer)])["toy"]
+    rc = tmp_path / ".toyrc"
+    world = {"HOME": str(tmp_path)}
+    assert classify(toy, ["list"], world, str(tmp_path), "bot").decision == "allow"
+    rc.write_text("exec = /tmp/x\n")
+    d = classify(toy, ["list"], world, str(tmp_path), "bot")
+    assert d.decision == "ask" and d.reason.startswith(f"{rc} makes toy run programs")
+    assert (
+        classify(toy, ["list"], {**world, "TOY_SAFE": "YES"}, str(tmp_path), "bot").decision
+        == "allow"
+    )
+
+
+def test_a_malformed_overrides_entry_is_refused_with_its_line(tmp_path: Path) -> None:
+    from shim.errors import RulesError
+
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    (layer / "toy.yaml").write_text(TOY.replace("when: contains exec", "when: smells"))
+    with pytest.raises(RulesError) as err:
+        compile_layers([str(layer)])
+    assert "toy.yaml:" in err.value.message and "overrides 'when'" in err.value.message
