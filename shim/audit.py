@@ -129,20 +129,41 @@ def now_iso(t: float | None = None) -> str:
 def seal(entry: dict[str, object], key: bytes) -> bytes:
     """The canonical line (without newline) for `entry` (which holds seq, log, prev, time but
     no mac), MACed with `key`. Sets `entry["mac"]`."""
-    left = {k: v for k, v in entry.items() if k < "mac"}
-    right = {k: v for k, v in entry.items() if k > "mac"}
-    lhs = encode(left)[:-1]  # '{...' without the closing brace
-    rhs = encode(right)[1:]  # '...}' without the opening brace
-    if lhs == "{":
-        body = "{" + rhs
-        sep_l = ""
-    else:
-        body = lhs + ("," + rhs if rhs != "}" else "}")
-        sep_l = ","
+    parts, slots = _template(entry, ("mac",))
+    return _close(entry, parts, slots, key)
+
+
+def _close(entry: dict[str, object], parts: list[str], slots: dict[str, int], key: bytes) -> bytes:
+    """MAC the members in `parts` (all but `mac` filled in), put the MAC in its place and in
+    `entry`, and return the line."""
+    at = slots["mac"]
+    body = "{" + ",".join(parts[:at] + parts[at + 1 :]) + "}"
     mac = hmac_sha256(key, body.encode("ascii")).hex()
+    parts[at] = '"mac":"' + mac + '"'
     entry["mac"] = mac
-    sep_r = "," if rhs != "}" else ""
-    return (lhs + sep_l + '"mac":"' + mac + '"' + sep_r + rhs).encode("ascii")
+    return ("{" + ",".join(parts) + "}").encode("ascii")
+
+
+# The members the log fills in itself, in canonical (sorted) order with the rest.
+_SLOTS = ("log", "mac", "prev", "seq", "time")
+
+
+def _template(
+    entry: dict[str, object], places: tuple[str, ...] = _SLOTS
+) -> tuple[list[str], dict[str, int]]:
+    """The canonical members of `entry` (`"key":value`, sorted by key as `shim.canon.encode`
+    sorts them) with empty places for the members named in `places`, and where those places
+    are. `append_entry` encodes here, before it takes the lock, so the lock is held only to
+    fill in the places and MAC."""
+    parts: list[str] = []
+    slots: dict[str, int] = {}
+    for key in sorted(set(entry).union(places)):
+        if key in places:
+            slots[key] = len(parts)
+            parts.append("")
+        else:
+            parts.append(encode(key) + ":" + encode(entry[key]))
+    return parts, slots
 
 
 def mac_body(line: bytes, mac: str) -> bytes | None:
@@ -288,13 +309,19 @@ def init_log(log_dir: str) -> dict[str, object]:
 
 
 def append_entry(log_dir: str, fields: dict[str, object]) -> dict[str, object]:
-    """Append one entry and return it (with seq, time, log, prev, mac).
+    """Append one entry and return it (with seq, time, log, prev, mac) once it is durable.
 
-    Under an exclusive `flock` on the log: read the key record, heal a crash between a previous
-    write and its key advance, record a torn tail, then one `O_APPEND` write of the whole line,
-    `fdatasync`, and the key advance overwritten in place (`fdatasync`). Raises LogError on any
-    failure; the log and key are then left as they were (or in a state the next append heals),
-    so no entry is half-counted.
+    The entry is encoded before the lock is taken. Under an exclusive `flock` on the log: read
+    the key record, heal a crash between a previous write and its key advance, record a torn
+    tail, seal the line, one `O_APPEND` write, and the key advance overwritten in place (the
+    old key is gone from the file before the lock is released). Then, outside the lock,
+    `fdatasync` of the log: concurrent writers share one journal commit (group commit), so the
+    lock is held for microseconds, not for a disk flush. Returns only when the line is durable.
+
+    Raises LogError on any failure. A failed write is taken back under the lock. A failed
+    `fdatasync` takes the entry back when no other writer has appended since; otherwise the
+    entry stays (the log may then name a call that did not run: it over-reports, never
+    under-reports).
     """
     for name in RESERVED:
         if name in fields:
@@ -305,6 +332,10 @@ def append_entry(log_dir: str, fields: dict[str, object]) -> dict[str, object]:
     for name in FIELDS:
         if name not in entry:
             entry[name] = [] if name == "argv" else {} if name == "context" else None
+    try:
+        parts, slots = _template(entry)
+    except (TypeError, ValueError) as exc:
+        raise LogError(f"cannot log this entry: {exc}") from None
     path = fs.join(log_dir, LOG_NAME)
     kpath = fs.join(log_dir, KEY_NAME)
     try:
@@ -318,7 +349,6 @@ def append_entry(log_dir: str, fields: dict[str, object]) -> dict[str, object]:
     except OSError as exc:
         raise _oserror(exc, "open", path) from exc
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             kfd = fs.open(kpath, fs.O_RDWR | fs.O_CLOEXEC)
         except FileNotFoundError:
@@ -328,17 +358,52 @@ def append_entry(log_dir: str, fields: dict[str, object]) -> dict[str, object]:
                 "audit) and run the install again",
             ) from None
         try:
-            return _append_locked(fd, kfd, entry, path)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                eof, end, base, rec = _append_locked(fd, kfd, entry, parts, slots, path)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            try:
+                fs.fdatasync(fd)
+            except OSError:
+                _retract(fd, kfd, eof, end, base, rec)
+                raise
         finally:
             fs.close(kfd)
     except OSError as exc:
         raise _oserror(exc, "append to", path) from exc
     finally:
-        fs.close(fd)  # releases the lock
+        fs.close(fd)
+    return entry
 
 
-def _append_locked(fd: int, kfd: int, entry: dict[str, object], path: str) -> dict[str, object]:
-    st = _parse_key_record(fs.pread(kfd, _KEY_RECORD_LEN + 1, 0), path)
+def _fill(entry: dict[str, object], parts: list[str], slots: dict[str, int], st: _State) -> bytes:
+    """Seal the templated `entry` as the next one after `st` (same bytes as `seal`), set its
+    reserved fields and advance `st` (seq, key, head)."""
+    stamp = now_iso()
+    parts[slots["log"]] = '"log":"' + st.log + '"'
+    parts[slots["prev"]] = '"prev":"' + st.head + '"'
+    parts[slots["seq"]] = '"seq":' + str(st.seq)
+    parts[slots["time"]] = '"time":"' + stamp + '"'
+    entry.update(seq=st.seq, log=st.log, prev=st.head, time=stamp)
+    line = _close(entry, parts, slots, st.key)
+    st.seq += 1
+    st.key = next_key(st.key)
+    st.head = line_hash(line)
+    return line
+
+
+def _append_locked(
+    fd: int,
+    kfd: int,
+    entry: dict[str, object],
+    parts: list[str],
+    slots: dict[str, int],
+    path: str,
+) -> tuple[int, int, bytes, bytes]:
+    """Write the entry (and any torn-tail record before it) and advance the key; the caller holds
+    the lock. Returns (log size before, log size after, key record before, key record after)."""
+    st = _parse_key_record(fs.pread(kfd, _KEY_RECORD_LEN, 0), path)
     eof = fs.fstat(fd).st_size
     if eof < st.size:
         raise LogError(
@@ -346,49 +411,30 @@ def _append_locked(fd: int, kfd: int, entry: dict[str, object], path: str) -> di
             "the log was truncated or replaced",
             "run `shield log verify`; the log cannot be continued as it is",
         )
-    parts: list[bytes] = []
+    chunks: list[bytes] = []
     if eof > st.size:
-        torn, partial = _heal(fd, kfd, st, eof, path)
-        if torn:
-            if partial:
-                parts.append(b"\n")
-            record: dict[str, object] = {
-                "event": "security",
-                "agent": entry.get("agent"),
-                "tool": entry.get("tool"),
-                "argv": [],
-                "cwd": None,
-                "context": {},
-                "decision": None,
-                "rule": None,
-                "request": None,
-                "approver": None,
-                "reason": "torn tail: a writer died mid-append; its partial line is kept above",
-                "detail": {
-                    "kind": "torn-tail",
-                    "after": st.head,
-                    "lines": [{"bytes": len(t), "sha256": line_hash(t)} for t in torn],
-                },
-            }
-            line = _seal_next(record, st, line_hash(torn[-1]))
-            parts.append(line + b"\n")
-            st.head = line_hash(line)
-    line = _seal_next(entry, st, st.head)
-    parts.append(line + b"\n")
-    data = b"".join(parts)
-    st.head = line_hash(line)
+        torn, partial, healed = _heal(fd, kfd, st, eof, path)
+        if partial:
+            chunks.append(b"\n")
+        if torn:  # the record of a torn run must follow it at once
+            chunks.append(_note_torn(entry, st, torn) + b"\n")
+        if healed > 1:
+            chunks.append(_note_behind(entry, st, healed) + b"\n")
+    chunks.append(_fill(entry, parts, slots, st) + b"\n")
+    data = b"".join(chunks)
     st.size = eof + len(data)
     base = fs.pread(kfd, _KEY_RECORD_LEN, 0)  # the key record as it is now (after any heal)
     try:
         written = fs.write(fd, data)
         if written != len(data):
             raise OSError(_ENOSPC, "short write (disk full?)")
-        fs.fdatasync(fd)
     except OSError:
         _undo_log(fd, eof)
         raise
+    rec = _key_record(st)
     try:
-        _put_key(kfd, _key_record(st))
+        if fs.pwrite(kfd, rec, 0) != len(rec):
+            raise OSError(_EIO, "short write to the key file")
     except OSError:
         # The entry is written but the key did not advance: put the old record back and take
         # the entry out again, so the caller's refusal matches the log. When the old record
@@ -401,12 +447,74 @@ def _append_locked(fd: int, kfd: int, entry: dict[str, object], path: str) -> di
             pass
         else:
             _undo_log(fd, eof)
-            try:
-                fs.fdatasync(kfd)
-            except OSError:
-                pass
         raise
-    return entry
+    return eof, st.size, base, rec
+
+
+def _retract(fd: int, kfd: int, eof: int, end: int, base: bytes, rec: bytes) -> None:
+    """`fdatasync` failed after the lock was released: take the entry back if it is still the
+    last thing in the log (log size and key record as this append left them)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        return
+    try:
+        if fs.fstat(fd).st_size != end or fs.pread(kfd, len(rec) + 1, 0) != rec:
+            return  # another writer appended after it: the entry stays (it over-reports)
+        if fs.pwrite(kfd, base, 0) == len(base):
+            _undo_log(fd, eof)
+            fs.fdatasync(kfd)
+    except OSError:
+        pass
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _note(entry: dict[str, object], st: _State, prev: str, reason: str, detail: object) -> bytes:
+    """A `security` record sealed as the next entry after `st` (on the rare heal paths)."""
+    record: dict[str, object] = {
+        "event": "security",
+        "agent": entry.get("agent"),
+        "tool": entry.get("tool"),
+        "argv": [],
+        "cwd": None,
+        "context": {},
+        "decision": None,
+        "rule": None,
+        "request": None,
+        "approver": None,
+        "reason": reason,
+        "detail": detail,
+    }
+    line = _seal_next(record, st, prev)
+    st.head = line_hash(line)
+    return line
+
+
+def _note_torn(entry: dict[str, object], st: _State, torn: list[bytes]) -> bytes:
+    return _note(
+        entry,
+        st,
+        line_hash(torn[-1]),
+        "torn tail: a writer died mid-append; its partial line is kept above",
+        {
+            "kind": "torn-tail",
+            "after": st.head,
+            "lines": [{"bytes": len(t), "sha256": line_hash(t)} for t in torn],
+        },
+    )
+
+
+def _note_behind(entry: dict[str, object], st: _State, healed: int) -> bytes:
+    return _note(
+        entry,
+        st,
+        st.head,
+        f"the key file was {healed} entries behind the log (a power cut before the kernel "
+        "wrote it back, or the file was rolled back); each entry stepped over was authentic "
+        "(its MAC verified) and its key is now erased",
+        {"kind": "key-behind", "entries": healed},
+    )
 
 
 def _seal_next(entry: dict[str, object], st: _State, prev: str) -> bytes:
@@ -450,12 +558,18 @@ def _is_next(line: bytes, st: _State, prev: str) -> bool:
     return False
 
 
-def _heal(fd: int, kfd: int, st: _State, eof: int, path: str) -> tuple[list[bytes], bytes]:
-    """The log holds bytes past what the key file knows. Advance over an entry whose key advance
-    was lost in a crash (at most one, plus a torn-tail record), and return the torn lines to
-    record: (complete unparseable lines and the partial last one, the partial last one).
+def _heal(fd: int, kfd: int, st: _State, eof: int, path: str) -> tuple[list[bytes], bytes, int]:
+    """The log holds bytes past what the key file knows: step over the entries whose key
+    advance was lost (a kill between write and advance, or a power cut before the kernel wrote
+    the key file back), each only if its MAC verifies under the key `st` holds, and return
+    (the torn lines to record: complete unparseable lines and the partial last one, the
+    partial last one, how many ordinary entries were stepped over).
 
-    A key file older than the log by more than one entry (rolled back) is refused.
+    Stepping over many entries is safe: only the holder of the key in the key file could have
+    made them, and that key is then erased. A key file rolled back by an agent that saved it
+    is healed the same way, and the append records how far behind it was. A line that does not
+    verify but is followed by one that does (an insertion, which would pass authentic entries
+    off as torn) is refused.
     """
     tail = b""
     while len(tail) < eof - st.size:
@@ -472,17 +586,16 @@ def _heal(fd: int, kfd: int, st: _State, eof: int, path: str) -> tuple[list[byte
     for line in lines:
         offset += len(line) + 1
         if not _is_next(line, st, line_hash(torn[-1]) if torn else st.head):
+            if torn and _is_next(line, st, st.head):
+                raise LogError(
+                    f"{path}: a line was inserted before entry {st.seq}, past what the key "
+                    "file covers",
+                    "the log is not continued; run `shield log verify` and tell the approver",
+                )
             torn.append(line)
             continue
         if not torn:  # an ordinary entry, not the record of a torn run
             healed += 1
-            if healed > 1:
-                raise LogError(
-                    f"the key file of {path} is older than the log by more than one entry "
-                    "(rolled back?)",
-                    "a rolled-back key could forge entries, so the log is not continued; "
-                    "run `shield log verify` and tell the approver",
-                )
         torn = []
         st.head = line_hash(line)
         st.seq += 1
@@ -491,8 +604,8 @@ def _heal(fd: int, kfd: int, st: _State, eof: int, path: str) -> tuple[list[byte
     if partial:
         torn.append(partial)
     if st.seq != seq0:
-        _put_key(kfd, _key_record(st))  # erase the key of the healed entry now
-    return torn, partial
+        _put_key(kfd, _key_record(st))  # erase the keys of the healed entries now
+    return torn, partial, healed
 
 
 # --- verification: the report here, the work in shim.logcheck (cold) ---------------------------

@@ -350,19 +350,40 @@ def test_non_canonical_json_is_detected_even_with_a_valid_mac(world: World, spel
     assert full.kind in ("canonical", "sequence")
 
 
-def test_rolling_the_key_file_back_is_refused_and_forges_nothing(world: World) -> None:
+def test_rolling_the_key_file_back_forges_nothing_and_is_recorded(world: World) -> None:
     kpath = os.path.join(world.dir, "key")
     with open(kpath, "rb") as fh:
         old = fh.read()  # the agent saves K50 ...
     for i in range(N, N + 10):
         audit.append_entry(world.dir, fields(i))
-    size = os.path.getsize(world.path)
+    before = world.lines()
     with open(kpath, "wb") as fh:
-        fh.write(old)  # ... and later puts it back
-    with pytest.raises(LogError, match="rolled back"):
+        fh.write(old)  # ... and later puts it back, hoping to append as entry 50 again
+    e = audit.append_entry(world.dir, fields(99))
+    after = world.lines()
+    assert after[: N + 10] == before  # nothing rewritten
+    note = json.loads(after[N + 10])
+    assert note["detail"] == {"kind": "key-behind", "entries": 10} and note["seq"] == N + 10
+    assert e["seq"] == N + 11  # the shim stepped over the ten entries it could verify
+    rep = world.full()
+    assert rep.ok and rep.entries == N + 12, rep.message
+    assert world.current_key() != bytes.fromhex(old.split()[6].decode())
+
+
+def test_a_rolled_back_key_file_cannot_pass_entries_off_as_torn(world: World) -> None:
+    kpath = os.path.join(world.dir, "key")
+    with open(kpath, "rb") as fh:
+        old = fh.read()
+    for i in range(N, N + 5):
+        audit.append_entry(world.dir, fields(i))
+    lines = world.lines()
+    world.write(lines[:N] + [b'{"agent":"x"'] + lines[N:])  # a fake torn line before them
+    with open(kpath, "wb") as fh:
+        fh.write(old)
+    with pytest.raises(LogError, match="inserted"):
         audit.append_entry(world.dir, fields(99))
-    assert os.path.getsize(world.path) == size
-    assert world.full().ok and world.full().entries == N + 10
+    rep = world.full()
+    assert (rep.ok, rep.first_bad) == (False, N + 1)
 
 
 def test_a_saved_old_key_rewrites_history_only_up_to_the_next_checkpoint(world: World) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import random
@@ -59,7 +60,7 @@ def wait_for(predicate, timeout: float = 20.0, what: str = "condition") -> None:
 
 # --- disk full and I/O errors, in process ------------------------------------------------------
 
-STEPS = [("write", "log"), ("fdatasync", "log"), ("pwrite", "key"), ("fdatasync", "key")]
+STEPS = [("write", "log"), ("pwrite", "key"), ("fdatasync", "log")]
 
 
 def inject(monkeypatch, d: str, func: str, target: str, err: int, times: int | None) -> list[int]:
@@ -116,6 +117,58 @@ def test_a_disk_that_keeps_failing_leaves_a_log_the_next_append_continues(
     assert rep.ok, rep.message
     # the failed entry is in the log at most once (when it was durable), never half
     assert seqs(d) == list(range(e["seq"] + 1)) and e["seq"] in (3, 4)  # type: ignore[operator]
+
+
+def test_a_failed_fdatasync_after_another_append_keeps_both_and_refuses(
+    tmp_path, monkeypatch
+) -> None:
+    # The fdatasync runs after the lock is released, so another writer may have appended behind
+    # the entry by the time it fails. The entry then cannot be taken back: it stays (the log
+    # over-reports a call that did not run, never under-reports), the caller is refused.
+    d, anchor = new_log(tmp_path, 2)
+    real = fs.fdatasync
+    ino = os.stat(logfile(d)).st_ino
+    failed = [False]
+
+    def faulty(fd: int) -> None:
+        if os.fstat(fd).st_ino == ino and not failed[0]:
+            failed[0] = True
+            audit.append_entry(d, fields(99))  # another writer gets in first, and succeeds
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real(fd)
+
+    monkeypatch.setattr(fs, "fdatasync", faulty)
+    with pytest.raises(LogError, match="Input/output error"):
+        audit.append_entry(d, fields(2))
+    monkeypatch.undo()
+    entries = list(audit.read_entries(logfile(d)))
+    assert [e["request"] for e in entries] == ["r0", "r1", "r2", "r99"]
+    assert verify(d, anchor).ok
+    assert audit.append_entry(d, fields(3))["seq"] == 4
+
+
+def test_the_lock_is_not_held_while_the_entry_is_flushed(tmp_path, monkeypatch) -> None:
+    # Group commit: writers queue on the lock only for the write, not for the disk flush.
+    d, _ = new_log(tmp_path, 1)
+    real = fs.fdatasync
+    ino = os.stat(logfile(d)).st_ino
+    free: list[bool] = []
+
+    def probe(fd: int) -> None:
+        if os.fstat(fd).st_ino == ino:
+            other = os.open(logfile(d), os.O_RDONLY)
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                free.append(True)
+            except BlockingIOError:
+                free.append(False)
+            finally:
+                os.close(other)
+        real(fd)
+
+    monkeypatch.setattr(fs, "fdatasync", probe)
+    audit.append_entry(d, fields(1))
+    assert free == [True]
 
 
 def test_a_short_write_is_taken_back(tmp_path, monkeypatch) -> None:
@@ -187,9 +240,9 @@ KILL_POINTS = [
     "write:log:1",  # before anything reached the log
     "write:log:1:1",  # one byte of the line written
     "write:log:1:150",  # a torn line
-    "fdatasync:log:1",  # written, not yet durable
-    "pwrite:key:1",  # durable, key not advanced
-    "fdatasync:key:1",  # key advanced, not yet durable
+    "fdatasync:log:1",  # written, key advanced, lock released, not yet flushed
+    "pwrite:key:1",  # written, key not advanced
+    "fdatasync:log:2",  # second entry written and key advanced, not yet flushed
     "write:log:2:40",  # torn while writing a torn-tail record (second round, see below)
 ]
 
