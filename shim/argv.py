@@ -394,7 +394,65 @@ def _parse_cobra(grammar: dict, argv: tuple[str, ...]) -> tuple[list[str], str, 
     if node.get("help_verb"):
         st.help = True
     st.words.extend(_values_of(st, st.unknown))
+    if grammar.get("early_globals"):
+        for name, vals in _early_globals(grammar, argv).items():
+            st.flags.setdefault(name, vals)
     return verb, OK, "", st
+
+
+def _early_globals(grammar: dict, argv: tuple[str, ...]) -> dict[str, list[str]]:
+    """helm parses the root's global flags over the whole argv before cobra runs, with unknown
+    flags allowed (pflag then skips an unknown flag's next word unless it starts with `-`).
+    What that pass sets stays set unless cobra's own pass sets it again, so
+    `helm uninstall web --description -nprod` runs in namespace prod."""
+    helps = grammar.get("help_flags") or frozenset()
+    table = {k: v for k, v in (grammar.get("flags") or {}).items() if v[0] not in helps}
+    st = _State()
+    n = len(argv)
+    i = 0
+    while i < n:
+        tok = argv[i]
+        if tok == "--":
+            break
+        if not tok.startswith("-") or tok == "-":
+            i += 1
+            continue
+        if tok.startswith("--"):
+            name, eq, value = tok.partition("=")
+            hit = table.get(name)
+            if hit is None:
+                i += 1 if eq or i + 1 >= n or argv[i + 1].startswith("-") else 2
+                continue
+            i = _store(st, hit[0], name, eq, value, hit[1], argv, i)
+            continue
+        j = 1
+        nxt = i + 1
+        while j < len(tok):
+            hit = table.get("-" + tok[j])
+            rest = tok[j + 1 :]
+            if hit is None:
+                if rest.startswith("="):
+                    break
+                if nxt < n and not argv[nxt].startswith("-"):
+                    nxt += 1  # pflag drops the word after an unknown shorthand
+                j += 1
+                continue
+            canon, takes = hit
+            if rest.startswith("="):
+                st.add(canon, rest[1:])
+                break
+            if not takes:
+                st.add(canon, "true")
+                j += 1
+                continue
+            if rest:
+                st.add(canon, rest)
+            elif nxt < n:
+                st.add(canon, argv[nxt])
+                nxt += 1
+            break
+        i = nxt
+    return st.flags
 
 
 def _values_of(st: _State, names: list[str]) -> list[str]:
@@ -672,6 +730,64 @@ def _tf_flag(
 def _parse_terraform(
     grammar: dict, argv: tuple[str, ...], env: dict[str, str]
 ) -> tuple[list[str], str, str, _State]:
+    """terraform's main: find the subcommand in argv, insert `TF_CLI_ARGS_<cmd>` and then
+    `TF_CLI_ARGS` right after it (both keyed on that first subcommand), and read the result as
+    the command line. The inserted words can still pick a nested subcommand (`terraform state`
+    with `TF_CLI_ARGS="rm x"` runs `state rm x`), so the merged argv is parsed from the start."""
+    verb, kind, note, st, at = _parse_tf_argv(grammar, argv)
+    suffix = "_".join(verb).replace("-", "_") if at is not None else ""
+    injected: list[str] = []
+    for var in ("TF_CLI_ARGS_" + suffix, "TF_CLI_ARGS"):
+        val = env.get(var)
+        if not val:
+            continue
+        words = _tf_split(val)
+        if words is None:
+            return verb, UNKNOWN, f"{var} holds shell characters that shield does not split", st
+        injected.extend(words)
+    if not injected:
+        return verb, kind, note, st
+    if at is None:
+        # no subcommand: terraform puts the words first, so they become the command
+        return ["?"], UNKNOWN, "TF_CLI_ARGS is set and the command line names no subcommand", st
+    verb, kind, note, st, _ = _parse_tf_argv(grammar, argv[:at] + tuple(injected) + argv[at:])
+    return verb, kind, note, st
+
+
+_TF_SHELL = frozenset(";|&<>`$()\\")
+
+
+def _tf_split(value: str) -> list[str] | None:
+    """Split a TF_CLI_ARGS value into words, or None when it holds a character where Python's
+    shlex and terraform's go-shellwords disagree (go-shellwords stops at an unquoted `;|&<>`,
+    reads backslashes inside double quotes its own way, ...): such a value is not understood."""
+    if _TF_SHELL.intersection(value):
+        return None
+    import shlex
+
+    try:
+        return shlex.split(value)
+    except ValueError:
+        return None
+
+
+_TF_AUTOCOMPLETE = frozenset(
+    ("-install-autocomplete", "--install-autocomplete")
+    + ("-uninstall-autocomplete", "--uninstall-autocomplete")
+)
+
+
+def _parse_tf_argv(
+    grammar: dict, argv: tuple[str, ...]
+) -> tuple[list[str], str, str, _State, int | None]:
+    """Parse a terraform command line (environment already merged). Returns (verb, kind, note,
+    state, the index just after the subcommand words, or None when there is no subcommand)."""
+    # mitchellh/cli: -install-autocomplete anywhere before `--` edits shell rc files instead
+    for tok in argv:
+        if tok == "--":
+            break
+        if tok in _TF_AUTOCOMPLETE:
+            return [tok], UNKNOWN, f"terraform {tok} edits shell files", _State(), None
     st = _State()
     help_flags = grammar.get("help_flags") or frozenset()
     pre: dict = grammar.get("flags") or {}
@@ -688,24 +804,24 @@ def _parse_terraform(
         name, eq, value = tok.partition("=")
         hit = pre.get(name)
         if hit is None:
-            return [], ERROR, f"invalid flag before the subcommand: {name}", st
+            return [], ERROR, f"invalid flag before the subcommand: {name}", st, None
         canon, takes = hit
         if canon in help_flags:
             if eq:
-                return [], ERROR, f"invalid flag before the subcommand: {tok}", st
+                return [], ERROR, f"invalid flag before the subcommand: {tok}", st, None
             st.help = True
         elif takes:
             if not eq:
-                return [], ERROR, f"{name} must include an equals sign", st
+                return [], ERROR, f"{name} must include an equals sign", st, None
             st.add(canon, value)
         else:
             st.add(canon, "true")
         i += 1
     if i >= n or argv[i] == "--":
         if st.help or not argv:
-            return ["help"], HELP, "", st
+            return ["help"], HELP, "", st, None
         if "--version" in st.flags:
-            return ["version"], OK, "", st
+            return ["version"], OK, "", st, None
         others = [f for f in st.flags if f != "-chdir"]
         if others:
             # -install-autocomplete and friends edit files: not something to wave through
@@ -714,16 +830,17 @@ def _parse_terraform(
                 UNKNOWN,
                 f"terraform {others[0]} is not a subcommand shield knows",
                 st,
+                None,
             )
-        return ["help"], HELP, "", st
+        return ["help"], HELP, "", st, None
     if "--version" in st.flags:
         # terraform -v ANYTHING runs `version`
-        return ["version"], OK, "", st
+        return ["version"], OK, "", st, None
     word = argv[i]
     child = _child(node, word)
     if child is None:
         st.words.extend(argv[i + 1 :])
-        return [word], UNKNOWN, f"terraform has no command named {word!r}", st
+        return [word], UNKNOWN, f"terraform has no command named {word!r}", st, i + 1
     verb.append(child["name"])
     node = child
     i += 1
@@ -731,22 +848,12 @@ def _parse_terraform(
         sub = _child(node, argv[i])
         if sub is None:
             st.words.extend(argv[i:])
-            return verb + [argv[i]], UNKNOWN, f"unknown subcommand: {word} {argv[i]!r}", st
+            return verb + [argv[i]], UNKNOWN, f"unknown subcommand: {word} {argv[i]!r}", st, i + 1
         verb.append(sub["name"])
         node = sub
         i += 1
-    # TF_CLI_ARGS and TF_CLI_ARGS_<cmd> are inserted right after the subcommand
-    injected: list[str] = []
-    for var in ("TF_CLI_ARGS", "TF_CLI_ARGS_" + "_".join(verb).replace("-", "_")):
-        val = env.get(var)
-        if val:
-            import shlex
-
-            try:
-                injected.extend(shlex.split(val))
-            except ValueError:
-                return verb, ERROR, f"{var} does not parse", st
-    targv = tuple(injected) + argv[i:]
+    at = i
+    targv = argv[i:]
     # mitchellh/cli: -h, -help or --help anywhere before `--`, even as a flag's value or after
     # the first positional, prints the command's help
     for tok in targv:
@@ -770,4 +877,4 @@ def _parse_terraform(
         st.args.extend(targv[j:])
         st.words.extend(targv[j:])
         break
-    return verb, OK, "", st
+    return verb, OK, "", st, at

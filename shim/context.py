@@ -132,7 +132,7 @@ def resolve_kube(
         for name, ns in nss.items():
             namespaces.setdefault(name, ns)
     context = ctx_flag
-    if not context and helm:
+    if ctx_flag is None and helm:  # an empty flag still wins over the env: current context
         context = env.get("HELM_KUBECONTEXT") or None
     if not context:
         context = current
@@ -148,7 +148,7 @@ def resolve_kube(
         out["context"] = UNRESOLVED
         out["server"] = override
     namespace = ns_flag
-    if not namespace and helm:
+    if ns_flag is None and helm:  # an empty flag wins too: the context's namespace
         namespace = env.get("HELM_NAMESPACE") or None
     if not namespace and context == "in-cluster":
         namespace = (

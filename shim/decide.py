@@ -153,6 +153,13 @@ def _cond_matches(
                 return False
         elif op == "present_not" and (not vals or _any(pats, _fold(vals[-1], ic))):
             return False
+        elif op == "any_except":
+            cut = pats.index("")
+            keep, skip = pats[:cut], pats[cut + 1 :]
+            if not vals or not any(
+                _any(keep, f) and not _any(skip, f) for f in (_fold(v, ic) for v in vals)
+            ):
+                return False
     nargs = rule.get("nargs")
     if nargs is not None:
         lo, hi = nargs
@@ -170,7 +177,10 @@ def _cond_matches(
     no_arg = rule.get("no_arg")
     if any_arg is not None or no_arg is not None:
         words = [_fold(w, ic) for w in _words(inv)]
-        if any_arg is not None and not any(_any(any_arg, w) for w in words):
+        skip = rule.get("any_arg_except") or ()
+        if any_arg is not None and not any(
+            _any(any_arg, w) and not (skip and _any(skip, w)) for w in words
+        ):
             return False
         if no_arg is not None and any(_any(no_arg, w) for w in words):
             return False

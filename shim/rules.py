@@ -296,6 +296,7 @@ def compile_grammar(tool: str, raw: Any, path: str) -> dict:
             "prefix_expand",
             "context",
             "plugins_no_flags",
+            "early_globals",
             "overrides",
             "alias_file",
         ),
@@ -349,6 +350,8 @@ def compile_grammar(tool: str, raw: Any, path: str) -> dict:
         }
     if raw.get("plugins_no_flags"):
         g["plugins_no_flags"] = True
+    if raw.get("early_globals"):
+        g["early_globals"] = True
     ctx = raw.get("context") or {"resolver": "none"}
     cwhere = (path, _line(ctx, where[1]))
     _only(ctx, ("resolver", "flags", "env", "defaults"), cwhere)
@@ -417,11 +420,18 @@ def _condition(
     if allow_presence and value in ("present", "absent"):
         return str(value), ()
     if isinstance(value, dict):
-        _only(value, ("not", "any", "present"), where)
+        _only(value, ("not", "any", "except", "present"), where)
+        if "except" in value and "any" not in value:
+            raise RulesError(f"{what}: 'except' goes with 'any'", *where)
         if "not" in value:
             op = "present_not" if value.get("present") else "not"
             return op, _globs(value["not"], where, what)
         if "any" in value:
+            if "except" in value:
+                # some value matches `any` and none of `except`: kept as (any..., "", except...)
+                keep = _globs(value["any"], where, what)
+                skip = _globs(value["except"], where, what)
+                return "any_except", keep + ("",) + skip
             return "any", _globs(value["any"], where, what)
         if allow_presence and isinstance(value.get("present"), bool):
             return ("present" if value["present"] else "absent"), ()
@@ -601,6 +611,8 @@ def _compile_match(m: Any, rid: str, path: str, line: int) -> dict:
         except ValueError as exc:
             raise RulesError(f"rule {rid}: args keys are positions (0, 1, -1)", *mwhere) from exc
         op, pats = _condition(cond, mwhere, f"arg {idx}", False)
+        if op == "any_except":
+            raise RulesError(f"rule {rid}: 'except' works on flags and any_arg", *mwhere)
         if op == "any":
             op = "glob"
         args.append((i, op, tuple(p.lower() for p in pats) if ic else pats))
@@ -609,11 +621,22 @@ def _compile_match(m: Any, rid: str, path: str, line: int) -> dict:
         rule["nargs"] = _nargs(m["nargs"], mwhere)
     for key in ("any_arg", "no_arg"):
         if key in m:
-            pats = _globs(m[key], mwhere, key)
+            raw = m[key]
+            if key == "any_arg" and isinstance(raw, dict):
+                # {any: [..], except: [..]}: some word matches `any` and none of `except`
+                _only(raw, ("any", "except"), mwhere)
+                if "any" not in raw:
+                    raise RulesError(f"rule {rid}: any_arg as a mapping needs 'any'", *mwhere)
+                skip = _globs(raw.get("except", []), mwhere, "any_arg except")
+                rule["any_arg_except"] = tuple(p.lower() for p in skip) if ic else skip
+                raw = raw["any"]
+            pats = _globs(raw, mwhere, key)
             rule[key] = tuple(p.lower() for p in pats) if ic else pats
     ctx = []
     for key, cond in (m.get("context") or {}).items():
         op, pats = _condition(cond, mwhere, f"context {key}", False)
+        if op == "any_except":
+            raise RulesError(f"rule {rid}: 'except' works on flags and any_arg", *mwhere)
         if op == "any":
             op = "glob"
         ctx.append((str(key), op, pats))

@@ -76,18 +76,57 @@ def override_note(grammar: dict, env: dict[str, str]) -> str:
         path = _path(o["path"], env)
         if path is None:
             continue
-        test, arg = o["when"]
-        if test == "exists":
-            hit = fs.exists(path)
-        elif test == "dir":
-            hit = fs.isdir(path)
-        elif test == "contains":
-            hit = arg in _text(path)
-        else:  # section
-            hit = any(line.strip().lower() == f"[{arg}]" for line in _text(path).splitlines())
-        if hit:
-            return o["reason"].replace("{path}", path)
+        for one in _expand(path):
+            if _holds(one, o["when"]):
+                return o["reason"].replace("{path}", one)
     return ""
+
+
+def _expand(path: str) -> list[str]:
+    """`path`, or, when its last part is `*SUFFIX`, the files in that directory ending so."""
+    head, _, last = path.rpartition(fs.SEP)
+    if not last.startswith("*"):
+        return [path]
+    try:
+        names = fs.listdir(head or fs.SEP)
+    except (OSError, ValueError):
+        return []
+    return [fs.join(head, n) for n in sorted(names) if n.endswith(last[1:])]
+
+
+def _holds(path: str, when: tuple[str, str]) -> bool:
+    test, arg = when
+    if test == "exists":
+        return fs.exists(path)
+    if test == "dir":
+        return fs.isdir(path)
+    if test == "contains":  # also when spelled with \\u escapes (HCL and JSON both allow them)
+        text = _text(path)
+        return arg in text or ("\\" in text and arg in _unescape(text))
+    return any(line.strip().lower() == f"[{arg}]" for line in _text(path).splitlines())
+
+
+def _unescape(text: str) -> str:
+    """Decode `\\uXXXX` and `\\UXXXXXXXX` escapes (without `re` or `codecs`)."""
+    out: list[str] = []
+    i = 0
+    while True:
+        j = text.find("\\", i)
+        if j < 0 or j + 1 >= len(text):
+            out.append(text[i:])
+            return "".join(out)
+        width = {"u": 4, "U": 8}.get(text[j + 1], 0)
+        digits = text[j + 2 : j + 2 + width]
+        try:
+            ch = chr(int(digits, 16)) if width and len(digits) == width else None
+        except ValueError:
+            ch = None
+        if ch is None:
+            out.append(text[i : j + 2])
+            i = j + 2
+        else:
+            out.append(text[i:j] + ch)
+            i = j + 2 + width
 
 
 def alias_note(grammar: dict, env: dict[str, str], word: str) -> str:

@@ -191,6 +191,34 @@ def test_terraform_dev_overrides_hold_even_a_plan(tmp_path: Path) -> None:
     assert classify(tf, ["plan"], env, str(tmp_path), "bot").decision == "allow"
 
 
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        (
+            ".terraform.d/dev.tfrc",
+            'provider_installation {\n  dev_overrides {\n  "a/b" = "/x"\n}}\n',
+        ),
+        (
+            ".terraform.d/dev.tfrc.json",
+            '{"provider_installation": [{"dev_overrides": [{"a/b": "/x"}]}]}',
+        ),
+        (".terraformrc", 'provider_installation {\n  "dev\\u005foverrides" {\n "a/b" = "/x"\n}}\n'),
+    ],
+)
+def test_dev_overrides_in_every_cli_config_terraform_reads_hold_a_plan(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    # terraform merges ~/.terraformrc with every *.tfrc(.json) in ~/.terraform.d, and HCL and
+    # JSON both allow the block name with \u escapes
+    tf = compile_layers([defaults_dir()])["terraform"]
+    env = {"HOME": str(tmp_path)}
+    assert classify(tf, ["plan"], env, str(tmp_path), "bot").decision == "allow"
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).write_text(text)
+    d = classify(tf, ["plan"], env, str(tmp_path), "bot")
+    assert d.decision == "ask" and "dev_overrides" in d.reason
+
+
 TOY = """
 tool: toy
 grammar:

@@ -135,6 +135,26 @@ ROWS: list[Row] = [
     Row("--no-such-flag=1 list", "ask", "list", None),
     Row("repo frob", "ask", "repo frob", None),
     Row("docs --dir ./d", "ask", "docs", None),
+    # an upgrade dry run renders with the live release's values when it is given none
+    Row("upgrade web ./chart --dry-run", "ask", "upgrade", "helm/secret-read"),
+    Row("upgrade web ./chart --dry-run -o json", "ask", "upgrade", "helm/secret-read"),
+    Row("upgrade web ./chart -f v.yaml --reuse-values --dry-run", "ask", "upgrade"),
+    Row("upgrade web ./chart -f v.yaml --dry-run", "allow", "upgrade", "helm/dry-run"),
+    Row("upgrade web ./chart --reset-values --dry-run", "allow", "upgrade", "helm/dry-run"),
+    # template --validate talks to the cluster (helm v4: a server dry run)
+    Row("template web ./chart --validate", "ask", "template", "helm/dry-run-server"),
+    Row("template web ./chart --dry-run=false --validate", "ask", "template"),
+    Row("template web ./chart --validate=false", "allow", "template", "helm/template"),
+    # a URL with a plugin scheme runs a downloader plugin (helm-secrets decrypts with it)
+    Row("template web ./chart -f secrets://s.yaml", "ask", "template", "helm/getter-plugin"),
+    Row("lint ./chart -f secrets://s.yaml", "ask", "lint", "helm/getter-plugin"),
+    Row("pull s3://bucket/charts/web-1.0.0.tgz", "ask", "pull", "helm/getter-plugin"),
+    Row("show values secrets://x", "ask", "show values", "helm/getter-plugin"),
+    Row("template web ./chart -f https://example.com/v.yaml", "allow", "template"),
+    Row("pull oci://registry.example.com/charts/web", "allow", "pull", "helm/local-write"),
+    # klog's hidden flags are real root flags
+    Row("--logtostderr list", "allow", "list", "helm/read"),
+    Row("--log-file=/tmp/h.log status web", "allow", "status", "helm/read"),
 ]
 
 
@@ -151,3 +171,15 @@ def test_a_plugin_gets_its_argv_unparsed() -> None:
 @pytest.mark.parametrize("line", ["-n prod list", "-nprod list", "--namespace prod list"])
 def test_every_namespace_spelling_reads_the_same_value(line: str) -> None:
     assert parse("helm", line).flag("--namespace") == "prod"
+
+
+def test_a_global_flag_hidden_as_another_flags_value_still_counts() -> None:
+    # helm's early pass over the root flags reads -nprod; cobra then takes it as --description
+    inv = parse("helm", "uninstall web --description -nprod")
+    assert inv.flag("--description") == "-nprod" and inv.flag("--namespace") == "prod"
+    inv = parse("helm", "uninstall web --description --kube-context=prod-eu")
+    assert inv.flag("--kube-context") == "prod-eu"
+    # an unknown flag skips its next word in that pass, unless the word starts with '-'
+    assert parse("helm", "list --frob -n x").flag("--namespace") == "x"
+    # what cobra's own pass sets wins
+    assert parse("helm", "uninstall web -n a --description -nb").flag("--namespace") == "a"

@@ -5,6 +5,8 @@ and parse-error rows are also run through the real terraform (which then runs no
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -107,6 +109,61 @@ ROWS: list[Row] = [
         env={"TF_CLI_ARGS_state_rm": "-lock=false"},
     ),
     Row("init", "ask", "init", None, env={"TF_CLI_ARGS_init": "'unbalanced"}),
+    # terraform inserts TF_CLI_ARGS_<cmd> first, then TF_CLI_ARGS (both after the subcommand)
+    Row(
+        "apply",
+        "ask",
+        "apply",
+        "terraform/mutate",
+        env={"TF_CLI_ARGS": "-help", "TF_CLI_ARGS_apply": "--"},
+    ),
+    Row(
+        "output",
+        "ask",
+        "output",
+        "terraform/secret-read",
+        env={"TF_CLI_ARGS": "-json", "TF_CLI_ARGS_output": "-json=false"},
+    ),
+    Row(
+        "init -input=false",
+        "ask",
+        "init",
+        "terraform/init-force-copy",
+        env={"TF_CLI_ARGS": "-force-copy", "TF_CLI_ARGS_init": "-force-copy=false"},
+    ),
+    # no subcommand: the inserted words come first and become the command
+    Row("", "ask", "?", None, env={"TF_CLI_ARGS": "apply -auto-approve"}),
+    Row("-chdir=infra", "ask", "?", None, env={"TF_CLI_ARGS": "apply -auto-approve"}),
+    Row("--", "ask", "?", None, env={"TF_CLI_ARGS": "apply -auto-approve"}),
+    Row("-chdir=infra", "ask", "?", None, env={"TF_CLI_ARGS_": "apply -auto-approve"}),
+    # ... and they can still pick a nested subcommand
+    Row("state", "ask", "state rm", "terraform/mutate", env={"TF_CLI_ARGS": "rm aws_instance.x"}),
+    # go-shellwords stops at ; | & < > and reads backslashes its own way: not understood
+    Row("init -input=false", "ask", "init", None, env={"TF_CLI_ARGS_init": "-force-copy;"}),
+    Row("output", "ask", "output", None, env={"TF_CLI_ARGS_output": '"-js\\on"'}),
+    Row("show", "ask", "show", None, env={"TF_CLI_ARGS_show": "-json|x"}),
+    Row(
+        "plan",
+        "allow",
+        "plan",
+        "terraform/read",
+        env={"TF_CLI_ARGS_plan": "-var 'tags={a=\"b c\"}'"},
+    ),
+    # -install-autocomplete anywhere before `--` edits shell rc files instead of running
+    Row("plan -install-autocomplete", "ask", "-install-autocomplete", None),
+    Row("version --uninstall-autocomplete", "ask", "--uninstall-autocomplete", None),
+    Row(
+        "validate",
+        "ask",
+        "-install-autocomplete",
+        None,
+        env={"TF_CLI_ARGS": "-install-autocomplete"},
+    ),
+    Row("apply -- -install-autocomplete", "ask", "apply", "terraform/mutate"),
+    # plan -out over the state or the configuration destroys it
+    Row("plan -out=terraform.tfstate", "ask", "plan", "terraform/plan-out-overwrite"),
+    Row("plan -out main.tf", "ask", "plan", "terraform/plan-out-overwrite"),
+    Row("plan -out=tfplan", "allow", "plan", "terraform/read"),
     # changes
     Row("apply", "ask", "apply", "terraform/mutate"),
     Row("apply -auto-approve", "ask", "apply", "terraform/mutate"),
@@ -160,6 +217,26 @@ def test_tf_cli_args_are_inserted_right_after_the_subcommand() -> None:
     assert inv.args == ("x",)
 
 
+def test_tf_cli_args_go_after_tf_cli_args_cmd_as_the_real_terraform_orders_them(
+    tmp_path: Path,
+) -> None:
+    # the last -var wins: terraform builds `plan <TF_CLI_ARGS_plan> <TF_CLI_ARGS> <argv>`
+    env = {"TF_CLI_ARGS": "-var=a=general", "TF_CLI_ARGS_plan": "-var=a=cmd"}
+    assert parse("terraform", "plan", env).flags["-var"][-1] == "a=general"
+    if not shutil.which("terraform"):
+        pytest.skip("terraform is not installed")
+    (tmp_path / "main.tf").write_text('variable "a" {}\noutput "a" { value = var.a }\n')
+    base = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "CHECKPOINT_DISABLE": "1"}
+    base["TF_CLI_CONFIG_FILE"] = str(tmp_path / "none.tfrc")
+    run = functools.partial(
+        subprocess.run, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert run(["terraform", "init", "-input=false"], env=base).returncode == 0
+    out = run(["terraform", "plan", "-input=false", "-no-color"], env={**base, **env})
+    assert out.returncode == 0, out.stderr
+    assert 'a = "general"' in out.stdout
+
+
 def test_flag_parsing_stops_at_the_first_positional() -> None:
     inv = parse("terraform", "apply tfplan -auto-approve")
     assert inv.args == ("tfplan", "-auto-approve") and "-auto-approve" not in inv.flags
@@ -210,7 +287,8 @@ _SAFE = [
     for r in ROWS
     if not r.env
     and (parse("terraform", r.line).kind != "ok" or r.verb == "version")
-    and r.line not in ("-install-autocomplete", "push")
+    and "autocomplete" not in r.line
+    and r.line != "push"
 ]
 
 

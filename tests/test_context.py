@@ -27,9 +27,11 @@ def kubeconfig(current: str | None, contexts: dict[str, str | None]) -> str:
     return "\n".join(lines)
 
 
-def ctx(tool: str, line: str, env: dict[str, str], cwd: str = "/w", **kw: object) -> dict[str, str]:
+def ctx(
+    tool: str, line: str | list[str], env: dict[str, str], cwd: str = "/w", **kw: object
+) -> dict[str, str]:
     grammar = shipped()[tool]["grammar"]
-    inv = parse_argv(grammar, line.split(), env)
+    inv = parse_argv(grammar, line.split() if isinstance(line, str) else line, env)
     return resolve_context(grammar, inv, env, cwd, **kw)  # type: ignore[arg-type]
 
 
@@ -160,6 +162,15 @@ def test_helm_env_comes_between_flags_and_the_kubeconfig(home: Path) -> None:
     assert (got["context"], got["namespace"]) == ("prod", "payments")
     got = ctx("helm", "--kube-context kind-dev -n x list", env)
     assert (got["context"], got["namespace"]) == ("kind-dev", "x")
+
+
+def test_an_empty_helm_flag_still_beats_the_helm_variables(home: Path) -> None:
+    # helm: the flag overwrites the variable even with "", which means the current context
+    env = {"HOME": str(home), "HELM_KUBECONTEXT": "prod", "HELM_NAMESPACE": "payments"}
+    got = ctx("helm", ["--kube-context=", "uninstall", "web"], env)
+    assert got["context"] == "kind-dev"
+    got = ctx("helm", ["uninstall", "web", "-n", ""], env)
+    assert (got["context"], got["namespace"]) == ("prod", "shop")
 
 
 def test_kubectl_ignores_the_helm_variables(home: Path) -> None:
