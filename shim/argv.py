@@ -150,9 +150,19 @@ def parse_argv(
     elif style == "terraform":
         verb, kind, note, st = _parse_terraform(grammar, argv, env or {})
     else:
-        verb, kind, note, st = _parse_cobra(grammar, argv)
+        toks = _word_sep(argv) if grammar.get("normalize_underscores") else argv
+        verb, kind, note, st = _parse_cobra(grammar, toks)
+    for name in grammar.get("url_path_flags") or ():
+        if name in st.flags:
+            # a path (kubectl get --raw /api/...); the same name may be a bool elsewhere
+            st.flags[name] = [_url_path(v) if "/" in v else v for v in st.flags[name]]
     if kind == OK and st.error:
         kind, note = ERROR, st.error
+    if kind == OK and st.unknown and style != "aws":
+        # the grammar lists every flag of the CLI version it describes: a flag it does not know
+        # is a typo the real tool rejects, or a newer flag whose value shield cannot place (it
+        # could swallow a `--dry-run` or `--help` that shield would then believe)
+        kind, note = UNKNOWN, f"unknown flag: {st.unknown[0]}"
     if kind == OK and st.help:
         kind = HELP
     dry = kind == OK and _is_dry_run(grammar, verb, st.flags)
@@ -195,6 +205,48 @@ def _node_tables(grammar: dict, node: dict) -> tuple[dict, ...]:
     return (own, grammar.get("flags") or {}, grammar.get("local") or {})
 
 
+def _word_sep(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """kubectl's flag sets normalise `_` to `-` in long flag names (`--dry_run` is
+    `--dry-run`, `--cache_dir` is `--cache-dir`); values and what follows `--` are left."""
+    out = list(argv)
+    for i, tok in enumerate(out):
+        if tok == "--":
+            break
+        if tok.startswith("--") and "_" in tok:
+            name, eq, value = tok.partition("=")
+            out[i] = name.replace("_", "-") + eq + value
+    return tuple(out)
+
+
+def _url_path(raw: str) -> str:
+    """The path a raw URL reaches, as kubectl sends it: query and fragment dropped, `%XX`
+    decoded once (Go's url.Parse), then cleaned like path.Join (`//`, `.`, `..`)."""
+    cut = min((i for i in (raw.find("?"), raw.find("#")) if i >= 0), default=len(raw))
+    path = raw[:cut]
+    out = bytearray()
+    i = 0
+    data = path.encode("utf-8", "surrogateescape")
+    while i < len(data):
+        b = data[i]
+        hexed = data[i + 1 : i + 3]
+        if b == 0x25 and len(hexed) == 2 and all(c in b"0123456789abcdefABCDEF" for c in hexed):
+            out.append(int(hexed, 16))
+            i += 3
+            continue
+        out.append(b)
+        i += 1
+    parts: list[str] = []
+    for seg in out.decode("utf-8", "replace").split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(seg)
+    return "/" + "/".join(parts)
+
+
 def _is_dry_run(
     grammar: dict, verb: list[str] | tuple[str, ...], flags: dict[str, list[str]]
 ) -> bool:
@@ -203,6 +255,8 @@ def _is_dry_run(
         vals = flags.get(spec["flag"])
         if not vals:
             continue
+        if any(flags.get(name) for name in spec.get("unless") or ()):
+            continue  # e.g. kubectl --raw: the request goes out as it is, --dry-run ignored
         if not _any_glob(spec.get("verbs") or ("*",), path):
             continue
         if vals[-1] in spec["values"]:
@@ -714,6 +768,8 @@ def _tf_flag(
         name = name[1:]
     hit = table.get(name)
     if hit is None:
+        if not eq and tok in _TF_HELP:
+            return i + 1  # help (the scan in _parse_terraform), whether or not the table lists it
         st.unknown.append(name)
         st.add(name, value if eq else "true")
         return i + 1

@@ -9,6 +9,7 @@ from shim import fs
 from shim.argv import Invocation
 
 UNRESOLVED = "?"
+ALL = "*"  # every namespace (-A); rules treat it like "?": restrictive ones match, allow do not
 
 
 def _user_home() -> str:
@@ -25,17 +26,101 @@ def _read(path: str, limit: int = 1 << 20) -> str | None:
         return None
 
 
-def _unquote(text: str) -> str:
+class _Unsure(Exception):
+    """The kubeconfig uses YAML the indentation scanner does not read (anchors, escapes, block
+    scalars, several documents, ...): its context and namespace are unresolved, never guessed."""
+
+
+def _scalar(text: str) -> str:
+    """A plain or simply quoted YAML scalar on one line; _Unsure for anything else."""
     text = text.strip()
     if " #" in text:
         text = text.split(" #", 1)[0].rstrip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+    if not text:
+        return ""
+    q = text[0]
+    if q == '"':
+        if len(text) < 2 or text[-1] != '"' or "\\" in text or '"' in text[1:-1]:
+            raise _Unsure
         return text[1:-1]
+    if q == "'":
+        inner = text[1:-1]
+        if len(text) < 2 or text[-1] != "'" or "'" in inner.replace("''", ""):
+            raise _Unsure
+        return inner.replace("''", "'")
+    if q in "&*!|>%@`{[]}," or text.startswith(("- ", "? ")):
+        raise _Unsure
     return text
 
 
+def _check_line(line: str) -> None:
+    """_Unsure unless `line` is one the scanner reads for what it is: `key: value`, `key:`,
+    `- item` or `- key: value`, with any quoted value closed on the same line and no anchors,
+    aliases, tags, merge or complex keys, block scalars (outside the few values the scanner
+    reads) or plain scalars running onto the next line."""
+    body = line
+    while body.startswith("- ") or body == "-":
+        body = body[2:].lstrip()
+    if not body:
+        return
+    if body[0] in "\"'":
+        if _quoted_end(body) < 0:
+            raise _Unsure
+        rest = body[_quoted_end(body) + 1 :].lstrip()
+        if rest.startswith(":"):
+            body = "k" + rest  # a quoted key: check its value below
+        elif rest and not rest.startswith("#"):
+            raise _Unsure
+        else:
+            return
+    if body[0] in "&*!|>%@`?<[{":
+        if not (body[0] == "{" and line.endswith("}")) and not (
+            body[0] == "[" and line.endswith("]")
+        ):
+            raise _Unsure
+        return
+    key, sep, value = body.partition(": ")
+    if not sep:
+        if body.endswith(":"):
+            return
+        if line.startswith("- "):
+            return  # a plain list item (exec args, ...)
+        raise _Unsure  # a plain scalar running on from the line before
+    value = value.strip()
+    if not value or value.startswith("#"):
+        return
+    if value[0] in "\"'":
+        end = _quoted_end(value)
+        if end < 0 or (value[end + 1 :].strip() and not value[end + 1 :].strip().startswith("#")):
+            raise _Unsure
+        return
+    if value[0] in "&*!%@`" or key.startswith("<<"):
+        raise _Unsure
+
+
+def _quoted_end(text: str) -> int:
+    """The index of the quote that closes the quoted scalar `text` starts with, or -1."""
+    q = text[0]
+    i = 1
+    while i < len(text):
+        c = text[i]
+        if q == '"' and c == "\\":
+            i += 2
+            continue
+        if c == q:
+            if q == "'" and text[i + 1 : i + 2] == "'":
+                i += 2
+                continue
+            return i
+        i += 1
+    return -1
+
+
 def scan_kubeconfig(text: str) -> tuple[str | None, dict[str, str]]:
-    """(current-context, {context name: namespace}) from a kubeconfig's text (YAML or JSON)."""
+    """(current-context, {context name: namespace}) from a kubeconfig's text (YAML or JSON).
+
+    YAML is read by indentation, which covers what kubectl writes; a file using YAML the
+    scanner does not read gives ("?", {}): unresolved, so context rules cannot be fooled."""
     stripped = text.lstrip()
     if stripped.startswith("{"):
         import json
@@ -55,12 +140,22 @@ def scan_kubeconfig(text: str) -> tuple[str | None, dict[str, str]]:
                 found[item["name"]] = ns if isinstance(ns, str) else ""
         cur = doc.get("current-context")
         return (cur if isinstance(cur, str) and cur else None), found
+    try:
+        return _scan_yaml(text)
+    except _Unsure:
+        return UNRESOLVED, {}
+
+
+def _scan_yaml(text: str) -> tuple[str | None, dict[str, str]]:
     current: str | None = None
     namespaces: dict[str, str] = {}
     section = ""
     item_name: str | None = None
     item_ns = ""
     item_indent = -1
+    in_context = False  # inside the item's `context:` mapping
+    child_indent = -1  # the indent of that mapping's own keys
+    seen = False
 
     def flush() -> None:
         if item_name is not None:
@@ -69,8 +164,16 @@ def scan_kubeconfig(text: str) -> tuple[str | None, dict[str, str]]:
     for raw in text.splitlines():
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
+        if "\t" in raw[: len(raw) - len(raw.lstrip())]:
+            raise _Unsure  # tabs in indentation: not YAML kubectl reads the same way
         indent = len(raw) - len(raw.lstrip(" "))
         line = raw.strip()
+        if indent == 0 and line.split(" #")[0].rstrip() in ("---", "..."):
+            if seen:
+                raise _Unsure  # several documents
+            continue
+        seen = True
+        _check_line(line)
         if indent == 0 and not line.startswith("- "):
             if section == "contexts":
                 flush()
@@ -78,27 +181,44 @@ def scan_kubeconfig(text: str) -> tuple[str | None, dict[str, str]]:
             key, _, value = line.partition(":")
             section = key.strip()
             if section == "current-context":
-                current = _unquote(value) or None
+                current = _scalar(value) or None
             continue
+        if section not in ("contexts", "clusters", "users", "preferences", "extensions"):
+            raise _Unsure  # an indented line under a scalar: it continues that scalar
         if section != "contexts":
             continue
         if line.startswith("- ") and (item_indent < 0 or indent <= item_indent):
             flush()
             item_name, item_ns, item_indent = None, "", indent
+            in_context, child_indent = False, -1
             line = line[2:].strip()
             indent += 2
         key, _, value = line.partition(":")
         key = key.strip()
-        if key == "name" and indent == item_indent + 2:
-            item_name = _unquote(value)
-        elif key == "namespace":
-            item_ns = _unquote(value)
-        elif key == "context" and value.strip().startswith("{"):
-            # flow style: `context: {cluster: c, namespace: team-a, user: u}`
-            for pair in value.strip().strip("{}").split(","):
-                k, _, v = pair.partition(":")
-                if k.strip() == "namespace":
-                    item_ns = _unquote(v)
+        if indent == item_indent + 2:  # a key of the list item itself
+            in_context = False
+            if key == "name":
+                item_name = _scalar(value)
+            elif key == "context":
+                flow = value.strip()
+                if flow.startswith("{"):
+                    # flow style: `context: {cluster: c, namespace: team-a, user: u}`
+                    if not flow.endswith("}") or "{" in flow[1:] or '"' in flow or "'" in flow:
+                        raise _Unsure
+                    for pair in flow[1:-1].split(","):
+                        k, _, v = pair.partition(":")
+                        if k.strip() == "namespace":
+                            item_ns = _scalar(v)
+                elif flow and not flow.startswith("#"):
+                    raise _Unsure
+                else:
+                    in_context = True
+            continue
+        if in_context and indent > item_indent + 2:
+            if child_indent < 0:
+                child_indent = indent
+            if indent == child_indent and key == "namespace":
+                item_ns = _scalar(value)
     if section == "contexts":
         flush()
     return current, namespaces
@@ -121,16 +241,22 @@ def resolve_kube(
     current: str | None = None
     namespaces: dict[str, str] = {}
     found_any = False
+    unsure = False
     for path in files:
         text = read(path)
         if text is None:
             continue
         found_any = True
         cur, nss = scan_kubeconfig(text)
+        if cur == UNRESOLVED:
+            unsure = True
+            continue
         if current is None and cur:
             current = cur
         for name, ns in nss.items():
             namespaces.setdefault(name, ns)
+    if unsure:
+        current = UNRESOLVED
     context = ctx_flag
     if ctx_flag is None and helm:  # an empty flag still wins over the env: current context
         context = env.get("HELM_KUBECONTEXT") or None
@@ -158,7 +284,9 @@ def resolve_kube(
     if not namespace and context and context in namespaces:
         namespace = namespaces[context] or "default"
     if not namespace:
-        namespace = "default" if context else UNRESOLVED
+        namespace = "default" if context and not unsure else UNRESOLVED
+    if inv.flag("--all-namespaces") in ("true", "1", "t", "T", "TRUE", "True"):
+        namespace = ALL  # -A beats -n: the call covers every namespace
     out["namespace"] = namespace
     return out
 

@@ -13,7 +13,7 @@ ALLOW = "allow"
 ASK = "ask"
 DENY = "deny"
 RANK = {ALLOW: 0, ASK: 1, DENY: 2}
-UNRESOLVED = ("", "?", None)
+UNRESOLVED = ("", "?", "*", None)  # "*": every namespace (kubectl -A)
 
 
 class Decision:

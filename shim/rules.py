@@ -297,6 +297,8 @@ def compile_grammar(tool: str, raw: Any, path: str) -> dict:
             "context",
             "plugins_no_flags",
             "early_globals",
+            "normalize_underscores",
+            "url_path_flags",
             "overrides",
             "alias_file",
         ),
@@ -325,12 +327,13 @@ def compile_grammar(tool: str, raw: Any, path: str) -> dict:
         iwhere = (path, _line(item, where[1]))
         if not isinstance(item, dict) or "flag" not in item or "values" not in item:
             raise RulesError("a dry_run entry needs 'flag' and 'values'", *iwhere)
-        _only(item, ("flag", "values", "verbs"), iwhere)
+        _only(item, ("flag", "values", "verbs", "unless"), iwhere)
         dry.append(
             {
                 "flag": str(item["flag"]),
                 "values": tuple(str(v) for v in item["values"]),
                 "verbs": tuple(str(v) for v in (item.get("verbs") or ("*",))),
+                "unless": tuple(str(v) for v in (item.get("unless") or ())),
             }
         )
     g["dry_run"] = tuple(dry)
@@ -352,6 +355,9 @@ def compile_grammar(tool: str, raw: Any, path: str) -> dict:
         g["plugins_no_flags"] = True
     if raw.get("early_globals"):
         g["early_globals"] = True
+    if raw.get("normalize_underscores"):
+        g["normalize_underscores"] = True
+    g["url_path_flags"] = tuple(str(f) for f in raw.get("url_path_flags") or ())
     ctx = raw.get("context") or {"resolver": "none"}
     cwhere = (path, _line(ctx, where[1]))
     _only(ctx, ("resolver", "flags", "env", "defaults"), cwhere)

@@ -103,7 +103,9 @@ ROWS: list[Row] = [
     Row("get secrets", "allow", "get", "kubectl/read"),
     Row("get secret db -o name", "allow", "get", "kubectl/read"),
     Row("get secret db -o yaml -o name", "allow", "get", "kubectl/read"),
-    Row("describe secret db", "allow", "describe", "kubectl/read"),
+    # describe prints a service-account token in full (kubectl describe.go), so it is a read
+    # of Secret data although POLICY.md expected sizes only
+    Row("describe secret db", "ask", "describe", "kubectl/secret-read"),
     Row("config view", "allow", "config view", "kubectl/config-view"),
     Row(
         "config view -o jsonpath='{.users[?(@.name == \"e2e\")].user.password}'",
@@ -209,6 +211,42 @@ ROWS: list[Row] = [
     Row("proxy --port=8011 --www=./local/www/", "ask", "proxy", "kubectl/runs-code"),
     Row("run nginx --image=nginx", "ask", "run", "kubectl/runs-code"),
     Row("expose rc nginx --port=80 --target-port=8000", "ask", "expose", "kubectl/runs-code"),
+    # flag names read `_` as `-`: an unknown-looking string flag must not swallow a dry run
+    Row("delete pod web --cache_dir --dry-run=client", "ask", "delete", "kubectl/mutate"),
+    Row("delete ns prod --profile_output --dry-run=server", "ask", "delete", "kubectl/mutate"),
+    Row("exec web --cache_dir --help -- id", "ask", "exec", "kubectl/runs-code"),
+    Row("run x --image=busybox --field_manager --help", "ask", "run", "kubectl/runs-code"),
+    Row("kustomize --enable_helm overlays/prod", "ask", "kustomize", "kubectl/kustomize-exec"),
+    Row("delete pod web --dry_run=server", "allow", "delete", "kubectl/dry-run"),
+    Row("--insecure_skip_tls_verify get pods", "allow", "get", "kubectl/read"),
+    Row("--cache_dir=/tmp/c get pods", "allow", "get", "kubectl/read"),
+    # a flag kubectl 1.32 does not have: shield cannot place its value
+    Row("get pods --frobnicate", "ask", "get", None),
+    Row("delete pod web --frobnicate --dry-run=client", "ask", "delete", None),
+    # --raw sends the request as it is: --dry-run does not apply
+    Row(
+        "create --raw /api/v1/namespaces/default/pods -f pod.json --dry-run=client",
+        "ask",
+        "create",
+        "kubectl/mutate",
+    ),
+    Row("delete --raw /api/v1/namespaces/default --dry-run=client", "ask", "delete"),
+    Row("replace --raw /api/v1/namespaces/d/pods/web -f p.json --dry-run=server", "ask", "replace"),
+    # the path kubectl requests: %XX decoded, dot segments resolved, query dropped
+    Row("get --raw /api/v1/namespaces/default/%73ecrets/db", "ask", "get", "kubectl/secret-read"),
+    Row("get --raw=/api/v1/namespaces/x/pods/../secrets?watch=1", "ask", "get"),
+    Row("get --raw /api/v1/namespaces/default/pods?limit=1", "allow", "get", "kubectl/read"),
+    # a dry run with an output prints the live object: a Secret's data too
+    Row("label secret db a=b --dry-run=client -o yaml", "ask", "label", "kubectl/secret-read"),
+    Row("label secrets --all -A a=b --dry-run=server -o json", "ask", "label"),
+    Row("patch secret db -p {} --dry-run=client -o jsonpath={.data}", "ask", "patch"),
+    Row("apply -f s.yaml --dry-run=client -o yaml", "ask", "apply", "kubectl/secret-read"),
+    Row("label pod web a=b --dry-run=client -o yaml", "allow", "label", "kubectl/dry-run"),
+    Row("apply -f s.yaml --dry-run=server", "allow", "apply", "kubectl/dry-run"),
+    # diff --prune prints what it would prune, Secrets unmasked
+    Row("diff --prune -l app=web -f cm.yaml", "ask", "diff", "kubectl/secret-read"),
+    Row("diff -f cm.yaml", "allow", "diff", "kubectl/diff"),
+    Row("describe secrets -n kube-system", "ask", "describe", "kubectl/secret-read"),
 ]
 
 

@@ -119,13 +119,46 @@ def test_a_json_kubeconfig_is_read_too(tmp_path: Path) -> None:
         ('{"contexts": 5, "current-context": 7}', (None, {})),
         ('{"contexts": [{"name": "a", "context": "x"}]}', (None, {"a": ""})),
         ("{not json", (None, {})),
-        ("\x00\udcff: -\n  - :\n", (None, {})),
+        ("\x00\udcff: -\n  - :\n", ("?", {})),
     ],
 )
 def test_kubeconfig_scanner_reads_what_kubectl_writes_and_survives_the_rest(
     text: str, want: tuple[str | None, dict[str, str]]
 ) -> None:
     assert scan_kubeconfig(text) == want
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a multi-line quoted scalar whose second line looks like a key
+        'current-context: prod-admin\nx: "one\ncurrent-context: kind-dev"\n',
+        'current-context: "pro\\x64-admin"\n',  # an escape
+        "current-context: >-\n  prod-admin\n",  # a block scalar
+        "current-context: &cc prod-admin\n",  # an anchor
+        "current-context: kind-dev\n---\ncurrent-context: prod-admin\n",  # two documents
+        "current-context: prod\n  kind-dev\n",  # a plain scalar on two lines
+        "contexts:\n- name: a\n  context: *ctx\n",  # an alias
+        "contexts:\n- <<: *base\n  name: a\n",  # a merge key
+    ],
+)
+def test_yaml_the_scanner_cannot_read_leaves_the_context_unresolved(text: str) -> None:
+    assert scan_kubeconfig(text) == ("?", {})
+
+
+def test_only_the_contexts_own_namespace_counts_not_one_nested_deeper() -> None:
+    text = (
+        "current-context: p\ncontexts:\n- context:\n    cluster: c\n    extensions:\n"
+        "    - name: x\n      extension:\n        namespace: sandbox\n    namespace: payments\n"
+        "  name: p\n"
+    )
+    assert scan_kubeconfig(text) == ("p", {"p": "payments"})
+
+
+def test_all_namespaces_beats_the_namespace_flag(home: Path) -> None:
+    env = {"HOME": str(home)}
+    assert ctx("kubectl", "-n dev delete pods --all -A", env)["namespace"] == "*"
+    assert ctx("kubectl", "-n dev get pods --all-namespaces=false", env)["namespace"] == "dev"
 
 
 def test_in_cluster_config_when_there_is_no_kubeconfig(tmp_path: Path) -> None:
@@ -320,6 +353,8 @@ def test_team_rules_on_the_resolved_context_apply(tmp_path: Path) -> None:
     assert run("-n dev delete pod web", env)[:2] == ("ask", "kubectl/mutate")
     assert run("--context kind-x scale deploy/web --replicas=2", env)[0] == "ask"
     assert run("--namespace=prod-us rollout restart deploy/web", env)[0] == "deny"
+    # -A covers the prod namespaces too, whatever -n says
+    assert run("-n dev delete pods --all -A", env)[:2] == ("deny", "team/prod-namespaces")
     # an unresolved context: the restrictive rule matches, the allow does not
     nothing = {"HOME": str(tmp_path / "nobody")}
     decision, rule, c = run("delete pod web", nothing)
