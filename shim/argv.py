@@ -565,6 +565,7 @@ def _parse_aws(grammar: dict, argv: tuple[str, ...]) -> tuple[list[str], str, st
     st = _State()
     gflags: dict = grammar.get("flags") or {}
     gnames = tuple(gflags)
+    no_help = tuple(g for g in gnames if g != "--help")
     help_flags = grammar.get("help_flags") or frozenset()
     root_cmds: dict = grammar.get("commands") or {}
     n = len(argv)
@@ -585,7 +586,9 @@ def _parse_aws(grammar: dict, argv: tuple[str, ...]) -> tuple[list[str], str, st
             break
         if tok.startswith("--") and len(tok) > 2:
             name = tok.partition("=")[0]
-            gname, ambiguous = _expand_long(name, gnames)
+            # aws v1's main parser has no --help: only the whole word is the usage error;
+            # `--h`/`--he`/`--hel` go to the operation, which expands them to its own options
+            gname, ambiguous = _expand_long(name, gnames if name == "--help" else no_help)
             if ambiguous:
                 st.error = f"ambiguous option: {name}"
                 taken.add(i)
@@ -650,20 +653,18 @@ def _parse_aws(grammar: dict, argv: tuple[str, ...]) -> tuple[list[str], str, st
         return verb, OK, "", st
     if service is not None and op_node is None and service.get("commands") is not None:
         custom = True  # `aws s3` / `aws configure` alone: the command itself
-    if custom and left == ("help",) and stop == n:
-        # a hand-written command reads `help` only when it is the one word after it
+    if left == ("help",) and stop == n:
+        # `help` is help for certain only as the one word after the operation: with more
+        # words it may be a value, or the `outfile` of a streaming operation (`lambda invoke
+        # --function-name f help` invokes the function). Stricter than the CLI, which also
+        # reads `--dry-run help` as help.
         st.help = True
         return verb, OK, "", st
-    last_takes_list = _aws_operation(grammar, op_node or service or {}, left, st)
+    _aws_operation(grammar, op_node or service or {}, left, st)
     if custom:
         min_args = (op_node or {}).get("min_args", 0)
         if len(st.args) < min_args and not st.error:
             st.error = f"aws {' '.join(verb)} needs {min_args} argument(s)"
-    elif st.args == ["help"] and not last_takes_list:
-        # an API operation: `help` where no option can still take it as a value
-        st.help = True
-        st.args.pop()
-        st.words.remove("help")
     return verb, OK, "", st
 
 

@@ -5,7 +5,7 @@ imports yaml: kubeconfig is scanned by indentation, which covers what kubectl wr
 cannot be resolved is "?": restrictive rules treat it as a match, allow rules as no match.
 """
 
-from shim import fs
+from shim import fs, ini
 from shim.argv import Invocation
 
 UNRESOLVED = "?"
@@ -291,22 +291,6 @@ def resolve_kube(
     return out
 
 
-def _ini_value(text: str, section: str, key: str) -> str | None:
-    cur = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            cur = line[1:-1].strip()
-            continue
-        if cur == section and "=" in line:
-            k, _, v = line.partition("=")
-            if k.strip() == key:
-                return v.strip()
-    return None
-
-
 def resolve_aws(
     inv: Invocation, env: dict[str, str], spec: dict, read=_read, major: int = 1
 ) -> dict[str, str]:
@@ -336,15 +320,56 @@ def resolve_aws(
                 region = env[var]
                 break
     if not region:
-        cfg = env.get("AWS_CONFIG_FILE") or fs.join(
-            env.get("HOME") or _user_home(), ".aws", "config"
-        )
-        text = read(cfg)
-        if text:
-            section = "default" if out["profile"] == "default" else f"profile {out['profile']}"
-            region = _ini_value(text, section, "region")
+        region = _aws_file_region(out["profile"], env, read)
     out["region"] = region or UNRESOLVED
     return out
+
+
+def _aws_file_region(profile: str, env: dict[str, str], read) -> str | None:
+    """The profile's region from the config and credentials files, as botocore reads them
+    (paths expanded, configparser rules, `[profile NAME]` split like shell words, the
+    credentials file's keys over the config's). None when a file does not parse."""
+    home = env.get("HOME") or _user_home()
+    texts = []
+    for var, name in (
+        ("AWS_CONFIG_FILE", "config"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+    ):
+        path = env.get(var) or fs.join(home, ".aws", name)
+        text = read(expand_path(path, env))
+        parsed = ini.parse(text) if text else {}
+        if parsed is None:
+            return None  # botocore stops with a parse error: nothing to resolve
+        texts.append(parsed)
+    region = ini.aws_profiles(texts[0], texts[1]).get(profile, {}).get("region")
+    return region or None
+
+
+def expand_path(path: str, env: dict[str, str]) -> str:
+    """os.path.expandvars, then os.path.expanduser, over `env` (as botocore opens its files)."""
+    out: list[str] = []
+    i = 0
+    while i < len(path):
+        if path[i] == "$":
+            j = i + 1
+            if path[j : j + 1] == "{":
+                k = path.find("}", j)
+                name, end = (path[j + 1 : k], k + 1) if k > 0 else ("", j)
+            else:
+                k = j
+                while k < len(path) and (path[k].isalnum() or path[k] == "_"):
+                    k += 1
+                name, end = path[j:k], k
+            if name and name in env:
+                out.append(env[name])
+                i = end
+                continue
+        out.append(path[i])
+        i += 1
+    text = "".join(out)
+    if text == "~" or text.startswith("~/"):
+        text = (env.get("HOME") or _user_home()) + text[1:]
+    return text
 
 
 def resolve_terraform(inv: Invocation, env: dict[str, str], cwd: str, read=_read) -> dict[str, str]:

@@ -51,6 +51,7 @@ HOT_MODULES = (
     "shim.argv",
     "shim.decide",
     "shim.compiled",
+    "shim.ini",
     "shim.context",
     "shim.home",
     "shim.resolve",

@@ -8,10 +8,10 @@ the environment; the environment may only shorten the wait (`SHIELD_HOLD_TIMEOUT
 
 import sys
 
-from shim import audit, fs
+from shim import audit, fs, ini
 from shim.argv import UNKNOWN, parse_argv
 from shim.compiled import load_tool
-from shim.context import resolve_context
+from shim.context import expand_path, resolve_context
 from shim.decide import ALLOW, DENY, Decision, decide
 from shim.errors import (
     EXIT_DENIED,
@@ -48,25 +48,6 @@ def _text(path: str) -> str:
         return ""
 
 
-def _ini_keys(text: str, section: str) -> set[str]:
-    """Keys of one section, read the way configparser reads them: `=` or `:`, keys lowercased,
-    comments and indented continuation lines skipped."""
-    keys: set[str] = set()
-    current = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;" or raw[:1].isspace():
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            current = line[1:-1].strip().lower()
-            continue
-        if current == section:
-            cut = min((k for k in (line.find("="), line.find(":")) if k > 0), default=-1)
-            if cut > 0:
-                keys.add(line[:cut].strip().lower())
-    return keys
-
-
 def override_note(grammar: dict, env: dict[str, str]) -> str:
     """Why a file in the grammar's `overrides` changes what the real tool does with an argv
     (a kuberc, terraform dev_overrides, aws models or plugins), so no argv can be trusted; ''."""
@@ -76,14 +57,19 @@ def override_note(grammar: dict, env: dict[str, str]) -> str:
         path = _path(o["path"], env)
         if path is None:
             continue
-        for one in _expand(path):
+        for one in _expand(path, env):
             if _holds(one, o["when"]):
                 return o["reason"].replace("{path}", one)
     return ""
 
 
-def _expand(path: str) -> list[str]:
+def _expand(path: str, env: dict[str, str]) -> list[str]:
     """`path`, or, when its last part is `*SUFFIX`, the files in that directory ending so."""
+    if path.startswith("~") or "$" in path:
+        # a path from the environment as botocore opens it (expandvars, expanduser), and the
+        # literal one too: whichever the tool reads is checked
+        wide = expand_path(path, env)
+        return [path, *_expand(wide, env)] if wide != path else [path]
     head, _, last = path.rpartition(fs.SEP)
     if not last.startswith("*"):
         return [path]
@@ -103,7 +89,9 @@ def _holds(path: str, when: tuple[str, str]) -> bool:
     if test == "contains":  # also when spelled with \\u escapes (HCL and JSON both allow them)
         text = _text(path)
         return arg in text or ("\\" in text and arg in _unescape(text))
-    return any(line.strip().lower() == f"[{arg}]" for line in _text(path).splitlines())
+    # section: read as configparser reads it; a file it would refuse may hide one, so it counts
+    sections = ini.parse(_text(path)) if fs.exists(path) else {}
+    return sections is None or bool(ini.find(sections, arg))
 
 
 def _unescape(text: str) -> str:
@@ -130,10 +118,17 @@ def _unescape(text: str) -> str:
 
 
 def alias_note(grammar: dict, env: dict[str, str], word: str) -> str:
-    """Why `word` is not the command it looks like: the tool's alias file defines it; ''."""
+    """Why `word` is not the command it looks like: the tool's alias file defines it (read as
+    configparser reads it, `[DEFAULT]` keys included), or the file is one the tool would
+    refuse to read; ''."""
     spec = grammar.get("alias_file")
     path = _path(spec["path"], env) if spec else None
-    if spec and path and word.lower() in _ini_keys(_text(path), spec["section"]):
+    if not spec or not path or not fs.exists(path):
+        return ""
+    sections = ini.parse(_text(path))
+    if sections is None:
+        return f"the alias file {path} does not read as an INI file"
+    if any(word.lower() in body for body in ini.find(sections, spec["section"])):
         return f"{word!r} is defined in the alias file {path}"
     return ""
 
