@@ -308,22 +308,52 @@ def request_from_dict(data: object) -> HeldRequest:
 
 
 def _subdir(spool: str, name: str) -> str:
+    """<spool>/<name>, created if missing; SpoolError when it is not a plain directory."""
+    os.close(_subdir_fd(spool, name))
+    return os.path.join(spool, name)
+
+
+def _subdir_fd(spool: str, name: str, create: bool = True) -> int:
+    """An open fd for <spool>/<name>, which must be a plain directory: the other side can
+    write the spool, and a symlink it plants there must never lead this side's writes,
+    renames or deletes elsewhere (the approver's keys, anchors, checkpoints). Every spool
+    operation goes through such an fd (`dir_fd=`), so the check cannot be raced."""
     path = os.path.join(spool, name)
+    if create:
+        try:
+            os.makedirs(spool, exist_ok=True)
+            os.mkdir(path)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise SpoolError(
+                f"cannot create {path}: {exc.strerror}",
+                "check --spool / SHIELD_SPOOL and that this user can write there",
+            ) from exc
     try:
-        os.makedirs(path, exist_ok=True)
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         raise SpoolError(
-            f"cannot create {path}: {exc.strerror}",
-            "check --spool / SHIELD_SPOOL and that this user can write there",
+            f"{path} is not a plain directory ({exc.strerror}): refusing to use it",
+            "a symlink there may point anywhere; remove it and let shield recreate the "
+            "directory, then find out who put it there",
         ) from exc
-    return path
 
 
-def _write_atomic(spool: str, dest: str, data: bytes, no_clobber: bool = False) -> None:
-    """Write `data` to `dest` atomically (staged in <spool>/tmp, then renamed or linked)."""
-    tmp = os.path.join(_subdir(spool, "tmp"), f"{os.getpid()}.{random_string(10)}.tmp")
+def _write_atomic(spool: str, sub: str, name: str, data: bytes, no_clobber: bool = False) -> str:
+    """Write `data` to <spool>/<sub>/<name> atomically (staged in <spool>/tmp, then linked or
+    renamed, both relative to directory fds). Returns the path."""
+    dest = os.path.join(spool, sub, name)
+    tfd = _subdir_fd(spool, "tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        dfd = _subdir_fd(spool, sub)
+    except SpoolError:
+        os.close(tfd)
+        raise
+    tmp = f"{os.getpid()}.{random_string(10)}.tmp"
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o644, dir_fd=tfd)
         try:
             view = memoryview(data)
             while view:
@@ -332,31 +362,38 @@ def _write_atomic(spool: str, dest: str, data: bytes, no_clobber: bool = False) 
             os.close(fd)
         if no_clobber:
             try:
-                os.link(tmp, dest)
+                os.link(tmp, name, src_dir_fd=tfd, dst_dir_fd=dfd, follow_symlinks=False)
             except FileExistsError:
                 raise SpoolError(f"{dest} already exists") from None
             except OSError:
                 # Some shared mounts refuse hard links; fall back to check-then-rename.
-                if os.path.lexists(dest):
+                try:
+                    os.stat(name, dir_fd=dfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    os.rename(tmp, name, src_dir_fd=tfd, dst_dir_fd=dfd)
+                else:
                     raise SpoolError(f"{dest} already exists") from None
-                os.replace(tmp, dest)
         else:
-            os.replace(tmp, dest)
+            os.replace(tmp, name, src_dir_fd=tfd, dst_dir_fd=dfd)
     except OSError as exc:
         raise SpoolError(f"cannot write {dest}: {exc.strerror}") from exc
     finally:
         try:
-            os.unlink(tmp)
+            os.unlink(tmp, dir_fd=tfd)
         except OSError:
             pass
+        os.close(tfd)
+        os.close(dfd)
+    return dest
 
 
-def _read_json(path: str, limit: int) -> object:
-    """Parse a spool file: a regular file (no symlink, FIFO or device) of at most `limit` bytes."""
+def _read_json(path: str, limit: int, dir_fd: int | None = None) -> object:
+    """Parse a spool file: a regular file (no symlink, FIFO or device) of at most `limit` bytes
+    (`path` relative to `dir_fd` when given)."""
     import json
     import stat
 
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ValueError("not a regular file")
@@ -381,35 +418,42 @@ def request_path(spool: str, rid: str) -> str:
 
 def write_request(spool: str, req: HeldRequest) -> str:
     """Put a held request into the spool; return its path. Refuses to overwrite one."""
-    _subdir(spool, "requests")
     _subdir(spool, "decisions")
-    path = request_path(spool, req.id)
-    _write_atomic(spool, path, (canon.encode(to_dict(req)) + "\n").encode("ascii"), True)
-    return path
+    data = (canon.encode(to_dict(req)) + "\n").encode("ascii")
+    return _write_atomic(spool, "requests", f"{req.id}.json", data, True)
+
+
+def _existing_fd(spool: str, sub: str) -> int | None:
+    """An fd for an existing plain <spool>/<sub>; None when it does not exist."""
+    if not os.path.lexists(os.path.join(spool, sub)):
+        return None
+    return _subdir_fd(spool, sub, create=False)
 
 
 def list_pending(spool: str, now: float | None = None) -> list[dict[str, Any]]:
-    """Well-formed, unexpired requests in the spool, oldest first. Prunes old leftovers."""
+    """Well-formed, unexpired requests in the spool, oldest first. Prunes old leftovers.
+    SpoolError when <spool>/requests is not a plain directory."""
     now = time.time() if now is None else now
-    rdir = os.path.join(spool, "requests")
-    try:
-        names = os.listdir(rdir)
-    except OSError:
+    rfd = _existing_fd(spool, "requests")
+    if rfd is None:
         return []
     items: list[tuple[float, str, dict[str, Any]]] = []
-    for name in names:
-        rid = name[:-5]
-        if not name.endswith(".json") or not is_request_id(rid):
-            continue
-        try:
-            data = _read_json(os.path.join(rdir, name), MAX_REQUEST_BYTES)
-            req = request_from_dict(data)
-        except (OSError, ValueError, SpoolError):
-            continue
-        if req.id != rid or parse_iso(req.expires) <= now:
-            continue
-        assert isinstance(data, dict)
-        items.append((parse_iso(req.created), rid, data))
+    try:
+        for name in os.listdir(rfd):
+            rid = name[:-5]
+            if not name.endswith(".json") or not is_request_id(rid):
+                continue
+            try:
+                data = _read_json(name, MAX_REQUEST_BYTES, dir_fd=rfd)
+                req = request_from_dict(data)
+            except (OSError, ValueError, SpoolError):
+                continue
+            if req.id != rid or parse_iso(req.expires) <= now:
+                continue
+            assert isinstance(data, dict)
+            items.append((parse_iso(req.created), rid, data))
+    finally:
+        os.close(rfd)
     _prune(spool, now)
     return [d for _, _, d in sorted(items, key=lambda t: (t[0], t[1]))]
 
@@ -418,16 +462,19 @@ def lookup(spool: str, rid: str) -> tuple[str, dict[str, Any] | None]:
     """("pending", request) or (closed status, request) or ("unknown", None)."""
     if not is_request_id(rid):
         return "unknown", None
-    for path, status in (
-        (request_path(spool, rid), "pending"),
-        (os.path.join(spool, "closed", f"{rid}.json"), ""),
-    ):
+    for sub, status in (("requests", "pending"), ("closed", "")):
+        path = os.path.join(spool, sub, f"{rid}.json")
+        dfd = _existing_fd(spool, sub)
+        if dfd is None:
+            continue
         try:
-            data = _read_json(path, MAX_REQUEST_BYTES)
+            data = _read_json(f"{rid}.json", MAX_REQUEST_BYTES, dir_fd=dfd)
         except FileNotFoundError:
             continue
         except (OSError, ValueError) as exc:
             raise SpoolError(f"cannot read {path}: {exc}") from exc
+        finally:
+            os.close(dfd)
         if not isinstance(data, dict):
             raise SpoolError(f"{path}: not a JSON object")
         return status or str(data.get("status", "closed")), data
@@ -435,19 +482,28 @@ def lookup(spool: str, rid: str) -> tuple[str, dict[str, Any] | None]:
 
 
 def _prune(spool: str, now: float) -> None:
-    """Best effort: drop closed requests after a day, rejected decisions after a week."""
+    """Best effort: drop closed requests after a day, rejected decisions after a week. Only
+    entries of plain spool directories, removed relative to their fd: a symlinked
+    subdirectory is skipped, never followed."""
     for sub, keep in (("closed", CLOSED_KEEP_S), ("rejected", REJECTED_KEEP_S), ("tmp", 3600.0)):
-        path = os.path.join(spool, sub)
         try:
-            with os.scandir(path) as it:
+            dfd = _existing_fd(spool, sub)
+        except SpoolError:
+            continue
+        if dfd is None:
+            continue
+        try:
+            with os.scandir(dfd) as it:
                 for entry in it:
                     try:
                         if now - entry.stat(follow_symlinks=False).st_mtime > keep:
-                            os.unlink(entry.path)
+                            os.unlink(entry.name, dir_fd=dfd)
                     except OSError:
                         pass
         except OSError:
             pass
+        finally:
+            os.close(dfd)
 
 
 # --- decisions -------------------------------------------------------------------------------
@@ -506,9 +562,8 @@ def write_decision(spool: str, decision: dict[str, Any]) -> str:
     rid, nonce = decision.get("id", ""), decision.get("nonce", "")
     if not is_request_id(rid) or not nonce or not all(c in "0123456789abcdef" for c in nonce):
         raise SpoolError("refusing to write a malformed decision")
-    path = os.path.join(_subdir(spool, "decisions"), f"{rid}.{nonce}.json")
-    _write_atomic(spool, path, (canon.encode(decision) + "\n").encode("ascii"), True)
-    return path
+    data = (canon.encode(decision) + "\n").encode("ascii")
+    return _write_atomic(spool, "decisions", f"{rid}.{nonce}.json", data, True)
 
 
 def _clip(value: object, n: int = 64) -> str:
@@ -841,8 +896,8 @@ class _Wait:
         record["status"] = status
         record["closed"] = iso(time.time())
         try:
-            dest = os.path.join(_subdir(self.spool, "closed"), f"{self.req.id}.json")
-            _write_atomic(self.spool, dest, (canon.encode(record) + "\n").encode("ascii"))
+            data = (canon.encode(record) + "\n").encode("ascii")
+            _write_atomic(self.spool, "closed", f"{self.req.id}.json", data)
         except SpoolError:
             pass
         try:

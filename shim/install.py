@@ -200,10 +200,13 @@ def prepare_home(home: str) -> dict:
     """Create the agent side's home: dirs, the log and its first key. Returns init_log's result."""
     from shim import audit
 
-    os.makedirs(home, mode=0o700, exist_ok=True)
+    # 0755: the agent's user (often not the owner) must reach the rules, log and spool
+    os.makedirs(home, mode=0o755, exist_ok=True)
     for sub in ("commands.d", "state", "trust", "log"):
         os.makedirs(os.path.join(home, sub), exist_ok=True)
     os.makedirs(default_spool(home), exist_ok=True)
+    # held calls snapshot the files they read here (the agent's user must own it)
+    os.makedirs(os.path.join(home, "state", "previews"), mode=0o700, exist_ok=True)
     # the one state file the agent writes besides the log and the spool (decisions used once)
     used = os.path.join(home, "state", "used-decisions")
     if not os.path.exists(used):

@@ -367,9 +367,64 @@ def _load_json(path: str) -> object:
         return json.loads(fh.read().decode("utf-8"))
 
 
+def _load_plain_json(path: str, limit: int = 1 << 20, dir_fd: int | None = None) -> object:
+    """JSON from a regular file that is not a symlink (the agent side's checkpoint copies:
+    a FIFO must not hang the approver, a link must not read the approver's own files)."""
+    import json
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ValueError("too large")
+    return json.loads(data.decode("utf-8"))
+
+
 def _write_json(path: str, obj: object, mode: int) -> None:
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     _create_file(path, (encode(obj) + "\n").encode("ascii"), mode)
+
+
+def _write_beside_log(log_path: str, name: str, obj: object) -> str:
+    """Write a checkpoint copy into `<log dir>/checkpoints/` as the approver, where the agent
+    owns the directories: the subdirectory must be a plain one (opened O_NOFOLLOW), the file
+    is created O_EXCL|O_NOFOLLOW under a fresh name and renamed into place, all relative to
+    directory fds. So a symlink the agent plants can never make the approver truncate or
+    chmod one of its own files (its key, an anchor)."""
+    data = (encode(obj) + "\n").encode("ascii")
+    log_dir = os.path.dirname(os.path.abspath(log_path))
+    lfd = os.open(log_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            os.mkdir(CHECKPOINT_DIR, 0o755, dir_fd=lfd)
+        except FileExistsError:
+            pass
+        cfd = os.open(
+            CHECKPOINT_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=lfd
+        )
+        try:
+            tmp = f".{name}.{os.urandom(6).hex()}.tmp"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(tmp, flags, 0o644, dir_fd=cfd)
+            try:
+                os.fchmod(fd, 0o644)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, name, src_dir_fd=cfd, dst_dir_fd=cfd)
+        finally:
+            os.close(cfd)
+    finally:
+        os.close(lfd)
+    return os.path.join(log_dir, CHECKPOINT_DIR, name)
 
 
 def anchors_dir(home: str) -> str:
@@ -432,6 +487,33 @@ def known_log_ids(home: str) -> list[str]:
     return sorted(ids)
 
 
+def anchor_problem(home: str, log_path: str) -> str | None:
+    """Why this home's verify of `log_path` must fail instead of skipping the MACs: it holds
+    checkpoints for the log but no anchor (deleted?), or it anchors only other logs (the log
+    was replaced, or its anchor was never imported). None on a home that anchors nothing (the
+    agent side) or that holds this log's anchor."""
+    log_id = first_log_id(log_path)
+    anchored = [
+        n[:-5]
+        for n in (os.listdir(anchors_dir(home)) if os.path.isdir(anchors_dir(home)) else [])
+        if n.endswith(".json") and _is_hex(n[:-5], 16)
+    ]
+    if log_id in anchored:
+        return None
+    if log_id and os.path.isdir(approver_checkpoints_dir(home, log_id)):
+        return (
+            f"this home signed checkpoints of log {log_id} but holds no anchor for it "
+            f"(was {anchors_dir(home)}/{log_id}.json deleted?)"
+        )
+    if anchored:
+        return (
+            f"this home anchors {', '.join(sorted(anchored))} but not log {log_id or '?'}: "
+            "the log was replaced, or its anchor was never imported (import it, or pass "
+            "--anchor)"
+        )
+    return None
+
+
 def first_log_id(path: str) -> str | None:
     """The log id named by the first entry of a log, if any."""
     try:
@@ -449,18 +531,24 @@ def load_checkpoints(directory: str) -> list[dict[str, object]]:
     and no signature, so verification reports them)."""
     out: list[dict[str, object]] = []
     try:
-        names = sorted(n for n in os.listdir(directory) if n.endswith(".json"))
-    except OSError:
+        # a plain directory only: the agent could link its copies' dir at the approver's files
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
         return out
-    for name in names:
-        path = os.path.join(directory, name)
-        try:
-            obj = _load_json(path)
-        except (OSError, ValueError):
-            obj = None
-        cp = dict(obj) if isinstance(obj, dict) else {}
-        cp["_file"] = path
-        out.append(cp)
+    except OSError:
+        return [{"_file": directory}]  # reported as a bad checkpoint, never followed
+    try:
+        names = sorted(n for n in os.listdir(dfd) if n.endswith(".json"))
+        for name in names:
+            try:
+                obj = _load_plain_json(name, dir_fd=dfd)
+            except (OSError, ValueError):
+                obj = None
+            cp = dict(obj) if isinstance(obj, dict) else {}
+            cp["_file"] = os.path.join(directory, name)
+            out.append(cp)
+    finally:
+        os.close(dfd)
     return out
 
 
@@ -603,9 +691,9 @@ def sign_checkpoint(approver_home: str, log_path: str) -> dict[str, object]:
     name = f"{max(numbers, default=0) + 1:03d}.json"
     stored = os.path.join(directory, name)
     _write_json(stored, cp, 0o644)
-    copied: str | None = os.path.join(log_checkpoints_dir(log_path), name)
+    copied: str | None
     try:
-        _write_json(str(copied), cp, 0o644)
+        copied = _write_beside_log(log_path, name, cp)
     except OSError:
         copied = None
     return {**cp, "stored": stored, "copied": copied}

@@ -339,10 +339,16 @@ def sha256_file(path: str) -> str:
 
 
 def check_snapshots(workdir: str, snapshots: dict[str, str]) -> list[str]:
-    """Names (relative to workdir) whose file is missing or no longer has the bound hash.
-    Call it just before running an approved `run_argv`/`stdin_file`; refuse to run unless
-    it returns []."""
+    """Names (relative to workdir) whose file is missing or no longer has the bound hash, and
+    anything in workdir that is not a bound file (a file added to a snapshotted directory
+    would run with the approval). Call it just before running an approved
+    `run_argv`/`stdin_file`; refuse to run unless it returns []."""
     bad: list[str] = []
+    for root, dirs, names in os.walk(workdir):
+        for n in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            rel = os.path.relpath(os.path.join(root, n), workdir)
+            if rel not in snapshots:
+                bad.append(rel)
     for name, digest in sorted(snapshots.items()):
         path = os.path.join(workdir, name)
         if os.path.isabs(name) or ".." in name.split("/"):
@@ -644,6 +650,11 @@ def prepare(
         error = f"preview failed: {type(exc).__name__}: {exc}"
     if error and not pv.summary:
         pv.summary = f"preview failed: {error}"
+    if error and pv.run_argv is None:
+        # Nothing was rebound, so the approved run reads the live files: listing the copies
+        # made before the failure would tell the approver they are bound. Only consumed stdin
+        # stays bound (the run gets exactly those bytes, or nothing runs).
+        pv.snapshots = {k: v for k, v in pv.snapshots.items() if k == "stdin.yaml"}
     preview = {
         "kind": concrete,
         "ok": error is None,
@@ -757,7 +768,10 @@ def hold_preview(
                 os.makedirs(os.path.dirname(workdir), mode=0o700, exist_ok=True)
                 os.mkdir(workdir, 0o700)
             except OSError as exc:
-                res = _failed(kind, f"cannot create {workdir}: {exc.strerror}")
+                # the concrete kind, so that a destructive call's unknown blast radius raises
+                # its risk (kubectl delete is `auto` in the rule)
+                concrete = select_kind(kind, inv) if kind in KINDS else kind
+                res = _failed(concrete or kind, f"cannot create {workdir}: {exc.strerror}")
                 workdir = None
             else:
                 res = prepare(

@@ -206,7 +206,7 @@ def main(cfg: dict, argv: list[str] | None = None) -> int:
     try:
         cwd = fs.getcwd()
     except OSError:
-        cwd = env.get("PWD", "?")
+        cwd = "?"  # the directory is gone; $PWD is the agent's word, not a fact
     call = Call(cfg, argv, env, cwd)
     tool = call.tool
     try:

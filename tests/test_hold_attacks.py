@@ -317,3 +317,51 @@ def test_the_agent_deleting_its_spool_copy_still_expires_as_a_denial(world: Worl
     os.unlink(hold.request_path(world.spool, req.id))
     shutil.rmtree(os.path.join(world.spool, "decisions"))
     assert world.wait(req).outcome == "expired"
+
+
+# --- the spool as a weapon against the approver -------------------------------------------------
+
+
+@pytest.mark.parametrize("sub", ["tmp", "closed", "rejected"])
+def test_a_spool_dir_symlinked_at_the_approvers_files_prunes_nothing_there(
+    world: World, tmp_path: Path, sub: str
+) -> None:
+    # The agent owns the spool: it points tmp/closed/rejected at a directory of the approver's
+    # (anchors, checkpoints, keys) and waits for the approver's `shield pending` to prune it.
+    victim = tmp_path / "approver-files"
+    victim.mkdir()
+    old = victim / "anchor.json"
+    old.write_text("{}")
+    os.utime(old, (0, 0))  # older than any keep time
+    world.held_call(timeout_s=30)
+    target = os.path.join(world.spool, sub)
+    shutil.rmtree(target, ignore_errors=True)
+    os.symlink(victim, target)
+    assert len(hold.list_pending(world.spool)) == 1  # the approver's routine look
+    assert old.exists()
+
+
+def test_a_decisions_dir_symlinked_elsewhere_is_refused_not_written_through(
+    world: World, tmp_path: Path
+) -> None:
+    req = world.held_call(timeout_s=30)
+    elsewhere = tmp_path / "host-dir"
+    elsewhere.mkdir()
+    decisions = os.path.join(world.spool, "decisions")
+    shutil.rmtree(decisions)
+    os.symlink(elsewhere, decisions)
+    decision = world.sign(world.approver, req.id)
+    with pytest.raises(hold.SpoolError, match="not a plain directory"):
+        hold.write_decision(world.spool, decision)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_requests_dir_symlinked_elsewhere_is_an_error_for_the_approver(
+    world: World, tmp_path: Path
+) -> None:
+    world.held_call(timeout_s=30)
+    requests = os.path.join(world.spool, "requests")
+    shutil.move(requests, str(tmp_path / "moved"))
+    os.symlink(tmp_path / "moved", requests)
+    with pytest.raises(hold.SpoolError, match="not a plain directory"):
+        hold.list_pending(world.spool)

@@ -257,6 +257,75 @@ def test_the_approver_imports_the_anchor_checkpoints_and_catches_a_cut(homes: Ho
         assert res.exit_code == 1 and res.exception.message.startswith("line 4: truncated:")
 
 
+def _bytes(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def test_attack_a_symlink_planted_for_the_checkpoint_copy_cannot_clobber_the_approver(
+    homes: Homes,
+) -> None:
+    # The agent owns its log dir: it moves `checkpoints` aside and plants the name the next
+    # copy will be written under (and its tmp name) as links to the approver's private key.
+    assert homes.run(homes.alice, "anchor", "import", homes.anchor_file).exit_code == 0
+    assert homes.run(homes.alice, "checkpoint", "--path", homes.path).exit_code == 0
+    key = os.path.join(homes.alice, "keys", "approver.key")
+    before = (_bytes(key), os.stat(key).st_mode)
+    cps = os.path.join(homes.dir, "checkpoints")
+    os.rename(cps, cps + ".old")
+    os.mkdir(cps)
+    os.symlink(key, os.path.join(cps, "002.json.tmp"))  # the old staging name
+    audit.append_entry(homes.dir, entry("deploy-bot", "kubectl", "allow"))
+    res = homes.run(homes.alice, "checkpoint", "--path", homes.path)
+    assert res.exit_code == 0, res.output
+    assert (_bytes(key), os.stat(key).st_mode) == before
+    assert json.loads(_bytes(os.path.join(cps, "002.json")))["size"] == 6
+    # a link under a checkpoint's own name is not read (nor written): verify reports it
+    os.unlink(os.path.join(cps, "002.json"))
+    os.symlink(key, os.path.join(cps, "002.json"))
+    res = homes.run(homes.alice, "verify", "--path", homes.path)
+    assert res.exit_code == 1 and "checkpoint" in res.exception.message
+    assert (_bytes(key), os.stat(key).st_mode) == before
+    os.unlink(os.path.join(cps, "002.json"))
+    # and a symlinked checkpoints dir is not written through at all
+    os.rename(cps, cps + ".2")
+    os.symlink(os.path.join(homes.alice, "keys"), cps)
+    audit.append_entry(homes.dir, entry("deploy-bot", "kubectl", "allow"))
+    res = homes.run(homes.alice, "checkpoint", "--path", homes.path)
+    assert res.exit_code == 1 and "checkpoint" in res.exception.message  # reported, not followed
+    assert sorted(os.listdir(os.path.join(homes.alice, "keys"))) == ["approver.key", "approver.pub"]
+    assert (_bytes(key), os.stat(key).st_mode) == before
+
+
+def test_a_replaced_log_fails_verify_on_an_approver_home_with_several_anchors(
+    homes: Homes, tmp_path
+) -> None:
+    other = str(tmp_path / "other-agent" / "log")
+    audit.init_log(other)
+    for anchor in (homes.anchor_file, os.path.join(other, "anchor.json")):
+        assert homes.run(homes.alice, "anchor", "import", anchor).exit_code == 0
+    # the agent swaps in a brand-new log (new id, new K0) of its own making
+    os.rename(homes.dir, homes.dir + ".real")
+    audit.init_log(homes.dir)
+    audit.append_entry(homes.dir, entry("deploy-bot", "kubectl", "allow"))
+    res = homes.run(homes.alice, "verify", "--path", homes.path)
+    assert res.exit_code == 1 and isinstance(res.exception, LogDamage)
+    assert "replaced" in res.exception.message
+
+
+def test_an_approver_home_that_lost_the_anchor_of_a_log_it_signed_fails_verify(
+    homes: Homes,
+) -> None:
+    assert homes.run(homes.alice, "anchor", "import", homes.anchor_file).exit_code == 0
+    assert homes.run(homes.alice, "checkpoint", "--path", homes.path).exit_code == 0
+    log_id = logcheck.first_log_id(homes.path)
+    os.unlink(os.path.join(homes.alice, "anchors", f"{log_id}.json"))
+    res = homes.run(homes.alice, "verify", "--path", homes.path)
+    assert res.exit_code == 1 and "no anchor" in res.exception.message
+    # the agent side (no anchors at all) still checks what it can, and passes
+    assert homes.run(homes.agent, "verify").exit_code == 0
+
+
 def test_anchor_import_keep_leaves_the_file_and_warns(homes: Homes) -> None:
     res = homes.run(homes.alice, "anchor", "import", "--keep", homes.anchor_file)
     assert res.exit_code == 0 and os.path.exists(homes.anchor_file)

@@ -408,6 +408,35 @@ def test_kubectl_apply_f_directory_snapshots_the_manifests_in_it(kubectl: Bench)
     assert res["run_argv"][3].endswith("/k8s")
 
 
+def test_attack_a_file_added_to_a_snapshotted_directory_is_caught(kubectl: Bench) -> None:
+    # kubectl apply -f DIR reads every manifest in the snapshot directory, also one the agent
+    # adds there while the call is held: the check lists the directory, not only the hashes
+    d = kubectl.cwd / "manifests"
+    d.mkdir()
+    (d / "a.yaml").write_text("kind: ConfigMap\n")
+    kubectl.answer(["diff", "-f"], "", code=0, prefix=True)
+    res = kubectl.prepare(["apply", "-f", "manifests/"])
+    assert preview.check_snapshots(str(kubectl.workdir), res["snapshots"]) == []
+    [name] = res["snapshots"]
+    evil = Path(kubectl.workdir, name).parent / "b-evil.yaml"
+    evil.write_text("kind: ClusterRoleBinding\n")
+    assert preview.check_snapshots(str(kubectl.workdir), res["snapshots"]) == [
+        os.path.relpath(evil, kubectl.workdir)
+    ]
+    evil.unlink()
+    os.symlink("/etc", Path(kubectl.workdir, name).parent / "etc")  # a directory link, too
+    assert preview.check_snapshots(str(kubectl.workdir), res["snapshots"]) != []
+
+
+def test_attack_a_preview_that_fails_partway_binds_and_lists_nothing(kubectl: Bench) -> None:
+    # good.yaml is copied, later.yaml is missing: the approved run reads the live files, so
+    # the request must not list good.yaml's copy as if it were bound
+    (kubectl.cwd / "good.yaml").write_text("kind: ConfigMap\n")
+    res = kubectl.prepare(["apply", "-f", "good.yaml", "-f", "later.yaml"])
+    assert res["preview"]["ok"] is False and "later.yaml" in res["preview"]["error"]
+    assert res["run_argv"] is None and res["snapshots"] == {}
+
+
 def test_kubectl_patch_lists_the_objects_and_binds_the_patch_file(kubectl: Bench) -> None:
     (kubectl.cwd / "p.yaml").write_text("spec: {replicas: 0}\n")
     want = ["get", "deploy", "web", "--namespace=shop", "-o", "name"]
@@ -879,6 +908,21 @@ def _hold(bench: Bench, argv: list[str], rule: dict | None, **kw) -> preview.Bou
         stdin_fd=None,
         **kw,
     )
+
+
+def test_a_preview_dir_that_cannot_be_made_still_rates_a_prod_delete_critical(
+    kubectl: Bench,
+) -> None:
+    # the agent can make its own previews dir unwritable; the unknown blast radius of a
+    # delete must then count as critical in prod, not as the rule's medium
+    previews = kubectl.root / "home" / "state" / "previews"
+    previews.parent.mkdir(parents=True, exist_ok=True)
+    previews.write_text("not a directory")  # (a chmod would not stop root)
+    rule = {"id": "kubectl/mutate", "preview": {"kind": "auto", "timeout": 10}}
+    bound = _hold(kubectl, ["delete", "ns", "payments"], rule, context={"context": "prod-eu"})
+    assert bound.extra["preview"]["ok"] is False
+    assert bound.extra["preview"]["kind"] == "kubectl-delete"
+    assert bound.extra["risk"] == "critical"
 
 
 def test_hold_preview_without_a_declaration_only_rates_the_risk(kubectl: Bench) -> None:

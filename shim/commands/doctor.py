@@ -31,6 +31,45 @@ class Report:
         return any(i["status"] == "fail" for i in self.items)
 
 
+def interpreter_problem(shim_path: str) -> str | None:
+    """Why another user (the agent's) may be unable to start the shim's baked interpreter, or
+    None. If it cannot, execve fails and the shell quietly runs the next `kubectl` on PATH:
+    the real one, unchecked and unlogged."""
+    try:
+        with open(shim_path, "rb") as fh:
+            first = fh.readline(4096).decode("utf-8", "replace")
+    except OSError as exc:
+        return f"cannot read {shim_path}: {exc.strerror}"
+    if not first.startswith("#!"):
+        return f"{shim_path} has no #! line"
+    python = first[2:].split()[0] if first[2:].split() else ""
+    if not python or not os.path.isfile(python) or not os.access(python, os.X_OK):
+        return (
+            f"{python or '(none)'} does not exist or cannot be run: the shell would skip the shim "
+            "and run the real tool unchecked (run: shield install again)"
+        )
+    real = os.path.realpath(python)
+    for path in (real, python):
+        parts = path.split(os.sep)
+        for i in range(1, len(parts)):
+            d = os.sep.join(parts[:i]) or os.sep
+            try:
+                mode = os.stat(d).st_mode
+            except OSError:
+                continue
+            if not mode & 0o001:
+                return (
+                    f"{d} is not searchable by other users (mode {oct(mode & 0o777)}), so an agent "
+                    f"running as another user cannot start {python}: the shell would skip the shim "
+                    "and run the real tool unchecked. Install with a Python every user can run "
+                    "(install.sh --python /usr/bin/python3), and keep the real binaries off the "
+                    "agent's PATH (shield install --real TOOL=PATH)"
+                )
+        if not os.stat(real).st_mode & 0o001:
+            return f"{real} is not executable by other users"
+    return None
+
+
 def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
     rep = Report()
     # rules
@@ -50,6 +89,7 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
     # shims, PATH order, real binaries
     path = env.get("PATH", "")
     shim_dirs = [shim_dir] if shim_dir else []
+    seen_problems: set[str] = set()
     for tool in tools:
         shim_path = os.path.join(shim_dir, tool) if shim_dir else None
         if shim_path and not is_shim(shim_path):
@@ -77,6 +117,14 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
                 f"real {tool}",
                 f"no real {tool} on PATH after the shim dir (calls would exit 127)",
             )
+        if shim_path and is_shim(shim_path):
+            problem = interpreter_problem(shim_path)
+            if problem and problem not in seen_problems:
+                seen_problems.add(problem)
+                # a fail for a missing interpreter; a warning when only other users are locked
+                # out (fine while the agent runs as this user)
+                status = "warn" if "other users" in problem else "fail"
+                rep.add(status, "shim interpreter", problem)
         if shim_path and os.path.exists(shim_path) and os.access(shim_path, os.W_OK):
             rep.add(
                 "warn",

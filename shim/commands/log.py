@@ -317,9 +317,20 @@ def verify(
     if not os.path.exists(file):
         raise LogError(f"no log at {file}", "pass --path, or check SHIELD_HOME")
     anchor_d, cps, notes = logcheck.gather(home, file, anchor)
-    report = audit.verify_log(
-        file, anchor=anchor_d, checkpoints=cps, trusted=logcheck.approver_trusted(home)
-    )
+    problem = None if anchor else logcheck.anchor_problem(home, file)
+    if problem:
+        report = audit.VerifyReport(
+            False,
+            0,
+            None,
+            "replaced",
+            f"{file}: replaced: {problem}",
+            log=logcheck.first_log_id(file),
+        )
+    else:
+        report = audit.verify_log(
+            file, anchor=anchor_d, checkpoints=cps, trusted=logcheck.approver_trusted(home)
+        )
     for note in notes:
         print(f"shield: log: {note}", file=sys.stderr)
     if as_json:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 from tests.conftest import World, shield
@@ -56,3 +58,32 @@ def test_doctor_reports_a_missing_real_binary(world: World, tmp_path: Path) -> N
     (world.real / "helm").unlink()
     _, checks = doctor(world, f"{world.bin}:{world.real}")
     assert checks["real helm"]["status"] == "warn"
+
+
+def test_doctor_names_an_interpreter_other_users_cannot_start() -> None:
+    # If the agent's user cannot exec a shim's baked Python, the shell skips the shim and runs
+    # the real tool: doctor must say so (missing: fail; locked away from others: warn).
+    from shim.commands.doctor import interpreter_problem
+
+    tmp_path = Path(tempfile.mkdtemp())  # pytest's own tmp dirs are 0700 themselves
+    tmp_path.chmod(0o755)
+    try:
+        _check_interpreters(tmp_path, interpreter_problem)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _check_interpreters(tmp_path: Path, interpreter_problem) -> None:
+    shim = tmp_path / "kubectl"
+    shim.write_text("#!/nonexistent/python3 -IS\n# agent-shield shim\n")
+    assert "does not exist" in (interpreter_problem(str(shim)) or "")
+    private = tmp_path / "private"
+    private.mkdir()
+    python = private / "python3"
+    python.write_text("#!/bin/sh\n")
+    python.chmod(0o755)
+    private.chmod(0o700)
+    shim.write_text(f"#!{python} -IS\n")
+    assert "not searchable by other users" in (interpreter_problem(str(shim)) or "")
+    private.chmod(0o755)
+    assert interpreter_problem(str(shim)) is None

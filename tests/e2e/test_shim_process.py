@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,20 @@ def test_every_call_is_logged_with_agent_context_and_rule(world: World) -> None:
     assert entry["rule"] == "kubectl/read"
     assert entry["context"]["context"] == "kind-dev"
     assert entry["context"]["namespace"] == "web"
+
+
+def test_a_deleted_working_directory_is_logged_as_unknown_not_as_pwd(
+    world: World, tmp_path: Path
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = f"import os, subprocess, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); "
+    code += "sys.exit(subprocess.call(['kubectl', 'get', 'pods']))"
+    env = world.env(PWD="/srv/prod/infra")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    entry = world.log()[-1]
+    assert entry["cwd"] == "?" and entry["context"]["cwd"] == "?"
 
 
 def test_held_call_does_not_run_when_the_deadline_is_zero(world: World) -> None:
