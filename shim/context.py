@@ -53,11 +53,19 @@ def _scalar(text: str) -> str:
     return text
 
 
+# characters after which a line needs the careful reading below
+_PLAIN_YAML = frozenset("\"'&*!|>%@`?<[{#\\")
+
+
 def _check_line(line: str) -> None:
     """_Unsure unless `line` is one the scanner reads for what it is: `key: value`, `key:`,
     `- item` or `- key: value`, with any quoted value closed on the same line and no anchors,
     aliases, tags, merge or complex keys, block scalars (outside the few values the scanner
     reads) or plain scalars running onto the next line."""
+    if _PLAIN_YAML.isdisjoint(line):  # the common line: nothing but a key and a plain value
+        if ": " in line or line[-1] == ":" or line[:2] == "- " or line == "-":
+            return
+        raise _Unsure  # a plain scalar running on from the line before
     body = line
     while body.startswith("- ") or body == "-":
         body = body[2:].lstrip()
@@ -162,12 +170,12 @@ def _scan_yaml(text: str) -> tuple[str | None, dict[str, str]]:
             namespaces[item_name] = item_ns
 
     for raw in text.splitlines():
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        if "\t" in raw[: len(raw) - len(raw.lstrip())]:
-            raise _Unsure  # tabs in indentation: not YAML kubectl reads the same way
-        indent = len(raw) - len(raw.lstrip(" "))
         line = raw.strip()
+        if not line or line[0] == "#":
+            continue
+        indent = len(raw) - len(raw.lstrip())
+        if "\t" in raw[:indent]:
+            raise _Unsure  # tabs in indentation: not YAML kubectl reads the same way
         if indent == 0 and line.split(" #")[0].rstrip() in ("---", "..."):
             if seen:
                 raise _Unsure  # several documents

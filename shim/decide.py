@@ -76,6 +76,13 @@ def _any(patterns: tuple[str, ...], text: str) -> bool:
     return False
 
 
+def _contains_any(parts: tuple[str, ...], text: str) -> bool:
+    for part in parts:  # noqa: SIM110 - hot path
+        if part in text:
+            return True
+    return False
+
+
 def _fold(text: str, ignore_case: bool) -> str:
     return text.lower() if ignore_case else text
 
@@ -124,8 +131,18 @@ def _cond_matches(
     plain = rule.get("verb_set")
     if plain is not None:
         path = " ".join(inv.verb)
-        if path not in plain and not _any(rule["verb_globs"], path):
-            return False
+        if path not in plain:
+            by_first = rule.get("verb_globs_first")
+            if by_first is None:  # compiled before the split
+                if not _any(rule["verb_globs"], path):
+                    return False
+            elif not (
+                _contains_any(rule["verb_contains"], path)
+                or (rule["verb_suffixes"] and path.endswith(rule["verb_suffixes"]))
+                or _any(by_first.get(inv.verb[0] if inv.verb else "", ()), path)
+                or _any(rule["verb_globs_any"], path)
+            ):
+                return False
     else:
         verbs = rule.get("verb")
         if verbs is not None and not _any(verbs, " ".join(inv.verb)):

@@ -410,6 +410,16 @@ _RULE_KEYS = (
 RISK_LEVELS = ("low", "medium", "high", "critical")  # shim.risk.LEVELS
 
 
+def _is_star_literal_star(g: str) -> bool:
+    mid = g[1:-1]
+    return len(g) > 2 and g[0] == "*" and g[-1] == "*" and "*" not in mid and "?" not in mid
+
+
+def _is_star_literal(g: str) -> bool:
+    tail = g[1:]
+    return len(g) > 1 and g[0] == "*" and "*" not in tail and "?" not in tail
+
+
 def _globs(value: Any, where: tuple[str, int], what: str) -> tuple[str, ...]:
     if isinstance(value, (str, int, float, bool)) and not isinstance(value, bool):
         return (str(value),)
@@ -599,6 +609,25 @@ def _compile_match(m: Any, rid: str, path: str, line: int) -> dict:
         # when present and falls back to "verb" for rules compiled before they existed)
         rule["verb_set"] = frozenset(v for v in verbs if "*" not in v and "?" not in v)
         rule["verb_globs"] = tuple(v for v in verbs if "*" in v or "?" in v)
+        # and the globs whose first word is literal, by that word: `sts assume-role*` is only
+        # tried on sts calls
+        first: dict[str, list[str]] = {}
+        anywhere: list[str] = []
+        for g in rule["verb_globs"]:
+            head, sep, _ = g.partition(" ")
+            if sep and "*" not in head and "?" not in head:
+                first.setdefault(head, []).append(g)
+            else:
+                anywhere.append(g)
+        rule["verb_globs_first"] = {k: tuple(v) for k, v in first.items()}
+        # `*MID*` is "MID occurs", `*TAIL` is "ends with TAIL" (aws: `* create-*`)
+        contains = [g[1:-1] for g in anywhere if _is_star_literal_star(g)]
+        suffixes = [g[1:] for g in anywhere if _is_star_literal(g)]
+        rule["verb_contains"] = tuple(contains)
+        rule["verb_suffixes"] = tuple(suffixes)
+        rule["verb_globs_any"] = tuple(
+            g for g in anywhere if not _is_star_literal_star(g) and not _is_star_literal(g)
+        )
     if "dry_run" in m:
         if not isinstance(m["dry_run"], bool):
             raise RulesError(f"rule {rid}: dry_run must be true or false", *mwhere)

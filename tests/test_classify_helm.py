@@ -152,6 +152,15 @@ ROWS: list[Row] = [
     Row("show values secrets://x", "ask", "show values", "helm/getter-plugin"),
     Row("template web ./chart -f https://example.com/v.yaml", "allow", "template"),
     Row("pull oci://registry.example.com/charts/web", "allow", "pull", "helm/local-write"),
+    # flag kinds and shorts checked against helm 3.19 and 4.1-4.3 binaries
+    Row("get values -a web", "ask", "get values", "helm/secret-read"),
+    Row("search repo -l nginx", "allow", "search repo", "helm/read"),
+    Row("create web -p mystarter", "allow", "create", "helm/local-write"),
+    Row("list -f 'web.*' -l app=web", "allow", "list", "helm/read"),
+    Row("package ./chart -u", "allow", "package", "helm/local-write"),
+    Row("install web ./chart --skip-schema-validation --dry-run", "allow", "install"),
+    Row("upgrade web ./chart -f v.yaml --server-side auto --dry-run", "allow", "upgrade"),
+    Row("rollback web 2 --dry-run=client", "allow", "rollback", "helm/dry-run"),
     # klog's hidden flags are real root flags
     Row("--logtostderr list", "allow", "list", "helm/read"),
     Row("--log-file=/tmp/h.log status web", "allow", "status", "helm/read"),
