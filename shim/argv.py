@@ -33,6 +33,7 @@ class Invocation:
         "rest",
         "dry_run",
         "unknown_flags",
+        "memo",
     )
 
     def __init__(
@@ -58,6 +59,7 @@ class Invocation:
         self.args = args  # positionals before `--`
         self.words = words  # every bare word after the verb (positionals + values of unknown flags)
         self.rest = rest  # after `--`, unparsed
+        self.memo: dict = {}  # what decide() derives once per call (words, path)
         self.dry_run = dry_run
         self.unknown_flags = unknown_flags
 

@@ -148,10 +148,21 @@ def scan_kubeconfig(text: str) -> tuple[str | None, dict[str, str]]:
                 found[item["name"]] = ns if isinstance(ns, str) else ""
         cur = doc.get("current-context")
         return (cur if isinstance(cur, str) and cur else None), found
-    try:
-        return _scan_yaml(text)
-    except _Unsure:
-        return UNRESOLVED, {}
+    hit = _SCANNED.get(text)
+    if hit is None:
+        try:
+            hit = _scan_yaml(text)
+        except _Unsure:
+            hit = (UNRESOLVED, {})
+        if len(_SCANNED) >= 16:
+            _SCANNED.clear()
+        _SCANNED[text] = hit
+    return hit[0], dict(hit[1])
+
+
+# kubeconfig texts already scanned in this process (a held call's previews classify their own
+# commands, and `shield check` or a long-lived caller reads the same file again and again)
+_SCANNED: dict[str, tuple[str | None, dict[str, str]]] = {}
 
 
 def _scan_yaml(text: str) -> tuple[str | None, dict[str, str]]:

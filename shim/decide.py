@@ -130,7 +130,9 @@ def _cond_matches(
         return False
     plain = rule.get("verb_set")
     if plain is not None:
-        path = " ".join(inv.verb)
+        path = inv.memo.get("path")
+        if path is None:
+            path = inv.memo["path"] = " ".join(inv.verb)
         if path not in plain:
             by_first = rule.get("verb_globs_first")
             if by_first is None:  # compiled before the split
@@ -193,7 +195,11 @@ def _cond_matches(
     any_arg = rule.get("any_arg")
     no_arg = rule.get("no_arg")
     if any_arg is not None or no_arg is not None:
-        words = [_fold(w, ic) for w in _words(inv)]
+        key = "words_lower" if ic else "words"
+        words = inv.memo.get(key)
+        if words is None:
+            words = [_fold(w, ic) for w in _words(inv)]
+            inv.memo[key] = words
         skip = rule.get("any_arg_except") or ()
         if any_arg is not None and not any(
             _any(any_arg, w) and not (skip and _any(skip, w)) for w in words

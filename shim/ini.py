@@ -18,7 +18,21 @@ the part of its reading that decides which sections and keys exist:
 
 def parse(text: str) -> dict[str, dict[str, str]] | None:
     """{section: {key: value}} (sections in file order, each with the `[DEFAULT]` keys under
-    its own, as configparser's items() gives them), or None where configparser raises."""
+    its own, as configparser's items() gives them), or None where configparser raises. The
+    result is shared between calls with the same text: do not change it."""
+    if text in _PARSED:
+        return _PARSED[text]
+    got = _parse(text)
+    if len(_PARSED) >= 16:
+        _PARSED.clear()
+    _PARSED[text] = got
+    return got
+
+
+_PARSED: dict[str, dict[str, dict[str, str]] | None] = {}
+
+
+def _parse(text: str) -> dict[str, dict[str, str]] | None:
     sections: dict[str, dict[str, str]] = {}
     defaults: dict[str, str] = {}
     current: dict[str, str] | None = None
