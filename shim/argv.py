@@ -473,8 +473,12 @@ def _early_globals(grammar: dict, argv: tuple[str, ...]) -> dict[str, list[str]]
         if not tok.startswith("-") or tok == "-":
             i += 1
             continue
+        if tok.startswith("--") and tok[2:3] in ("-", "="):
+            break  # pflag: "bad flag syntax" (`---x`, `--=x`) ends that pass
         if tok.startswith("--"):
             name, eq, value = tok.partition("=")
+            if name == "--help":
+                break  # pflag stops at the help flag it does not define (ErrHelp)
             hit = table.get(name)
             if hit is None:
                 i += 1 if eq or i + 1 >= n or argv[i + 1].startswith("-") else 2
@@ -486,6 +490,8 @@ def _early_globals(grammar: dict, argv: tuple[str, ...]) -> dict[str, list[str]]
         while j < len(tok):
             hit = table.get("-" + tok[j])
             rest = tok[j + 1 :]
+            if hit is None and tok[j] == "h":
+                return st.flags  # ErrHelp: the pass ends here
             if hit is None:
                 if rest.startswith("="):
                     break
@@ -822,12 +828,32 @@ def _tf_split(value: str) -> list[str] | None:
     reads backslashes inside double quotes its own way, ...): such a value is not understood."""
     if _TF_SHELL.intersection(value):
         return None
-    import shlex
-
-    try:
-        return shlex.split(value)
-    except ValueError:
-        return None
+    # what is left is words, spaces and quotes with no backslash in them: split it here
+    # (shlex would import re, os and enum on the hot path, about 12 ms)
+    words: list[str] = []
+    word: list[str] = []
+    quote = ""
+    started = False
+    for ch in value:
+        if quote:
+            if ch == quote:
+                quote = ""
+            else:
+                word.append(ch)
+        elif ch in "\"'":
+            quote, started = ch, True
+        elif ch in " \t\n\r\f\v":
+            if started:
+                words.append("".join(word))
+                word, started = [], False
+        else:
+            word.append(ch)
+            started = True
+    if quote:
+        return None  # an unbalanced quote: terraform refuses the variable
+    if started:
+        words.append("".join(word))
+    return words
 
 
 _TF_AUTOCOMPLETE = frozenset(

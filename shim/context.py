@@ -19,11 +19,24 @@ def _user_home() -> str:
     return os.path.expanduser("~")
 
 
-def _read(path: str, limit: int = 1 << 20) -> str | None:
+def home_of(env: dict[str, str]) -> str:
+    """The home the tools use: $HOME, else the user's entry in the passwd database (what
+    kubectl, the aws CLI and terraform fall back to), never `/`."""
+    return env.get("HOME") or _user_home()
+
+
+# What `_read` returns for a file that is there but cannot be judged (not a regular file, too
+# large, unreadable): its context is unresolved, never taken from the next file instead.
+UNREADABLE = "\x00unreadable\x00"
+
+
+def _read(path: str) -> str | None:
     try:
-        return fs.read_file(path, limit).decode("utf-8", "replace")
-    except (OSError, ValueError):
+        return fs.read_config(path).decode("utf-8", "replace")
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except (OSError, ValueError):
+        return UNREADABLE
 
 
 class _Unsure(Exception):
@@ -33,9 +46,10 @@ class _Unsure(Exception):
 
 def _scalar(text: str) -> str:
     """A plain or simply quoted YAML scalar on one line; _Unsure for anything else."""
-    text = text.strip()
+    text = text.strip(" \t")
+    text = text.replace("\t#", " #")  # a comment starts after a space or a tab
     if " #" in text:
-        text = text.split(" #", 1)[0].rstrip()
+        text = text.split(" #", 1)[0].rstrip(" \t")
     if not text:
         return ""
     q = text[0]
@@ -57,53 +71,51 @@ def _scalar(text: str) -> str:
 _PLAIN_YAML = frozenset("\"'&*!|>%@`?<[{#\\")
 
 
-def _check_line(line: str) -> None:
+def _check_line(line: str) -> bool:
     """_Unsure unless `line` is one the scanner reads for what it is: `key: value`, `key:`,
-    `- item` or `- key: value`, with any quoted value closed on the same line and no anchors,
-    aliases, tags, merge or complex keys, block scalars (outside the few values the scanner
-    reads) or plain scalars running onto the next line."""
+    `- item` or `- key: value` with an unquoted key, any quoted value closed on the same line,
+    and no anchors, aliases, tags, merge or complex keys, block scalars or control characters.
+    Returns False for a line that continues a plain scalar from the line before (it holds no
+    `: `, so it is no key; whether that is harmless depends on the scalar it continues)."""
+    if not line.isprintable() and not line.replace("\t", " ").isprintable():
+        raise _Unsure  # form feeds, NEL, line separators: YAML and str disagree on lines
     if _PLAIN_YAML.isdisjoint(line):  # the common line: nothing but a key and a plain value
-        if ": " in line or line[-1] == ":" or line[:2] == "- " or line == "-":
-            return
-        raise _Unsure  # a plain scalar running on from the line before
+        return ": " in line or line[-1] == ":" or line[:2] == "- " or line == "-"
     body = line
     while body.startswith("- ") or body == "-":
         body = body[2:].lstrip()
     if not body:
-        return
+        return True
     if body[0] in "\"'":
         if _quoted_end(body) < 0:
             raise _Unsure
         rest = body[_quoted_end(body) + 1 :].lstrip()
         if rest.startswith(":"):
-            body = "k" + rest  # a quoted key: check its value below
-        elif rest and not rest.startswith("#"):
+            raise _Unsure  # a quoted key ("current-context": x): never a key kubectl writes
+        if rest and not rest.startswith("#"):
             raise _Unsure
-        else:
-            return
+        return True
     if body[0] in "&*!|>%@`?<[{":
         if not (body[0] == "{" and line.endswith("}")) and not (
             body[0] == "[" and line.endswith("]")
         ):
             raise _Unsure
-        return
+        return True
     key, sep, value = body.partition(": ")
     if not sep:
-        if body.endswith(":"):
-            return
-        if line.startswith("- "):
-            return  # a plain list item (exec args, ...)
-        raise _Unsure  # a plain scalar running on from the line before
+        # `key:`, or a plain list item (exec args, ...); else a plain scalar running on
+        return body.endswith(":") or line.startswith("- ")
     value = value.strip()
     if not value or value.startswith("#"):
-        return
+        return True
     if value[0] in "\"'":
         end = _quoted_end(value)
         if end < 0 or (value[end + 1 :].strip() and not value[end + 1 :].strip().startswith("#")):
             raise _Unsure
-        return
+        return True
     if value[0] in "&*!%@`" or key.startswith("<<"):
         raise _Unsure
+    return True
 
 
 def _quoted_end(text: str) -> int:
@@ -136,9 +148,9 @@ def scan_kubeconfig(text: str) -> tuple[str | None, dict[str, str]]:
         try:
             doc = json.loads(stripped)
         except (ValueError, RecursionError):
-            return None, {}
+            return UNRESOLVED, {}  # YAML flow style, or garbage: not guessed
         if not isinstance(doc, dict):
-            return None, {}
+            return UNRESOLVED, {}
         found: dict[str, str] = {}
         items = doc.get("contexts")
         for item in items if isinstance(items, list) else ():
@@ -175,13 +187,15 @@ def _scan_yaml(text: str) -> tuple[str | None, dict[str, str]]:
     in_context = False  # inside the item's `context:` mapping
     child_indent = -1  # the indent of that mapping's own keys
     seen = False
+    read_last = False  # the line before held a value the scanner keeps
 
     def flush() -> None:
         if item_name is not None:
             namespaces[item_name] = item_ns
 
-    for raw in text.splitlines():
-        line = raw.strip()
+    # YAML breaks lines at \n, \r\n and \r only (not at \f or \u2028 as str.splitlines does)
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        line = raw.strip(" \t")
         if not line or line[0] == "#":
             continue
         indent = len(raw) - len(raw.lstrip())
@@ -192,7 +206,12 @@ def _scan_yaml(text: str) -> tuple[str | None, dict[str, str]]:
                 raise _Unsure  # several documents
             continue
         seen = True
-        _check_line(line)
+        if not _check_line(line):
+            # a plain scalar continued: harmless, unless it continues a value read here
+            if read_last:
+                raise _Unsure
+            continue
+        read_last = False
         if indent == 0 and not line.startswith("- "):
             if section == "contexts":
                 flush()
@@ -201,6 +220,7 @@ def _scan_yaml(text: str) -> tuple[str | None, dict[str, str]]:
             section = key.strip()
             if section == "current-context":
                 current = _scalar(value) or None
+                read_last = True
             continue
         if section not in ("contexts", "clusters", "users", "preferences", "extensions"):
             raise _Unsure  # an indented line under a scalar: it continues that scalar
@@ -218,6 +238,7 @@ def _scan_yaml(text: str) -> tuple[str | None, dict[str, str]]:
             in_context = False
             if key == "name":
                 item_name = _scalar(value)
+                read_last = True
             elif key == "context":
                 flow = value.strip()
                 if flow.startswith("{"):
@@ -238,6 +259,7 @@ def _scan_yaml(text: str) -> tuple[str | None, dict[str, str]]:
                 child_indent = indent
             if indent == child_indent and key == "namespace":
                 item_ns = _scalar(value)
+                read_last = True
     if section == "contexts":
         flush()
     return current, namespaces
@@ -256,7 +278,7 @@ def resolve_kube(
     elif env.get("KUBECONFIG"):
         files = [p for p in env["KUBECONFIG"].split(":") if p]
     else:
-        files = [fs.join(env.get("HOME") or _user_home(), ".kube", "config")]
+        files = [fs.join(home_of(env), ".kube", "config")]
     current: str | None = None
     namespaces: dict[str, str] = {}
     found_any = False
@@ -266,16 +288,17 @@ def resolve_kube(
         if text is None:
             continue
         found_any = True
-        cur, nss = scan_kubeconfig(text)
+        cur, nss = scan_kubeconfig(text) if text != UNREADABLE else (UNRESOLVED, {})
         if cur == UNRESOLVED:
             unsure = True
-            continue
+            break  # kubectl merges every file: one that cannot be read leaves it all unknown
         if current is None and cur:
             current = cur
         for name, ns in nss.items():
             namespaces.setdefault(name, ns)
     if unsure:
         current = UNRESOLVED
+        namespaces = {}
     context = ctx_flag
     if ctx_flag is None and helm:  # an empty flag still wins over the env: current context
         context = env.get("HELM_KUBECONTEXT") or None
@@ -348,7 +371,7 @@ def _aws_file_region(profile: str, env: dict[str, str], read) -> str | None:
     """The profile's region from the config and credentials files, as botocore reads them
     (paths expanded, configparser rules, `[profile NAME]` split like shell words, the
     credentials file's keys over the config's). None when a file does not parse."""
-    home = env.get("HOME") or _user_home()
+    home = home_of(env)
     texts = []
     for var, name in (
         ("AWS_CONFIG_FILE", "config"),
@@ -356,6 +379,8 @@ def _aws_file_region(profile: str, env: dict[str, str], read) -> str | None:
     ):
         path = env.get(var) or fs.join(home, ".aws", name)
         text = read(expand_path(path, env))
+        if text == UNREADABLE:
+            return None
         parsed = ini.parse(text) if text else {}
         if parsed is None:
             return None  # botocore stops with a parse error: nothing to resolve
@@ -376,7 +401,7 @@ def expand_path(path: str, env: dict[str, str]) -> str:
                 name, end = (path[j + 1 : k], k + 1) if k > 0 else ("", j)
             else:
                 k = j
-                while k < len(path) and (path[k].isalnum() or path[k] == "_"):
+                while k < len(path) and path[k] in _VAR_CHARS:
                     k += 1
                 name, end = path[j:k], k
             if name and name in env:
@@ -387,8 +412,20 @@ def expand_path(path: str, env: dict[str, str]) -> str:
         i += 1
     text = "".join(out)
     if text == "~" or text.startswith("~/"):
-        text = (env.get("HOME") or _user_home()) + text[1:]
+        text = home_of(env) + text[1:]
+    elif text.startswith("~"):
+        user, sep, rest = text[1:].partition("/")
+        try:
+            import pwd
+
+            text = pwd.getpwnam(user).pw_dir + sep + rest
+        except (ImportError, KeyError):
+            pass  # expanduser leaves an unknown user's ~name as it is
     return text
+
+
+# os.path.expandvars reads $NAME with ASCII word characters only
+_VAR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
 def resolve_terraform(inv: Invocation, env: dict[str, str], cwd: str, read=_read) -> dict[str, str]:

@@ -141,7 +141,7 @@ def _cond_matches(
             elif not (
                 _contains_any(rule["verb_contains"], path)
                 or (rule["verb_suffixes"] and path.endswith(rule["verb_suffixes"]))
-                or _any(by_first.get(inv.verb[0] if inv.verb else "", ()), path)
+                or _any(by_first.get(path.partition(" ")[0], ()), path)
                 or _any(rule["verb_globs_any"], path)
             ):
                 return False
@@ -173,7 +173,7 @@ def _cond_matches(
         elif op == "present_not" and (not vals or _any(pats, _fold(vals[-1], ic))):
             return False
         elif op == "any_except":
-            cut = pats.index("")
+            cut = pats.index("\x00")
             keep, skip = pats[:cut], pats[cut + 1 :]
             if not vals or not any(
                 _any(keep, f) and not _any(skip, f) for f in (_fold(v, ic) for v in vals)

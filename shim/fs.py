@@ -142,6 +142,47 @@ def read_file(path: str, limit: int = 1 << 20) -> bytes:
         close(fd)
 
 
+CONFIG_LIMIT = 16 << 20
+_S_IFCHR = 0o020000
+
+
+def _is_dev_null(st: posix.stat_result) -> bool:
+    if (st.st_mode & _S_IFMT) != _S_IFCHR:
+        return False
+    try:
+        null = stat("/dev/null")
+    except OSError:
+        return False
+    return (null.st_mode & _S_IFMT) == _S_IFCHR and null.st_rdev == st.st_rdev
+
+
+def read_config(path: str, limit: int = CONFIG_LIMIT) -> bytes:
+    """The whole of a config file the real tool will read. FileNotFoundError when it is not
+    there; ValueError when it is there but cannot be judged: not a regular file (a FIFO can
+    hand the tool other bytes than it hands shield), or larger than `limit` (a check that read
+    only the start would miss what the tool reads further on)."""
+    fd = open(path, O_RDONLY | O_CLOEXEC | posix.O_NONBLOCK)
+    try:
+        st = fstat(fd)
+        if (st.st_mode & _S_IFMT) != _S_IFREG:
+            if _is_dev_null(st):
+                return b""  # TF_CLI_CONFIG_FILE=/dev/null: "no config", read the same by all
+            raise ValueError(f"{path} is not a regular file")
+        chunks: list[bytes] = []
+        got = 0
+        while got <= limit:
+            chunk = read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if got > limit:
+            raise ValueError(f"{path} is larger than {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        close(fd)
+
+
 def makedirs(path: str, mode: int = 0o777) -> None:
     """mkdir -p (an existing directory is fine)."""
     if isdir(path):

@@ -38,7 +38,9 @@ def _parse(text: str) -> dict[str, dict[str, str]] | None:
     current: dict[str, str] | None = None
     key: str | None = None
     indent_level = 0
-    for raw in text.splitlines():
+    # configparser reads a file's lines: they end at \n, \r\n or \r only (str.splitlines
+    # would also break at \f, \v, \x1c..\x1e, \x85, \u2028 and \u2029, and hide what follows)
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         value = raw.strip()
         if not value:
             if current is not None and key is not None:

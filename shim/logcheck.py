@@ -493,6 +493,8 @@ def anchor_problem(home: str, log_path: str) -> str | None:
     was replaced, or its anchor was never imported). None on a home that anchors nothing (the
     agent side) or that holds this log's anchor."""
     log_id = first_log_id(log_path)
+    if log_id is None:
+        return None  # no entries yet (or not a log at all): verify says what it is
     anchored = [
         n[:-5]
         for n in (os.listdir(anchors_dir(home)) if os.path.isdir(anchors_dir(home)) else [])

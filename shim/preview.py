@@ -338,6 +338,29 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
+def _drop_unbound(workdir: str, keep: dict[str, str]) -> None:
+    """Remove every top-level entry of the workdir but the names in `keep` (the copies a
+    failed preview made before it failed), so that the check before an approved run sees only
+    bound files."""
+    import shutil
+
+    try:
+        names = os.listdir(workdir)
+    except OSError:
+        return
+    for name in names:
+        if name in keep:
+            continue
+        path = os.path.join(workdir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
 def check_snapshots(workdir: str, snapshots: dict[str, str]) -> list[str]:
     """Names (relative to workdir) whose file is missing or no longer has the bound hash, and
     anything in workdir that is not a bound file (a file added to a snapshotted directory
@@ -655,6 +678,7 @@ def prepare(
         # made before the failure would tell the approver they are bound. Only consumed stdin
         # stays bound (the run gets exactly those bytes, or nothing runs).
         pv.snapshots = {k: v for k, v in pv.snapshots.items() if k == "stdin.yaml"}
+        _drop_unbound(workdir, pv.snapshots)
     preview = {
         "kind": concrete,
         "ok": error is None,

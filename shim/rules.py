@@ -444,10 +444,11 @@ def _condition(
             return op, _globs(value["not"], where, what)
         if "any" in value:
             if "except" in value:
-                # some value matches `any` and none of `except`: kept as (any..., "", except...)
+                # some value matches `any` and none of `except`: kept as (any..., NUL,
+                # except...); argv strings cannot hold a NUL, so no pattern is one
                 keep = _globs(value["any"], where, what)
                 skip = _globs(value["except"], where, what)
-                return "any_except", keep + ("",) + skip
+                return "any_except", keep + ("\x00",) + skip
             return "any", _globs(value["any"], where, what)
         if allow_presence and isinstance(value.get("present"), bool):
             return ("present" if value["present"] else "absent"), ()

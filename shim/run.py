@@ -11,7 +11,7 @@ import sys
 from shim import audit, fs, ini
 from shim.argv import UNKNOWN, parse_argv
 from shim.compiled import load_tool
-from shim.context import expand_path, resolve_context
+from shim.context import expand_path, home_of, resolve_context
 from shim.decide import ALLOW, DENY, Decision, decide
 from shim.errors import (
     EXIT_DENIED,
@@ -35,17 +35,21 @@ def _path(alternatives: tuple[str, ...], env: dict[str, str]) -> str | None:
             if env.get(alt[1:]):
                 return env[alt[1:]]
         elif alt.startswith("~/"):
-            return fs.join(env.get("HOME") or "/", alt[2:])
+            return fs.join(home_of(env), alt[2:])
         else:
             return alt
     return None
 
 
-def _text(path: str) -> str:
+def _text(path: str) -> str | None:
+    """The file's text; "" when it is not there; None when it is there but cannot be judged
+    (not a regular file, too large, unreadable): the checks then count it as a hit."""
     try:
-        return fs.read_file(path).decode("utf-8", "replace")
-    except (OSError, ValueError):
+        return fs.read_config(path).decode("utf-8", "replace")
+    except (FileNotFoundError, NotADirectoryError):
         return ""
+    except (OSError, ValueError):
+        return None
 
 
 def override_note(grammar: dict, env: dict[str, str]) -> str:
@@ -86,16 +90,21 @@ def _holds(path: str, when: tuple[str, str]) -> bool:
         return fs.exists(path)
     if test == "dir":
         return fs.isdir(path)
-    if test == "contains":  # also when spelled with \\u escapes (HCL and JSON both allow them)
-        text = _text(path)
+    if not fs.exists(path):
+        return False
+    text = _text(path)
+    if text is None:
+        return True  # there, but shield cannot read it the way the tool will
+    if test == "contains":  # also when spelled with escapes (HCL and JSON allow them)
         return arg in text or ("\\" in text and arg in _unescape(text))
     # section: read as configparser reads it; a file it would refuse may hide one, so it counts
-    sections = ini.parse(_text(path)) if fs.exists(path) else {}
+    sections = ini.parse(text)
     return sections is None or bool(ini.find(sections, arg))
 
 
 def _unescape(text: str) -> str:
-    """Decode `\\uXXXX` and `\\UXXXXXXXX` escapes (without `re` or `codecs`)."""
+    """Decode the numeric escapes of Go strings (HCL) and JSON: `\\xHH`, `\\NNN` (octal),
+    `\\uXXXX`, `\\UXXXXXXXX` (without `re` or `codecs`)."""
     out: list[str] = []
     i = 0
     while True:
@@ -103,10 +112,14 @@ def _unescape(text: str) -> str:
         if j < 0 or j + 1 >= len(text):
             out.append(text[i:])
             return "".join(out)
-        width = {"u": 4, "U": 8}.get(text[j + 1], 0)
-        digits = text[j + 2 : j + 2 + width]
+        kind = text[j + 1]
+        if kind in "01234567":
+            width, start, base = 3, j + 1, 8
+        else:
+            width, start, base = {"x": 2, "u": 4, "U": 8}.get(kind, 0), j + 2, 16
+        digits = text[start : start + width]
         try:
-            ch = chr(int(digits, 16)) if width and len(digits) == width else None
+            ch = chr(int(digits, base)) if width and len(digits) == width else None
         except ValueError:
             ch = None
         if ch is None:
@@ -114,7 +127,7 @@ def _unescape(text: str) -> str:
             i = j + 2
         else:
             out.append(text[i:j] + ch)
-            i = j + 2 + width
+            i = start + width
 
 
 def alias_note(grammar: dict, env: dict[str, str], word: str) -> str:
@@ -125,9 +138,10 @@ def alias_note(grammar: dict, env: dict[str, str], word: str) -> str:
     path = _path(spec["path"], env) if spec else None
     if not spec or not path or not fs.exists(path):
         return ""
-    sections = ini.parse(_text(path))
+    text = _text(path)
+    sections = ini.parse(text) if text is not None else None
     if sections is None:
-        return f"the alias file {path} does not read as an INI file"
+        return f"the alias file {path} cannot be read the way the tool reads it"
     if any(word.lower() in body for body in ini.find(sections, spec["section"])):
         return f"{word!r} is defined in the alias file {path}"
     return ""

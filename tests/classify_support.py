@@ -45,11 +45,13 @@ def classify(
     agent: str = "agent",
     compiled: dict[str, dict] | None = None,
 ) -> Decision:
-    """Parse and decide with the shipped rules (or `compiled`), in a fixed, known context."""
+    """Parse and decide with the shipped rules (or `compiled`), in a fixed, known context
+    (HOME set unless `env` says otherwise: without it kubectl reads ./.kube and is held)."""
     tools = compiled or shipped()
     args = shlex.split(argv) if isinstance(argv, str) else argv
-    inv = parse_argv(tools[tool]["grammar"], args, env or {})
-    return decide(inv, tools[tool]["rules"], context or {}, agent, env or {})
+    env = {"HOME": "/home/agent"} if env is None else env
+    inv = parse_argv(tools[tool]["grammar"], args, env)
+    return decide(inv, tools[tool]["rules"], context or {}, agent, env)
 
 
 class Row(NamedTuple):

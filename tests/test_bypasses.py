@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -264,3 +265,95 @@ def test_a_malformed_overrides_entry_is_refused_with_its_line(tmp_path: Path) ->
     with pytest.raises(RulesError) as err:
         compile_layers([str(layer)])
     assert "toy.yaml:" in err.value.message and "overrides 'when'" in err.value.message
+
+
+# --- config files the tools read differently from a quick look (found in review) ---------------
+
+
+def test_an_alias_hidden_past_a_form_feed_is_still_found(tmp_path: Path) -> None:
+    alias = tmp_path / ".aws" / "cli" / "alias"
+    alias.parent.mkdir(parents=True)
+    alias.write_text("[toplevel]\nwhoami = sts get-caller-identity\f[other]\ns3 = !echo pwned\n")
+    assert aws_decide(tmp_path, ["s3", "ls"]).decision == "ask"
+
+
+def test_a_config_file_too_large_to_read_whole_counts_as_a_hit(tmp_path: Path, monkeypatch) -> None:
+    from shim import fs
+
+    monkeypatch.setattr(fs, "CONFIG_LIMIT", 1000)
+    monkeypatch.setattr(fs.read_config, "__defaults__", (1000,))
+    cfg = tmp_path / ".aws" / "config"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text("# padding\n" * 200 + "[plugins]\nevil = evil_module\n")
+    d = aws_decide(tmp_path, ["sts", "get-caller-identity"])
+    assert d.decision == "ask" and "plugins" in d.reason
+
+
+def test_a_fifo_in_place_of_a_config_file_counts_as_a_hit(tmp_path: Path) -> None:
+    # shield would read one thing from it, the tool another
+    tf = compile_layers([defaults_dir()])["terraform"]
+    fifo = tmp_path / "tf.rc"
+    os.mkfifo(fifo)
+    env = {"HOME": str(tmp_path), "TF_CLI_CONFIG_FILE": str(fifo)}
+    assert classify(tf, ["plan"], env, str(tmp_path), "bot").decision == "ask"
+
+
+@pytest.mark.parametrize("spelling", ["dev\\x5foverrides", "dev\\137overrides"])
+def test_dev_overrides_spelled_with_hex_or_octal_escapes_hold_a_plan(
+    tmp_path: Path, spelling: str
+) -> None:
+    tf = compile_layers([defaults_dir()])["terraform"]
+    rc = tmp_path / "tf.rc"
+    rc.write_text(f'provider_installation {{\n  "{spelling}" {{ "a/b" = "/x" }}\n}}\n')
+    env = {"HOME": str(tmp_path), "TF_CLI_CONFIG_FILE": str(rc)}
+    assert classify(tf, ["plan"], env, str(tmp_path), "bot").decision == "ask"
+
+
+def test_aws_config_file_with_tilde_user_or_vars_is_expanded_as_botocore_does(
+    tmp_path: Path,
+) -> None:
+    import pwd
+
+    me = pwd.getpwuid(os.getuid())
+    cfg = tmp_path / "cfg"
+    cfg.write_text("[plugins]\nevil = evil_module\n")
+    rel = os.path.relpath(cfg, me.pw_dir)
+    for value in (f"~{me.pw_name}/{rel}", "$D/cfg"):
+        d = aws_decide(
+            tmp_path, ["sts", "get-caller-identity"], {"AWS_CONFIG_FILE": value, "D": str(tmp_path)}
+        )
+        assert d.decision == "ask", value
+    # expandvars reads ASCII names only: `$Dé` is not $D followed by é
+    d = aws_decide(
+        tmp_path, ["sts", "get-caller-identity"], {"AWS_CONFIG_FILE": "$Dé", "D": str(cfg)}
+    )
+    assert d.decision == "allow"
+
+
+def test_kubectl_with_a_discovery_cache_of_the_callers_choosing_is_held(
+    kubectl: dict, tmp_path: Path
+) -> None:
+    assert decide(kubectl, tmp_path, "get", "pods", "-o", "yaml").decision == "allow"
+    d = decide(kubectl, tmp_path, "--cache-dir", str(tmp_path), "get", "pods", "-o", "yaml")
+    assert (d.decision, d.rule) == ("ask", "kubectl/discovery-cache")
+    d = decide(kubectl, tmp_path, "get", "pods", env={"KUBECACHEDIR": str(tmp_path)})
+    assert d.decision == "ask"
+
+
+@pytest.mark.parametrize(
+    "var",
+    ["PYTHONPYCACHEPREFIX", "PYTHONUSERBASE", "PYTHONWARNINGS", "BOTOCORE_EXPERIMENTAL__PLUGINS"],
+)
+def test_more_code_loading_variables_hold_aws_reads(tmp_path: Path, var: str) -> None:
+    d = aws_decide(tmp_path, ["s3", "ls"], {var: "x"})
+    assert (d.decision, d.rule) == ("ask", "aws/code-hooks")
+
+
+@pytest.mark.parametrize("var", ["HELM_PLUGINS", "HELM_DATA_HOME", "XDG_DATA_HOME"])
+def test_helm_plugins_from_a_directory_of_the_callers_choosing_are_held(
+    tmp_path: Path, var: str
+) -> None:
+    helm = compile_layers([defaults_dir()])["helm"]
+    env = {"HOME": str(tmp_path), var: str(tmp_path)}
+    d = classify(helm, ["repo", "update"], env, str(tmp_path), "bot")
+    assert (d.decision, d.rule) == ("ask", "helm/plugin-dirs")

@@ -192,3 +192,10 @@ def test_a_global_flag_hidden_as_another_flags_value_still_counts() -> None:
     assert parse("helm", "list --frob -n x").flag("--namespace") == "x"
     # what cobra's own pass sets wins
     assert parse("helm", "uninstall web -n a --description -nb").flag("--namespace") == "a"
+
+
+def test_helms_early_pass_stops_where_pflag_stops() -> None:
+    # pflag's early pass ends at the help flag it does not define, and at bad flag syntax
+    inv = parse("helm", "uninstall web --description -nprod --help=false --description -nsandbox")
+    assert inv.flag("--namespace") == "prod"
+    assert parse("helm", "uninstall web ---x --description -nprod").flag("--namespace") is None

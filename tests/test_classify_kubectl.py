@@ -219,7 +219,7 @@ ROWS: list[Row] = [
     Row("kustomize --enable_helm overlays/prod", "ask", "kustomize", "kubectl/kustomize-exec"),
     Row("delete pod web --dry_run=server", "allow", "delete", "kubectl/dry-run"),
     Row("--insecure_skip_tls_verify get pods", "allow", "get", "kubectl/read"),
-    Row("--cache_dir=/tmp/c get pods", "allow", "get", "kubectl/read"),
+    Row("--cache_dir=/tmp/c get pods", "ask", "get", "kubectl/discovery-cache"),
     # a flag kubectl 1.32 does not have: shield cannot place its value
     Row("get pods --frobnicate", "ask", "get", None),
     Row("delete pod web --frobnicate --dry-run=client", "ask", "delete", None),

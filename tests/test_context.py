@@ -4,6 +4,7 @@ workspace and directory (reference/cli-grammars.md sections 1.3, 2.3, 3.4, 4.3).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,7 @@ def test_a_json_kubeconfig_is_read_too(tmp_path: Path) -> None:
         ("[1, 2]", (None, {})),
         ('{"contexts": 5, "current-context": 7}', (None, {})),
         ('{"contexts": [{"name": "a", "context": "x"}]}', (None, {"a": ""})),
-        ("{not json", (None, {})),
+        ("{not json", ("?", {})),  # YAML flow style or garbage: not guessed
         ("\x00\udcff: -\n  - :\n", ("?", {})),
     ],
 )
@@ -144,6 +145,51 @@ def test_kubeconfig_scanner_reads_what_kubectl_writes_and_survives_the_rest(
 )
 def test_yaml_the_scanner_cannot_read_leaves_the_context_unresolved(text: str) -> None:
     assert scan_kubeconfig(text) == ("?", {})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'current-context: kind-dev\n"current-context": eu-prod-1\n',  # a quoted key
+        "current-context: kind-dev\fcurrent-context: prod\n",  # a form feed
+        "current-context: kind-dev\u2028x: y\n",
+    ],
+)
+def test_keys_and_line_breaks_kubectl_reads_differently_leave_it_unresolved(text: str) -> None:
+    assert scan_kubeconfig(text) == ("?", {})
+
+
+def test_a_comment_after_a_tab_is_a_comment() -> None:
+    assert scan_kubeconfig("current-context: prod\t# was dev\n") == ("prod", {})
+
+
+def test_a_wrapped_plain_scalar_elsewhere_is_fine_but_not_in_a_value_read_here() -> None:
+    # gcloud writes long installHint values wrapped over several lines
+    gke = (
+        "contexts:\n- context:\n    cluster: c\n    namespace: jobs\n    user: u\n  name: gke\n"
+        "current-context: gke\nusers:\n- name: u\n  user:\n    exec:\n"
+        "      installHint: Install gke-gcloud-auth-plugin for use with kubectl by following\n"
+        "        https://cloud.google.com/kubernetes-engine/docs/how-to/cluster-access\n"
+        "      command: gke-gcloud-auth-plugin\n"
+    )
+    assert scan_kubeconfig(gke) == ("gke", {"gke": "jobs"})
+    assert scan_kubeconfig("contexts:\n- name: a\n  context:\n    namespace: x\n      y\n") == (
+        "?",
+        {},
+    )
+
+
+def test_an_unreadable_kubeconfig_in_the_list_leaves_context_and_namespace_unresolved(
+    tmp_path: Path,
+) -> None:
+    bad, good = tmp_path / "bad", tmp_path / "good"
+    bad.write_text("current-context: &a prod\n")
+    good.write_text(kubeconfig("dev", {"dev": "sandbox", "prod": "sandbox"}))
+    got = ctx("kubectl", "--context prod get pods", {"KUBECONFIG": f"{bad}:{good}"})
+    assert (got["context"], got["namespace"]) == ("prod", "?")
+    os.mkfifo(tmp_path / "fifo")  # a FIFO could hand kubectl other bytes than shield
+    got = ctx("kubectl", "get pods", {"KUBECONFIG": f"{tmp_path / 'fifo'}:{good}"})
+    assert got["context"] == "?"
 
 
 def test_only_the_contexts_own_namespace_counts_not_one_nested_deeper() -> None:

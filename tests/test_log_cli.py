@@ -326,6 +326,17 @@ def test_an_approver_home_that_lost_the_anchor_of_a_log_it_signed_fails_verify(
     assert homes.run(homes.agent, "verify").exit_code == 0
 
 
+def test_an_anchored_log_with_no_entries_yet_verifies(homes: Homes, tmp_path) -> None:
+    fresh = str(tmp_path / "fresh" / "log")
+    audit.init_log(fresh)
+    assert (
+        homes.run(homes.alice, "anchor", "import", os.path.join(fresh, "anchor.json")).exit_code
+        == 0
+    )
+    res = homes.run(homes.alice, "verify", "--path", os.path.join(fresh, "shield.log"))
+    assert res.exit_code == 0, res.output
+
+
 def test_anchor_import_keep_leaves_the_file_and_warns(homes: Homes) -> None:
     res = homes.run(homes.alice, "anchor", "import", "--keep", homes.anchor_file)
     assert res.exit_code == 0 and os.path.exists(homes.anchor_file)

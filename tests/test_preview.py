@@ -81,6 +81,7 @@ class Bench:
         inv = parse(self.tool, argv, env)
         e = {
             "PATH": "/usr/bin:/bin",
+            "HOME": str(self.root),  # without HOME kubectl reads ./.kube: shield holds that
             "PV_RECORD": str(self.record),
             "PV_ANSWERS": str(self.answers_file),
         }
@@ -820,6 +821,26 @@ def test_stdin_that_is_never_closed_binds_what_was_read_and_says_so(kubectl: Ben
     assert "stdin was still open" in pv["error"]
     assert Path(res["stdin_file"]).read_bytes() == b"kind: ConfigMap\n"
     assert kubectl.calls() == []
+
+
+def test_a_failed_preview_that_keeps_stdin_leaves_no_other_copy_to_trip_the_check(
+    kubectl: Bench,
+) -> None:
+    # -f good.yaml is copied, -f - is read, -f missing.yaml fails: only stdin stays bound,
+    # and the copy of good.yaml must not remain in the workdir (the check before the approved
+    # run would call it tampering)
+    (kubectl.cwd / "good.yaml").write_text("kind: ConfigMap\n")
+    r, w = os.pipe()
+    os.write(w, b"kind: Secret\n")
+    os.close(w)
+    try:
+        res = kubectl.prepare(
+            ["apply", "-f", "good.yaml", "-f", "-", "-f", "missing.yaml"], stdin_fd=r
+        )
+    finally:
+        os.close(r)
+    assert res["preview"]["ok"] is False and list(res["snapshots"]) == ["stdin.yaml"]
+    assert preview.check_snapshots(str(kubectl.workdir), res["snapshots"]) == []
 
 
 def test_stdin_unavailable_leaves_f_dash_unbound(kubectl: Bench) -> None:

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shim.argv import parse_argv
 from shim.compiled import defaults_dir, load_tool
@@ -77,8 +79,9 @@ def _layer(tmp: Path, name: str, files: dict[str, str]) -> str:
 def _decide(
     tools: dict, tool: str, line: str, context: dict[str, str] | None = None
 ) -> tuple[str, str | None]:
-    inv = parse_argv(tools[tool]["grammar"], line.split(), {})
-    d = decide(inv, tools[tool]["rules"], context or {}, "agent", {})
+    env = {"HOME": "/home/agent"}
+    inv = parse_argv(tools[tool]["grammar"], line.split(), env)
+    d = decide(inv, tools[tool]["rules"], context or {}, "agent", env)
     return d.decision, d.rule
 
 
@@ -563,3 +566,28 @@ def test_the_readme_examples_compile_and_do_what_they_say(tmp_path: Path) -> Non
     assert (
         _decide(tools, "gcloud", "compute instances delete vm", {"project": "a-prod"})[0] == "deny"
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.text(alphabet="ab -*?", min_size=1, max_size=8), min_size=1, max_size=6),
+    st.lists(st.text(alphabet="ab -", min_size=1, max_size=4), min_size=1, max_size=3),
+)
+def test_the_split_verb_globs_match_exactly_what_the_globs_match(
+    patterns: list[str], words: list[str]
+) -> None:
+    # decide splits a rule's verbs into a set, first-word buckets, `*MID*`, `*TAIL` and the
+    # rest for speed; the result must be the plain glob match of the joined verb path
+    from shim.argv import parse_argv
+    from shim.decide import rule_matches
+    from shim.glob import match
+    from shim.rules import compile_rule
+
+    raw = {"id": "t/x", "decision": "ask", "reason": "r", "match": {"verb": patterns}}
+    raw["examples"] = {"match": ["x"]}
+    rule = compile_rule(raw, "toy", "toy.yaml", 0)
+    inv = parse_argv({"style": "cobra"}, ["x"], {})
+    inv.verb = tuple(words)
+    inv.kind = "ok"
+    want = any(match(p, " ".join(words)) for p in patterns)
+    assert rule_matches(rule, inv, {}, "a", {}) == want
