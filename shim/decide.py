@@ -107,15 +107,50 @@ def rule_matches(
     """True when every condition of one of the rule's alternatives holds for this call.
 
     `risk` is known only for a held call after its preview; a risk condition never matches
-    without it."""
+    without it. The kind, dry-run and verb tests run here, in the loop: most alternatives fail
+    one of them, and a call per alternative is what classification time goes to."""
     restrictive = rule["decision"] != ALLOW
-    for cond in rule["alts"]:  # noqa: SIM110 - hot path
+    kind = inv.kind
+    dry = inv.dry_run
+    path = inv.memo.get("path")
+    if path is None:
+        path = inv.memo["path"] = " ".join(inv.verb)
+    for cond in rule["alts"]:
+        if kind not in cond.get("kind", _OK_ONLY):
+            continue
+        want_dry = cond.get("dry_run")
+        if want_dry is not None and dry != want_dry:
+            continue
+        plain = cond.get("verb_set")
+        if plain is not None:
+            if path not in plain and not _verb_glob(cond, path):
+                continue
+        else:
+            verbs = cond.get("verb")
+            if verbs is not None and not _any(verbs, path):
+                continue
         levels = cond.get("risk_in")
         if levels is not None and risk not in levels:
             continue
         if _cond_matches(cond, restrictive, inv, context, agent, env):
             return True
     return False
+
+
+_OK_ONLY = ("ok",)
+
+
+def _verb_glob(cond: dict, path: str) -> bool:
+    """The glob part of a compiled `verb` list (the plain paths were a set lookup)."""
+    by_first = cond.get("verb_globs_first")
+    if by_first is None:  # compiled before the split
+        return _any(cond["verb_globs"], path)
+    return (
+        _contains_any(cond["verb_contains"], path)
+        or bool(cond["verb_suffixes"] and path.endswith(cond["verb_suffixes"]))
+        or _any(by_first.get(path.partition(" ")[0], ()), path)
+        or _any(cond["verb_globs_any"], path)
+    )
 
 
 def _cond_matches(
@@ -126,32 +161,7 @@ def _cond_matches(
     agent: str,
     env: dict[str, str],
 ) -> bool:
-    if inv.kind not in rule.get("kind", ("ok",)):
-        return False
-    plain = rule.get("verb_set")
-    if plain is not None:
-        path = inv.memo.get("path")
-        if path is None:
-            path = inv.memo["path"] = " ".join(inv.verb)
-        if path not in plain:
-            by_first = rule.get("verb_globs_first")
-            if by_first is None:  # compiled before the split
-                if not _any(rule["verb_globs"], path):
-                    return False
-            elif not (
-                _contains_any(rule["verb_contains"], path)
-                or (rule["verb_suffixes"] and path.endswith(rule["verb_suffixes"]))
-                or _any(by_first.get(path.partition(" ")[0], ()), path)
-                or _any(rule["verb_globs_any"], path)
-            ):
-                return False
-    else:
-        verbs = rule.get("verb")
-        if verbs is not None and not _any(verbs, " ".join(inv.verb)):
-            return False
-    dry = rule.get("dry_run")
-    if dry is not None and inv.dry_run != dry:
-        return False
+    """The conditions of one alternative past kind, dry run and verb (rule_matches tests those)."""
     ic = rule.get("ignore_case", False)
     for name, op, pats in rule.get("flags", ()):
         vals = inv.flags.get(name)

@@ -113,7 +113,9 @@ def main() -> int:
     for _tool, argv, grammar, rules in calls:
         inv = parse_argv(grammar, argv, env)
         decisions[
-            decide(inv, rules, resolve_context(grammar, inv, env, "/w", read=_read)).decision
+            decide(
+                inv, rules, resolve_context(grammar, inv, env, "/w", read=_read), "deploy-bot", env
+            ).decision
         ] += 1
 
     def run(with_context: bool) -> float:
