@@ -234,9 +234,7 @@ def _create_file(path: str, data: bytes, mode: int) -> None:
     fd = fs.open(tmp, fs.O_WRONLY | fs.O_CREAT | fs.O_TRUNC | fs.O_CLOEXEC, mode)
     try:
         fs.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[fs.write(fd, view) :]
+        fs.write_all(fd, data)
         fs.fsync(fd)
     finally:
         fs.close(fd)
@@ -486,9 +484,8 @@ def _note(entry: dict[str, object], st: _State, prev: str, reason: str, detail: 
         "reason": reason,
         "detail": detail,
     }
-    line = _seal_next(record, st, prev)
-    st.head = line_hash(line)
-    return line
+    st.head = prev
+    return _fill(record, *_template(record), st)
 
 
 def _note_torn(entry: dict[str, object], st: _State, torn: list[bytes]) -> bytes:
@@ -515,21 +512,6 @@ def _note_behind(entry: dict[str, object], st: _State, healed: int) -> bytes:
         "(its MAC verified) and its key is now erased",
         {"kind": "key-behind", "entries": healed},
     )
-
-
-def _seal_next(entry: dict[str, object], st: _State, prev: str) -> bytes:
-    """Seal `entry` as the next one after `st` and advance `st` (seq and key)."""
-    entry["seq"] = st.seq
-    entry["log"] = st.log
-    entry["prev"] = prev
-    entry["time"] = now_iso()
-    try:
-        line = seal(entry, st.key)
-    except (TypeError, ValueError) as exc:
-        raise LogError(f"cannot log this entry: {exc}") from None
-    st.seq += 1
-    st.key = next_key(st.key)
-    return line
 
 
 def _undo_log(fd: int, size: int) -> None:

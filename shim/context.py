@@ -25,12 +25,14 @@ def home_of(env: dict[str, str]) -> str:
     return env.get("HOME") or _user_home()
 
 
-# What `_read` returns for a file that is there but cannot be judged (not a regular file, too
+# What `read_text` returns for a file that is there but cannot be judged (not a regular file, too
 # large, unreadable): its context is unresolved, never taken from the next file instead.
 UNREADABLE = "\x00unreadable\x00"
 
 
-def _read(path: str) -> str | None:
+def read_text(path: str) -> str | None:
+    """A config file's text; None when it is not there; UNREADABLE when it is there but cannot
+    be judged (not a regular file, too large, unreadable)."""
     try:
         return fs.read_config(path).decode("utf-8", "replace")
     except (FileNotFoundError, NotADirectoryError):
@@ -266,7 +268,7 @@ def _scan_yaml(text: str) -> tuple[str | None, dict[str, str]]:
 
 
 def resolve_kube(
-    inv: Invocation, env: dict[str, str], spec: dict, read=_read, helm: bool = False
+    inv: Invocation, env: dict[str, str], spec: dict, read=read_text, helm: bool = False
 ) -> dict[str, str]:
     flags = spec.get("flags") or {}
     ctx_flag = inv.flag(flags.get("context", "--context"))
@@ -334,7 +336,7 @@ def resolve_kube(
 
 
 def resolve_aws(
-    inv: Invocation, env: dict[str, str], spec: dict, read=_read, major: int = 1
+    inv: Invocation, env: dict[str, str], spec: dict, read=read_text, major: int = 1
 ) -> dict[str, str]:
     out: dict[str, str] = {}
     profile = inv.flag("--profile")
@@ -428,7 +430,9 @@ def expand_path(path: str, env: dict[str, str]) -> str:
 _VAR_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
-def resolve_terraform(inv: Invocation, env: dict[str, str], cwd: str, read=_read) -> dict[str, str]:
+def resolve_terraform(
+    inv: Invocation, env: dict[str, str], cwd: str, read=read_text
+) -> dict[str, str]:
     chdir = inv.flag("-chdir")
     tfdir = fs.normpath(fs.join(cwd, chdir)) if chdir else cwd
     workspace = env.get("TF_WORKSPACE")
@@ -461,7 +465,12 @@ def resolve_generic(inv: Invocation, env: dict[str, str], spec: dict) -> dict[st
 
 
 def resolve_context(
-    grammar: dict, inv: Invocation, env: dict[str, str], cwd: str, read=_read, aws_major: int = 1
+    grammar: dict,
+    inv: Invocation,
+    env: dict[str, str],
+    cwd: str,
+    read=read_text,
+    aws_major: int = 1,
 ) -> dict[str, str]:
     """The resolved target of `inv`, always with `cwd`."""
     spec = grammar.get("context") or {}

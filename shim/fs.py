@@ -142,6 +142,13 @@ def read_file(path: str, limit: int = 1 << 20) -> bytes:
         close(fd)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` (a write may take less than it is given)."""
+    view = memoryview(data)
+    while view:
+        view = view[write(fd, view) :]
+
+
 CONFIG_LIMIT = 16 << 20
 _S_IFCHR = 0o020000
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shim import canon
+from shim import canon, fs
 from shim.audit import now_iso
 from shim.errors import KeyError_, SpoolError
 
@@ -355,9 +355,7 @@ def _write_atomic(spool: str, sub: str, name: str, data: bytes, no_clobber: bool
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(tmp, flags, 0o644, dir_fd=tfd)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            fs.write_all(fd, data)
         finally:
             os.close(fd)
         if no_clobber:
@@ -387,8 +385,8 @@ def _write_atomic(spool: str, sub: str, name: str, data: bytes, no_clobber: bool
     return dest
 
 
-def _read_json(path: str, limit: int, dir_fd: int | None = None) -> object:
-    """Parse a spool file: a regular file (no symlink, FIFO or device) of at most `limit` bytes
+def read_plain_json(path: str, limit: int, dir_fd: int | None = None) -> object:
+    """Parse a file the other side can write (a spool file, a checkpoint copy): a regular file (no symlink, FIFO or device) of at most `limit` bytes
     (`path` relative to `dir_fd` when given)."""
     import json
     import stat
@@ -444,7 +442,7 @@ def list_pending(spool: str, now: float | None = None) -> list[dict[str, Any]]:
             if not name.endswith(".json") or not is_request_id(rid):
                 continue
             try:
-                data = _read_json(name, MAX_REQUEST_BYTES, dir_fd=rfd)
+                data = read_plain_json(name, MAX_REQUEST_BYTES, dir_fd=rfd)
                 req = request_from_dict(data)
             except (OSError, ValueError, SpoolError):
                 continue
@@ -468,7 +466,7 @@ def lookup(spool: str, rid: str) -> tuple[str, dict[str, Any] | None]:
         if dfd is None:
             continue
         try:
-            data = _read_json(f"{rid}.json", MAX_REQUEST_BYTES, dir_fd=dfd)
+            data = read_plain_json(f"{rid}.json", MAX_REQUEST_BYTES, dir_fd=dfd)
         except FileNotFoundError:
             continue
         except (OSError, ValueError) as exc:
@@ -780,7 +778,7 @@ class _Wait:
                 continue
             self.seen[name] = stamp
             try:
-                decision = _read_json(path, MAX_DECISION_BYTES)
+                decision = read_plain_json(path, MAX_DECISION_BYTES)
             except (OSError, ValueError) as exc:
                 self.refuse(name, f"decision file {name!r} is unreadable or not JSON ({exc})")
                 continue

@@ -15,6 +15,8 @@ the part of its reading that decides which sections and keys exist:
   would stop with an error, and shield does not guess.
 """
 
+from shim.argv import split_words
+
 
 def parse(text: str) -> dict[str, dict[str, str]] | None:
     """{section: {key: value}} (sections in file order, each with the `[DEFAULT]` keys under
@@ -95,7 +97,7 @@ def aws_profiles(
     profiles: dict[str, dict[str, str]] = {}
     for sec, body in (config or {}).items():
         if sec.startswith("profile"):
-            parts = _shell_words(sec)
+            parts = split_words(sec)
             if parts is not None and len(parts) == 2:
                 profiles[parts[1]] = dict(body)
         elif sec == "default":
@@ -103,44 +105,3 @@ def aws_profiles(
     for sec, body in (credentials or {}).items():
         profiles.setdefault(sec, {}).update(body)
     return profiles
-
-
-def _shell_words(text: str) -> list[str] | None:
-    """shlex.split for what a section name can hold: whitespace, quotes and backslashes."""
-    words: list[str] = []
-    word: list[str] = []
-    quote = ""
-    started = False
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == quote:
-                quote = ""
-            elif ch == "\\" and quote == '"' and text[i + 1 : i + 2] in ('"', "\\"):
-                i += 1
-                word.append(text[i])
-            else:
-                word.append(ch)
-        elif ch in "\"'":
-            quote = ch
-            started = True
-        elif ch == "\\":
-            if i + 1 >= len(text):
-                return None
-            i += 1
-            word.append(text[i])
-            started = True
-        elif ch.isspace():
-            if started or word:
-                words.append("".join(word))
-                word, started = [], False
-        else:
-            word.append(ch)
-            started = True
-        i += 1
-    if quote:
-        return None  # shlex: No closing quotation (botocore skips the section)
-    if started or word:
-        words.append("".join(word))
-    return words

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from shim import fs
 from shim.audit import (
     ANCHOR_NAME,
     CHECKPOINT_DIR,
@@ -28,6 +29,7 @@ from shim.audit import (
 )
 from shim.canon import encode
 from shim.errors import LogDamage, LogError
+from shim.hold import read_plain_json
 
 if TYPE_CHECKING:
     from shim.keys import PublicKey
@@ -367,24 +369,6 @@ def _load_json(path: str) -> object:
         return json.loads(fh.read().decode("utf-8"))
 
 
-def _load_plain_json(path: str, limit: int = 1 << 20, dir_fd: int | None = None) -> object:
-    """JSON from a regular file that is not a symlink (the agent side's checkpoint copies:
-    a FIFO must not hang the approver, a link must not read the approver's own files)."""
-    import json
-    import stat
-
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError("not a regular file")
-        data = os.read(fd, limit + 1)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise ValueError("too large")
-    return json.loads(data.decode("utf-8"))
-
-
 def _write_json(path: str, obj: object, mode: int) -> None:
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     _create_file(path, (encode(obj) + "\n").encode("ascii"), mode)
@@ -413,9 +397,7 @@ def _write_beside_log(log_path: str, name: str, obj: object) -> str:
             fd = os.open(tmp, flags, 0o644, dir_fd=cfd)
             try:
                 os.fchmod(fd, 0o644)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                fs.write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -543,7 +525,7 @@ def load_checkpoints(directory: str) -> list[dict[str, object]]:
         names = sorted(n for n in os.listdir(dfd) if n.endswith(".json"))
         for name in names:
             try:
-                obj = _load_plain_json(name, dir_fd=dfd)
+                obj = read_plain_json(name, 1 << 20, dir_fd=dfd)
             except (OSError, ValueError):
                 obj = None
             cp = dict(obj) if isinstance(obj, dict) else {}

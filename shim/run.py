@@ -11,7 +11,7 @@ import sys
 from shim import audit, fs, ini
 from shim.argv import UNKNOWN, parse_argv
 from shim.compiled import load_tool
-from shim.context import expand_path, home_of, resolve_context
+from shim.context import UNREADABLE, expand_path, home_of, read_text, resolve_context
 from shim.decide import ALLOW, DENY, Decision, decide
 from shim.errors import (
     EXIT_DENIED,
@@ -39,17 +39,6 @@ def _path(alternatives: tuple[str, ...], env: dict[str, str]) -> str | None:
         else:
             return alt
     return None
-
-
-def _text(path: str) -> str | None:
-    """The file's text; "" when it is not there; None when it is there but cannot be judged
-    (not a regular file, too large, unreadable): the checks then count it as a hit."""
-    try:
-        return fs.read_config(path).decode("utf-8", "replace")
-    except (FileNotFoundError, NotADirectoryError):
-        return ""
-    except (OSError, ValueError):
-        return None
 
 
 def override_note(grammar: dict, env: dict[str, str]) -> str:
@@ -90,10 +79,10 @@ def _holds(path: str, when: tuple[str, str]) -> bool:
         return fs.exists(path)
     if test == "dir":
         return fs.isdir(path)
-    if not fs.exists(path):
-        return False
-    text = _text(path)
+    text = read_text(path)
     if text is None:
+        return False
+    if text == UNREADABLE:
         return True  # there, but shield cannot read it the way the tool will
     if test == "contains":  # also when spelled with escapes (HCL and JSON allow them)
         return arg in text or ("\\" in text and arg in _unescape(text))
@@ -136,10 +125,10 @@ def alias_note(grammar: dict, env: dict[str, str], word: str) -> str:
     refuse to read; ''."""
     spec = grammar.get("alias_file")
     path = _path(spec["path"], env) if spec else None
-    if not spec or not path or not fs.exists(path):
+    text = read_text(path) if path else None
+    if spec is None or text is None:
         return ""
-    text = _text(path)
-    sections = ini.parse(text) if text is not None else None
+    sections = ini.parse(text) if text != UNREADABLE else None
     if sections is None:
         return f"the alias file {path} cannot be read the way the tool reads it"
     if any(word.lower() in body for body in ini.find(sections, spec["section"])):

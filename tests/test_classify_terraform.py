@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.classify_support import Row, check_row, parse, rows_params
 
@@ -306,3 +308,18 @@ def test_terraform_agrees_with_the_real_terraform(row: Row, tmp_path: Path) -> N
         assert real in ("unknown", "error", "help"), real  # `apply -v` prints the version
     else:
         assert real in ("unknown", "error"), real
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab \"'\\\t", max_size=12))
+def test_split_words_splits_as_shlex_does(text: str) -> None:
+    # the hot path's splitter (TF_CLI_ARGS, aws profile headers) stands in for shlex.split
+    import shlex
+
+    from shim.argv import split_words
+
+    try:
+        want: list[str] | None = shlex.split(text)
+    except ValueError:
+        want = None
+    assert split_words(text) == want
