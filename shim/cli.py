@@ -31,25 +31,22 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from shim.commands import check, demo, doctor, install_cmd, rules_cmd
+    from shim.commands import (
+        approve,
+        approver,
+        check,
+        demo,
+        doctor,
+        install_cmd,
+        pending,
+        rules_cmd,
+        trust,
+    )
+    from shim.commands import log as log_cmd
 
-    check.register(app)
-    install_cmd.register(app)
-    doctor.register(app)
-    rules_cmd.register(app)
-    demo.register(app)
-    try:
-        from shim.commands import approval
-
-        approval.register(app)
-    except ImportError:  # pragma: no cover - during development only
-        pass
-    try:
-        from shim.commands import log as log_cmd
-
-        app.add_typer(log_cmd.app, name="log")
-    except ImportError:  # pragma: no cover - during development only
-        pass
+    for module in (check, install_cmd, doctor, rules_cmd, demo, pending, approve, approver, trust):
+        module.register(app)
+    app.add_typer(log_cmd.app, name="log")
 
 
 _register()

@@ -190,6 +190,30 @@ def read_config(path: str, limit: int = CONFIG_LIMIT) -> bytes:
         close(fd)
 
 
+def read_plain(path: str, limit: int, dir_fd: int | None = None) -> bytes:
+    """A whole file the other side can write (a spool file, a checkpoint copy): a regular file
+    (no symlink is followed, no FIFO or device is read) of at most `limit` bytes, `path`
+    relative to `dir_fd` when given. OSError when it cannot be opened; ValueError otherwise."""
+    flags = O_RDONLY | O_CLOEXEC | posix.O_NONBLOCK | posix.O_NOFOLLOW
+    fd = open(path, flags, dir_fd=dir_fd)
+    try:
+        if (fstat(fd).st_mode & _S_IFMT) != _S_IFREG:
+            raise ValueError("not a regular file")
+        chunks: list[bytes] = []
+        got = 0
+        while got <= limit:
+            chunk = read(fd, limit + 1 - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    finally:
+        close(fd)
+    if got > limit:
+        raise ValueError(f"larger than {limit} bytes")
+    return b"".join(chunks)
+
+
 def makedirs(path: str, mode: int = 0o777) -> None:
     """mkdir -p (an existing directory is fine)."""
     if isdir(path):

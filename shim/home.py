@@ -65,3 +65,23 @@ def spool_dir(home: str, env: dict[str, str] | None = None, flag: str | None = N
 def default_layers(home: str, package_defaults: str) -> list[str]:
     """Rule layers, lowest first: package defaults, /etc/shield, the home's own."""
     return [package_defaults, ETC_LAYER, layer_dir(home)]
+
+
+def load_config(home: str) -> dict:
+    """The home's `config.json` (hold timeout, TTY prompt, notify hook, clock skew); {} when
+    there is none. ShieldError when it is not JSON (cold: imports json)."""
+    from shim.errors import ShieldError
+
+    path = fs.join(home, "config.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError:
+        return {}
+    import json
+
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ShieldError(f"{path} is not valid JSON: {exc}", "fix or remove the file") from exc
+    return data if isinstance(data, dict) else {}

@@ -14,10 +14,10 @@ import stat
 import sys
 from pathlib import Path
 
-from shim.compiled import defaults_dir
 from shim.errors import ShieldError
 from shim.home import compiled_dir, default_layers, default_spool, log_dir
-from shim.resolve import MARKER, is_shim
+from shim.real import MARKER, is_shim
+from shim.rules.load import defaults_dir
 
 TEMPLATE = """#!{python} -IS
 # {marker}
@@ -46,15 +46,29 @@ HOT_MODULES = (
     "shim.fs",
     "shim.errors",
     "shim.canon",
-    "shim.audit",
-    "shim.glob",
-    "shim.argv",
-    "shim.decide",
-    "shim.compiled",
-    "shim.ini",
-    "shim.context",
+    "shim.clock",
     "shim.home",
-    "shim.resolve",
+    "shim.log",
+    "shim.log.append",
+    "shim.call",
+    "shim.classify",
+    "shim.classify.glob",
+    "shim.classify.words",
+    "shim.classify.invocation",
+    "shim.classify.cobra",
+    "shim.classify.aws",
+    "shim.classify.terraform",
+    "shim.classify.argv",
+    "shim.classify.files",
+    "shim.classify.ini",
+    "shim.classify.kubeconfig",
+    "shim.classify.context",
+    "shim.classify.overrides",
+    "shim.classify.decide",
+    "shim.classify.classify",
+    "shim.rules",
+    "shim.rules.load",
+    "shim.real",
     "shim.run",
 )
 BUNDLE_NAME = ".shield-hot.bundle"
@@ -131,7 +145,8 @@ def build_bundle(dest: str) -> str:
         st = os.stat(path)
         # optimize=2 drops docstrings (the hot modules hold no asserts; a test keeps it so)
         code = compile(source, path, "exec", dont_inherit=True, optimize=2)
-        modules.append((name, path, name == "shim", st.st_mtime_ns, st.st_size, code))
+        is_pkg = path.endswith("__init__.py")
+        modules.append((name, path, is_pkg, st.st_mtime_ns, st.st_size, code))
     data = marshal.dumps({"format": BUNDLE_FORMAT, "magic": python_magic(), "modules": modules})
     tmp = f"{dest}.{os.getpid()}.tmp"
     with open(tmp, "wb") as fh:
@@ -198,7 +213,7 @@ def shim_config(
 
 def prepare_home(home: str) -> dict:
     """Create the agent side's home: dirs, the log and its first key. Returns init_log's result."""
-    from shim import audit
+    from shim.log.append import init_log
 
     # 0755: the agent's user (often not the owner) must reach the rules, log and spool
     os.makedirs(home, mode=0o755, exist_ok=True)
@@ -212,7 +227,7 @@ def prepare_home(home: str) -> dict:
     if not os.path.exists(used):
         with open(used, "a"):
             pass
-    return audit.init_log(log_dir(home))
+    return init_log(log_dir(home))
 
 
 def install(
@@ -226,7 +241,7 @@ def install(
     force: bool = False,
 ) -> dict:
     """Write shims for `tools` into `shim_dir`; compile the rules. Idempotent."""
-    from shim.rules import compile_layers, write_compiled
+    from shim.rules.compile import compile_layers, write_compiled
 
     real = real or {}
     home = os.path.abspath(home)

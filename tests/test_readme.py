@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from shim.compiled import defaults_dir
-from shim.rules import compile_layers
+from shim.rules.compile import compile_layers
+from shim.rules.load import defaults_dir
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()

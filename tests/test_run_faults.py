@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from shim import audit, run
+from shim import run
 from shim.errors import LogError
+from shim.log import append
+from shim.log.append import append_entry
+from shim.run import main
 from tests.conftest import World
 
 
@@ -31,10 +34,10 @@ def test_a_call_whose_entry_cannot_be_written_does_not_run(
         raise LogError(f"cannot append to the log: {errno.errorcode[getattr(errno, err)]}")
 
     ran: list[object] = []
-    monkeypatch.setattr(audit, "append_entry", broken)
+    monkeypatch.setattr(append, "append_entry", broken)
     monkeypatch.setattr(run.fs, "execve", lambda *a: ran.append(a))
     monkeypatch.setenv("PATH", f"{world.bin}:{world.real}")
-    assert run.main(cfg_of(world, "kubectl"), argv) == 125
+    assert main(cfg_of(world, "kubectl"), argv) == 125
     assert ran == []
     assert world.records() == []
 
@@ -42,15 +45,15 @@ def test_a_call_whose_entry_cannot_be_written_does_not_run(
 def test_held_call_whose_held_entry_fails_is_not_left_waiting(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_append = audit.append_entry
+    real_append = append_entry
 
     def flaky(log_dir: str, fields: dict) -> dict:
         if fields.get("event") == "held":
             raise LogError("disk full")
         return real_append(log_dir, fields)
 
-    monkeypatch.setattr(audit, "append_entry", flaky)
+    monkeypatch.setattr(append, "append_entry", flaky)
     monkeypatch.setenv("PATH", f"{world.bin}:{world.real}")
-    assert run.main(cfg_of(world, "kubectl"), ["delete", "pod", "web"]) == 125
+    assert main(cfg_of(world, "kubectl"), ["delete", "pod", "web"]) == 125
     assert world.records() == []
     assert not list(Path(world.home / "state" / "spool").glob("requests/*.json"))

@@ -9,7 +9,7 @@ import typer
 
 from shim.commands.common import DECISION_STYLE, load_rules
 from shim.errors import ShieldError
-from shim.resolve import find_real
+from shim.real import find_real
 from shim.run import classify
 
 EXIT_CODES = {"allow": 0, "ask": 10, "deny": 11}

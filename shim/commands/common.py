@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from typing import Annotated
 
-from shim.compiled import defaults_dir, load_tool
+import typer
+
 from shim.home import compiled_dir, default_layers, home_dir
+from shim.rules.compile import load_tool
+from shim.rules.load import defaults_dir
 
 DECISION_STYLE = {"allow": "bold green", "ask": "bold yellow", "deny": "bold red"}
 
@@ -35,3 +39,13 @@ def _writable(path: str) -> bool:
             return False
         probe = parent
     return os.access(probe, os.W_OK)
+
+
+SpoolOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--spool",
+        metavar="DIR",
+        help="Where held requests and decisions meet (default: SHIELD_SPOOL, else <home>/state/spool).",
+    ),
+]

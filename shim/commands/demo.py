@@ -222,10 +222,10 @@ class Demo:
         self.say("\n[bold]6. The log, and its verification[/]")
         log_path = str(self.agent / "log" / "shield.log")
         self.show("approver", ["shield", "log", "--path", "agent-home/log/shield.log"])
-        from shim import audit
         from shim.commands.log import render_table
+        from shim.log.verify import read_entries
 
-        render_table(list(audit.read_entries(log_path)), self.console)
+        render_table(list(read_entries(log_path)), self.console)
         self.shield(self.approver, "log", "checkpoint", "--path", log_path)
         self.show("approver", ["shield", "log", "checkpoint"])
         verify = self.shield(self.approver, "log", "verify", "--path", log_path, check=False)

@@ -12,7 +12,7 @@ import typer
 from shim.commands.common import current_home, current_layers
 from shim.errors import ShieldError
 from shim.home import keys_dir, layer_dir, log_dir, spool_dir, trust_dir
-from shim.resolve import find_real, is_shim
+from shim.real import find_real, is_shim
 
 
 def register(app: typer.Typer) -> None:
@@ -74,7 +74,7 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
     rep = Report()
     # rules
     try:
-        from shim.rules import compile_layers
+        from shim.rules.compile import compile_layers
 
         compiled = compile_layers(current_layers(home))
         rep.add(
@@ -162,7 +162,7 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
                 f"{label} writable",
                 f"this user can write {p}: an agent running as this user could relax the policy",
             )
-    from shim.ask import load_config
+    from shim.home import load_config
 
     try:
         cfg = load_config(home)
@@ -197,20 +197,20 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
         rep.add("ok", "spool", spool)
     else:
         rep.add("fail", "spool", f"{spool} is missing or not writable")
-    from shim import logcheck
+    from shim.log import storage
 
     for label, p in (("log", ld), ("spool", spool)):
-        kind = logcheck.filesystem_type(p) if os.path.isdir(p) else None
-        if kind in logcheck.NETWORK_FILESYSTEMS:
+        kind = storage.filesystem_type(p) if os.path.isdir(p) else None
+        if kind in storage.NETWORK_FILESYSTEMS:
             rep.add(
                 "warn", f"{label} filesystem", f"{p} is on {kind}: flock may not be reliable there"
             )
     try:
         if os.path.isdir(ld):
-            target, works = ld, logcheck.lock_works(ld)
+            target, works = ld, storage.lock_works(ld)
         else:  # no log yet: test the filesystem the temporary directory is on
             with tempfile.TemporaryDirectory() as scratch:
-                target, works = scratch, logcheck.lock_works(scratch)
+                target, works = scratch, storage.lock_works(scratch)
     except OSError as exc:
         rep.add("fail", "locking", f"cannot test flock on {ld}: {exc.strerror}")
         return rep

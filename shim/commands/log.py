@@ -1,6 +1,6 @@
 """`shield log`: review the log, verify it, sign checkpoints, import anchors (cold).
 
-Mounted by the CLI as `shield log`. The library work lives in `shim.audit`; this module only
+Mounted by the CLI as `shield log`. The library work lives in `shim.log`; this module only
 parses options, picks the home's files and prints.
 """
 
@@ -21,9 +21,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from shim import audit, logcheck
 from shim.errors import LogDamage, LogError
 from shim.home import home_dir, log_path
+from shim.log import anchors
+from shim.log import verify as verify_mod
 
 app = typer.Typer(
     name="log",
@@ -240,8 +241,8 @@ def _follow(path: str, offset: int, interval: float = 0.2) -> Iterator[dict[str,
             *complete, buf = buf.split(b"\n")
             for line in complete:
                 lineno += 1
-                d = logcheck.parse_line(line)
-                yield d if d is not None else logcheck.torn_marker(lineno, line)
+                d = verify_mod.parse_line(line)
+                yield d if d is not None else verify_mod.torn_marker(lineno, line)
         else:
             time.sleep(interval)
 
@@ -274,7 +275,7 @@ def show(
     keep = make_filter(agent, tool, decision, parse_since(since) if since else None, request)
     as_json = as_json or not sys.stdout.isatty()
     console = None if as_json else Console()
-    entries = [e for e in audit.read_entries(file) if keep(e)]
+    entries = [e for e in verify_mod.read_entries(file) if keep(e)]
     if as_json or follow:
         for e in entries:
             _emit(e, as_json, console)
@@ -316,20 +317,20 @@ def verify(
     file = _path(path)
     if not os.path.exists(file):
         raise LogError(f"no log at {file}", "pass --path, or check SHIELD_HOME")
-    anchor_d, cps, notes = logcheck.gather(home, file, anchor)
-    problem = None if anchor else logcheck.anchor_problem(home, file)
+    anchor_d, cps, notes = anchors.gather(home, file, anchor)
+    problem = None if anchor else anchors.anchor_problem(home, file)
     if problem:
-        report = audit.VerifyReport(
+        report = verify_mod.VerifyReport(
             False,
             0,
             None,
             "replaced",
             f"{file}: replaced: {problem}",
-            log=logcheck.first_log_id(file),
+            log=anchors.first_log_id(file),
         )
     else:
-        report = audit.verify_log(
-            file, anchor=anchor_d, checkpoints=cps, trusted=logcheck.approver_trusted(home)
+        report = verify_mod.verify_log(
+            file, anchor=anchor_d, checkpoints=cps, trusted=anchors.approver_trusted(home)
         )
     for note in notes:
         print(f"shield: log: {note}", file=sys.stderr)
@@ -354,7 +355,7 @@ def checkpoint(path: PathOpt = None) -> None:
     Example: shield log checkpoint --path /srv/agents/deploy-bot/log/shield.log
     """
     home = home_dir()
-    cp = audit.sign_checkpoint(home, _path(path))
+    cp = anchors.sign_checkpoint(home, _path(path))
     print(
         f"shield: log: checkpoint of log {cp['log']}: {cp['size']} lines, head "
         f"{str(cp['head'])[:16]}, signed by {cp['name']} ({cp['signer']})\n"
@@ -365,7 +366,7 @@ def checkpoint(path: PathOpt = None) -> None:
     else:
         print(
             "shield: log: could not copy it next to the log; verification on the agent side "
-            f"will not see it (copy {cp['stored']} into {logcheck.log_checkpoints_dir(_path(path))})",
+            f"will not see it (copy {cp['stored']} into {anchors.log_checkpoints_dir(_path(path))})",
             file=sys.stderr,
         )
 
@@ -385,8 +386,8 @@ def anchor_import(
     Example: shield log anchor import /srv/agents/deploy-bot/log/anchor.json
     """
     home = home_dir()
-    dest = logcheck.import_anchor(home, file)
-    print(f"shield: log: anchor of log {logcheck.load_anchor(dest)['log']} stored in {dest}")
+    dest = anchors.import_anchor(home, file)
+    print(f"shield: log: anchor of log {anchors.load_anchor(dest)['log']} stored in {dest}")
     if keep:
         print(
             f"shield: log: {file} kept: delete it from the agent side (it can forge the log)",

@@ -27,7 +27,7 @@ def lint(as_json: bool = typer.Option(False, "--json")) -> int:
 
         shield rules lint
     """
-    from shim.rules import compile_layers, effective_files
+    from shim.rules.compile import compile_layers, effective_files
 
     layers = current_layers()
     compiled = compile_layers(layers)  # raises RulesError(file:line)

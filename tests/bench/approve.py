@@ -1,6 +1,6 @@
 """Bench: from `shield approve` returning to the held command starting (SPEC target: <= 0.2 s).
 
-Two temporary homes and one spool. A waiter process holds a call (`hold.wait_for_decision`,
+Two temporary homes and one spool. A waiter process holds a call (`wait_for_decision`,
 default poll interval), and when it is approved starts a stand-in command that prints the time
 it started. Each round, this script runs `shield approve ID` as its own process (`python -m
 shim.cli`), notes the time it returned, and compares. A negative figure means the command started
@@ -24,21 +24,24 @@ import time
 
 WAITER = r"""
 import subprocess, sys, time
-from shim import hold, keys
+from shim import keys
+from shim.approval.request import new_request
+from shim.approval.spool import SpoolTransport, write_request
+from shim.approval.wait import wait_for_decision
 
 spool, agent, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 trusted = keys.load_trusted(agent)
 for _ in range(rounds):
-    req = hold.new_request(
+    req = new_request(
         agent="bench-bot", tool="kubectl", argv=["kubectl", "delete", "pod", "web-1"],
         cwd="/", context={"namespace": "prod"}, rule="kubectl/delete", reason="bench",
         timeout_s=60,
     )
-    hold.write_request(spool, req)
+    write_request(spool, req)
     print("HELD", req.id, flush=True)
-    verdict = hold.wait_for_decision(
-        req, spool=spool, trusted=trusted, used_path=agent + "/state/used",
-        log=lambda fields: None, tty=False,
+    verdict = wait_for_decision(
+        req, [SpoolTransport(spool, req)], trusted=trusted, used_path=agent + "/state/used",
+        log=lambda fields: None,
     )
     noticed = time.time()
     assert verdict.outcome == "approved", verdict

@@ -21,11 +21,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from shim.argv import parse_argv  # noqa: E402
-from shim.compiled import defaults_dir  # noqa: E402
-from shim.context import resolve_context  # noqa: E402
-from shim.decide import decide  # noqa: E402
-from shim.rules import compile_layers  # noqa: E402
+from shim.classify.argv import parse_argv  # noqa: E402
+from shim.classify.context import resolve_context  # noqa: E402
+from shim.classify.decide import decide  # noqa: E402
+from shim.rules.compile import compile_layers  # noqa: E402
+from shim.rules.load import defaults_dir  # noqa: E402
 
 MIX = """
 kubectl get pods

@@ -34,7 +34,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from shim import audit, fs  # noqa: E402
+from shim import fs  # noqa: E402
+from shim.log.append import ANCHOR_NAME, LOG_NAME, append_entry, init_log  # noqa: E402
+from shim.log.verify import verify_log  # noqa: E402
 
 TARGET_P99_MS_16 = 2.0
 TARGET_VERIFY = 50_000
@@ -60,9 +62,9 @@ kind, target = sys.argv[2], sys.argv[3]
 pc = time.perf_counter
 if kind == "shield":
     import json
-    from shim import audit
+    from shim.log.append import append_entry
     entry = json.loads(sys.argv[4])
-    t = pc(); audit.append_entry(target, entry); dt = pc() - t
+    t = pc(); append_entry(target, entry); dt = pc() - t
 else:
     import fcntl, posix
     line = b"x" * (int(sys.argv[4]) - 1) + b"\n"
@@ -84,9 +86,9 @@ def line_size() -> int:
     """The size of one log line for ENTRY (the floor writes lines of this size)."""
     d = tempfile.mkdtemp(prefix="shield-bench-size-")
     try:
-        audit.init_log(d)
-        audit.append_entry(d, {**ENTRY, "request": "0"})
-        return os.path.getsize(os.path.join(d, audit.LOG_NAME))
+        init_log(d)
+        append_entry(d, {**ENTRY, "request": "0"})
+        return os.path.getsize(os.path.join(d, LOG_NAME))
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -116,7 +118,7 @@ def shield_appends(log_dir: str, count: int, think_s: float) -> dict[str, list[f
             if think_s:
                 time.sleep(think_s)
             t = time.perf_counter()
-            audit.append_entry(log_dir, {**ENTRY, "request": str(i)})
+            append_entry(log_dir, {**ENTRY, "request": str(i)})
             lat.append(time.perf_counter() - t)
     finally:
         fs.fdatasync, fcntl.flock = real_sync, real_flock  # type: ignore[assignment]
@@ -156,7 +158,7 @@ def new_target(base: str, kind: str, tag: str) -> str:
     """A fresh log directory (shield) or empty file (floor) on the same filesystem."""
     path = tempfile.mkdtemp(prefix=f"{kind}-{tag}-", dir=base)
     if kind == "shield":
-        audit.init_log(path)
+        init_log(path)
         return path
     path = os.path.join(path, "floor.log")
     open(path, "wb").close()
@@ -165,8 +167,8 @@ def new_target(base: str, kind: str, tag: str) -> str:
 
 def check(kind: str, target: str, entries: int) -> None:
     if kind == "shield":
-        with open(os.path.join(target, audit.ANCHOR_NAME)) as fh:
-            rep = audit.verify_log(os.path.join(target, audit.LOG_NAME), anchor=json.load(fh))
+        with open(os.path.join(target, ANCHOR_NAME)) as fh:
+            rep = verify_log(os.path.join(target, LOG_NAME), anchor=json.load(fh))
         assert rep.ok and rep.entries == entries, rep.message
 
 
@@ -227,12 +229,12 @@ def shims(base: str, kind: str, streams: int, per_stream: int, size: int) -> dic
 
 def build_log(log_dir: str, count: int) -> None:
     """A log of `count` entries (fdatasync skipped: only the bytes matter for verify)."""
-    audit.init_log(log_dir)
+    init_log(log_dir)
     real = fs.fdatasync
     fs.fdatasync = lambda fd: None  # type: ignore[assignment]
     try:
         for i in range(count):
-            audit.append_entry(log_dir, {**ENTRY, "request": str(i)})
+            append_entry(log_dir, {**ENTRY, "request": str(i)})
     finally:
         fs.fdatasync = real  # type: ignore[assignment]
 
@@ -283,8 +285,8 @@ def main() -> None:
 
         vdir = os.path.join(base, "verify")
         build_log(vdir, args.verify_entries)
-        path = os.path.join(vdir, audit.LOG_NAME)
-        with open(os.path.join(vdir, audit.ANCHOR_NAME)) as fh:
+        path = os.path.join(vdir, LOG_NAME)
+        with open(os.path.join(vdir, ANCHOR_NAME)) as fh:
             anchor = json.load(fh)
         rates = {}
         for label, a in (
@@ -294,7 +296,7 @@ def main() -> None:
             best = 0.0
             for _ in range(3):
                 t = time.perf_counter()
-                rep = audit.verify_log(path, anchor=a)
+                rep = verify_log(path, anchor=a)
                 dt = time.perf_counter() - t
                 assert rep.ok and rep.entries == args.verify_entries, rep.message
                 best = max(best, rep.entries / dt)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from shim import preview
-from tests.classify_support import classify, parse
+from shim.preview.prepare import prepare
+from shim.preview.snapshot import check_snapshots, sha256_file
+from tests.classify.support import classify, parse
 from tests.conftest import free_port
 
 # --------------------------------------------------------------------------- helpers
@@ -42,7 +43,7 @@ def held(
         asked.append(a)
         return classify(tool, a, env=env).decision == "allow"
 
-    res = preview.prepare(
+    res = prepare(
         "auto",
         inv,
         context or {},
@@ -182,12 +183,12 @@ def test_terraform_apply_preview_counts_and_names_what_is_destroyed_and_replaced
         ]
     ]
     assert res["run_argv"] == ["-chdir=infra", "apply", "-input=false", snap]
-    assert res["snapshots"] == {"plan.tfplan": preview.sha256_file(snap)}
+    assert res["snapshots"] == {"plan.tfplan": sha256_file(snap)}
     assert state_of(infra) == {"keep": "keep", "gone": "gone", "swap": ["v1"], "edit": "e1"}
 
     # the agent rewrites main.tf after the preview; the approved run applies the saved plan
     (infra / "main.tf").write_text(MAIN_SNEAKY)
-    assert preview.check_snapshots(str(cwd / "work"), res["snapshots"]) == []
+    assert check_snapshots(str(cwd / "work"), res["snapshots"]) == []
     done = approved(real, res, argv, env, cwd)
     assert done.returncode == 0, done.stderr
     assert b"2 added, 1 changed, 2 destroyed" in done.stdout
@@ -253,7 +254,7 @@ def test_terraform_apply_of_a_saved_plan_shows_it_and_binds_a_copy(tf) -> None:
         timeout=120,
     )
     assert destroy.returncode == 0, destroy.stderr
-    assert preview.check_snapshots(str(cwd / "work"), res["snapshots"]) == []
+    assert check_snapshots(str(cwd / "work"), res["snapshots"]) == []
     done = approved(real, res, argv, env, cwd)
     assert done.returncode == 0, done.stderr
     assert state_of(infra) == {"keep": "keep", "swap": ["v2"], "edit": "e2", "new": "new-a"}
@@ -268,7 +269,7 @@ def test_terraform_plan_snapshot_tampered_after_the_preview_is_detected(tf) -> N
     snap.chmod(0o600)
     with open(snap, "ab") as fh:
         fh.write(b"\0")
-    assert preview.check_snapshots(str(cwd / "w"), res["snapshots"]) == ["plan.tfplan"]
+    assert check_snapshots(str(cwd / "w"), res["snapshots"]) == ["plan.tfplan"]
 
 
 def test_terraform_plan_that_fails_is_reported_and_binds_nothing(tf) -> None:
@@ -491,8 +492,7 @@ def test_aws_preview_against_an_unreachable_endpoint_fails_within_its_timeout(
 # --------------------------------------------------------------------------- through the shim
 # Two homes, one spool, real shim processes: the hold path runs the rule's preview, the request
 # carries it, the approver signs it, and what runs is what was shown. These need the hold path
-# to call shim.preview.hold_preview and the rules to declare `preview:`
-# (docs/preview-integration.patch); until then they are skipped.
+# to call shim.preview.prepare.hold_preview and the rules to declare `preview:`.
 
 
 from tests.e2e.conftest import finish, start  # noqa: E402 - shared e2e helpers

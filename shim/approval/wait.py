@@ -1,0 +1,181 @@
+"""Wait for a held request's decision, from whichever transport brings it (cold).
+
+The first valid decision wins. A signed decision counts only when `verify_decision` accepts it
+against the shim's own copy of the request and trust store, and the used store had not seen it;
+anything else is logged as a `security` event, handed back to its transport to put aside, and
+the wait goes on. Past the deadline nothing is read: the request expires as a denial.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from shim.approval.decision import VERDICTS, decision_hash, verify_decision
+from shim.approval.request import HeldRequest
+from shim.approval.transport import Delivery, Transport, Verdict
+from shim.approval.used import commit_used, load_used
+from shim.clock import parse_iso
+from shim.keys import PublicKey
+
+LogFn = Callable[[dict[str, Any]], object]  # the return value is ignored
+
+
+class Waiter:
+    """The state of one hold: its transports, the keys it trusts, what it has accepted."""
+
+    def __init__(
+        self,
+        req: HeldRequest,
+        transports: Sequence[Transport],
+        trusted: dict[str, PublicKey],
+        used_path: str,
+        log: LogFn,
+        clock_skew_s: float,
+        poll_s: float,
+    ) -> None:
+        self.req = req
+        self.transports = list(transports)
+        self.trusted = trusted
+        self.used_path = used_path
+        self.used = load_used(used_path)
+        self.log = log
+        self.skew = clock_skew_s
+        self.poll_s = max(0.001, poll_s)
+        self.closed = False
+
+    def run(self, deadline: float, caught: list[int]) -> Verdict:
+        """Poll every transport until a decision, the deadline or a caught signal."""
+        while True:
+            if caught:
+                return self.cancel(caught[0])
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return self.expire()  # fail closed: past the deadline nothing is read
+            verdict = self.poll_once(min(self.poll_s, left))
+            if verdict is not None:
+                return self.finish(verdict)
+
+    def poll_once(self, step: float) -> Verdict | None:
+        """One round over the transports, spending about `step` seconds in the blocking ones
+        (or asleep when there is none)."""
+        blocking = [t for t in self.transports if t.blocking]
+        for transport in self.transports:
+            wait_s = step / len(blocking) if transport.blocking else 0.0
+            for delivery in transport.poll(wait_s):
+                verdict = self.judge(transport, delivery)
+                if verdict is not None:
+                    return verdict
+        if not blocking:
+            time.sleep(step)
+        return None
+
+    def judge(self, transport: Transport, delivery: Delivery) -> Verdict | None:
+        """The verdict a delivery carries, when it may decide this request; else None."""
+        if delivery.error:
+            self.refuse(transport, delivery, delivery.error)
+            return None
+        if delivery.verdict is not None:
+            return self.record(delivery.verdict, {})
+        decision = delivery.decision
+        ok, why = verify_decision(
+            decision, self.req, self.trusted, time.time(), self.skew, self.used
+        )
+        if not ok:
+            self.refuse(transport, delivery, why)
+            return None
+        mark = decision_hash(decision)
+        if not commit_used(self.used_path, mark):
+            self.refuse(transport, delivery, "decision was used before (replay)")
+            return None
+        self.used.add(mark)
+        verdict = Verdict(
+            VERDICTS[decision["verdict"]],
+            decision["approver"],
+            decision["reason"],
+            None,
+            delivery.channel,
+        )
+        return self.record(verdict, {"key": decision["key"]})
+
+    def record(self, verdict: Verdict, fields: dict[str, Any]) -> Verdict:
+        self.log(
+            {
+                "event": verdict.outcome,
+                "request": self.req.id,
+                "approver": verdict.approver,
+                "reason": verdict.reason,
+                "channel": verdict.channel,
+                **fields,
+            }
+        )
+        return verdict
+
+    def refuse(self, transport: Transport, delivery: Delivery, why: str) -> None:
+        self.log({"event": "security", "request": self.req.id, "detail": why})
+        transport.reject(delivery, why)
+
+    def expire(self) -> Verdict:
+        reason = f"no decision before {self.req.expires}"
+        self.log({"event": "expired", "request": self.req.id, "reason": reason})
+        return self.finish(Verdict("expired", None, reason))
+
+    def cancel(self, signum: int) -> Verdict:
+        reason = f"{signal.Signals(signum).name} while waiting for a decision"
+        verdict = self.finish(Verdict("interrupted", None, reason, signum))
+        self.log({"event": "cancelled", "request": self.req.id, "signal": signum, "reason": reason})
+        return verdict
+
+    def finish(self, verdict: Verdict) -> Verdict:
+        """Tell every transport how the hold ended (each withdraws the request)."""
+        if not self.closed:
+            self.closed = True
+            close_all(self.transports, verdict)
+        return verdict
+
+
+def close_all(transports: Sequence[Transport], verdict: Verdict) -> None:
+    for transport in transports:
+        try:
+            transport.close(verdict)
+        except Exception:  # noqa: BLE001 - one channel's failure must not keep a hold open
+            pass
+
+
+def wait_for_decision(
+    req: HeldRequest,
+    transports: Sequence[Transport],
+    *,
+    trusted: dict[str, PublicKey],
+    used_path: str,
+    log: LogFn,
+    clock_skew_s: float = 30.0,
+    poll_s: float = 0.02,
+) -> Verdict:
+    """Block until a valid decision from one of `transports` (already published), the
+    request's deadline, or SIGINT/SIGTERM. Exceptions from `log` propagate (the request is
+    withdrawn first)."""
+    remaining = parse_iso(req.expires) - time.time()
+    deadline = time.monotonic() + max(0.0, remaining)
+    caught: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    previous: dict[int, Any] = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    except ValueError:
+        pass  # not the main thread: the caller handles signals
+    waiter: Waiter | None = None
+    try:
+        waiter = Waiter(req, transports, trusted, used_path, log, clock_skew_s, poll_s)
+        return waiter.run(deadline, caught)
+    finally:
+        if waiter is None or not waiter.closed:
+            close_all(transports, Verdict("interrupted", None, "the wait failed"))
+        for number, handler in previous.items():
+            signal.signal(number, handler)

@@ -1,0 +1,46 @@
+"""One call, classified: (compiled rules, argv, env, cwd, agent) -> Decision (HOT).
+
+The one entry point of the package: parse the argv with the tool's grammar (argv), read the
+files that override it (overrides), resolve the target (context), match the rules (decide).
+Used by the shims (shim.run), by previews (is this preview command read-only?) and by
+`shield check`.
+"""
+
+from shim import fs
+from shim.classify.argv import parse_argv
+from shim.classify.context import resolve_context
+from shim.classify.decide import Decision, decide
+from shim.classify.invocation import UNKNOWN
+from shim.classify.overrides import alias_note, override_note
+
+
+def aws_major(real: str | None) -> int:
+    """1 for the Python aws CLI (a script), 2 for the bundled v2 binary."""
+    if not real:
+        return 1
+    try:
+        head = fs.read_file(real, 2)
+    except (OSError, ValueError):
+        return 1
+    return 1 if head == b"#!" else 2
+
+
+def classify(
+    compiled: dict,
+    argv: list[str],
+    env: dict[str, str],
+    cwd: str,
+    agent: str,
+    real: str | None = None,
+) -> Decision:
+    """Parse and decide one call with the world passed in (used by shims and `shield check`)."""
+    grammar = compiled["grammar"]
+    inv = parse_argv(grammar, argv, env)
+    note = override_note(grammar, env) or (
+        alias_note(grammar, env, inv.verb[0]) if inv.verb else ""
+    )
+    if note and inv.kind != UNKNOWN:
+        inv = inv.as_unknown(note)
+    major = aws_major(real) if grammar.get("style") == "aws" else 1
+    context = resolve_context(grammar, inv, env, cwd, aws_major=major)
+    return decide(inv, compiled["rules"], context, agent, env)

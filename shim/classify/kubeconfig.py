@@ -1,0 +1,307 @@
+"""kubeconfig: current-context and each context's namespace, without yaml (HOT).
+
+kubeconfig is scanned by indentation, which covers what kubectl writes. YAML the scanner does
+not read faithfully (anchors, escapes, block scalars, several documents, ...) leaves the
+context unresolved ("?"), never guessed.
+"""
+
+from shim import fs
+from shim.classify.files import UNREADABLE, home_of, read_text
+from shim.classify.invocation import Invocation
+
+UNRESOLVED = "?"
+ALL = "*"  # every namespace (-A); rules treat it like "?": restrictive ones match, allow do not
+
+
+class _Unsure(Exception):
+    """The kubeconfig uses YAML the indentation scanner does not read (anchors, escapes, block
+    scalars, several documents, ...): its context and namespace are unresolved, never guessed."""
+
+
+def _scalar(text: str) -> str:
+    """A plain or simply quoted YAML scalar on one line; _Unsure for anything else."""
+    text = text.strip(" \t")
+    text = text.replace("\t#", " #")  # a comment starts after a space or a tab
+    if " #" in text:
+        text = text.split(" #", 1)[0].rstrip(" \t")
+    if not text:
+        return ""
+    q = text[0]
+    if q == '"':
+        if len(text) < 2 or text[-1] != '"' or "\\" in text or '"' in text[1:-1]:
+            raise _Unsure
+        return text[1:-1]
+    if q == "'":
+        inner = text[1:-1]
+        if len(text) < 2 or text[-1] != "'" or "'" in inner.replace("''", ""):
+            raise _Unsure
+        return inner.replace("''", "'")
+    if q in "&*!|>%@`{[]}," or text.startswith(("- ", "? ")):
+        raise _Unsure
+    return text
+
+
+# characters after which a line needs the careful reading below
+_PLAIN_YAML = frozenset("\"'&*!|>%@`?<[{#\\")
+
+
+def _check_line(line: str) -> bool:
+    """_Unsure unless `line` is one the scanner reads for what it is: `key: value`, `key:`,
+    `- item` or `- key: value` with an unquoted key, any quoted value closed on the same line,
+    and no anchors, aliases, tags, merge or complex keys, block scalars or control characters.
+    Returns False for a line that continues a plain scalar from the line before (it holds no
+    `: `, so it is no key; whether that is harmless depends on the scalar it continues)."""
+    if not line.isprintable() and not line.replace("\t", " ").isprintable():
+        raise _Unsure  # form feeds, NEL, line separators: YAML and str disagree on lines
+    if _PLAIN_YAML.isdisjoint(line):  # the common line: nothing but a key and a plain value
+        return ": " in line or line[-1] == ":" or line[:2] == "- " or line == "-"
+    body = line
+    while body.startswith("- ") or body == "-":
+        body = body[2:].lstrip()
+    if not body:
+        return True
+    if body[0] in "\"'":
+        if _quoted_end(body) < 0:
+            raise _Unsure
+        rest = body[_quoted_end(body) + 1 :].lstrip()
+        if rest.startswith(":"):
+            raise _Unsure  # a quoted key ("current-context": x): never a key kubectl writes
+        if rest and not rest.startswith("#"):
+            raise _Unsure
+        return True
+    if body[0] in "&*!|>%@`?<[{":
+        if not (body[0] == "{" and line.endswith("}")) and not (
+            body[0] == "[" and line.endswith("]")
+        ):
+            raise _Unsure
+        return True
+    key, sep, value = body.partition(": ")
+    if not sep:
+        # `key:`, or a plain list item (exec args, ...); else a plain scalar running on
+        return body.endswith(":") or line.startswith("- ")
+    value = value.strip()
+    if not value or value.startswith("#"):
+        return True
+    if value[0] in "\"'":
+        end = _quoted_end(value)
+        if end < 0 or (value[end + 1 :].strip() and not value[end + 1 :].strip().startswith("#")):
+            raise _Unsure
+        return True
+    if value[0] in "&*!%@`" or key.startswith("<<"):
+        raise _Unsure
+    return True
+
+
+def _quoted_end(text: str) -> int:
+    """The index of the quote that closes the quoted scalar `text` starts with, or -1."""
+    q = text[0]
+    i = 1
+    while i < len(text):
+        c = text[i]
+        if q == '"' and c == "\\":
+            i += 2
+            continue
+        if c == q:
+            if q == "'" and text[i + 1 : i + 2] == "'":
+                i += 2
+                continue
+            return i
+        i += 1
+    return -1
+
+
+def scan_kubeconfig(text: str) -> tuple[str | None, dict[str, str]]:
+    """(current-context, {context name: namespace}) from a kubeconfig's text (YAML or JSON).
+
+    YAML is read by indentation, which covers what kubectl writes; a file using YAML the
+    scanner does not read gives ("?", {}): unresolved, so context rules cannot be fooled."""
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        import json
+
+        try:
+            doc = json.loads(stripped)
+        except (ValueError, RecursionError):
+            return UNRESOLVED, {}  # YAML flow style, or garbage: not guessed
+        if not isinstance(doc, dict):
+            return UNRESOLVED, {}
+        found: dict[str, str] = {}
+        items = doc.get("contexts")
+        for item in items if isinstance(items, list) else ():
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                body = item.get("context")
+                ns = body.get("namespace") if isinstance(body, dict) else None
+                found[item["name"]] = ns if isinstance(ns, str) else ""
+        cur = doc.get("current-context")
+        return (cur if isinstance(cur, str) and cur else None), found
+    hit = _SCANNED.get(text)
+    if hit is None:
+        try:
+            hit = _scan_yaml(text)
+        except _Unsure:
+            hit = (UNRESOLVED, {})
+        if len(_SCANNED) >= 16:
+            _SCANNED.clear()
+        _SCANNED[text] = hit
+    return hit[0], dict(hit[1])
+
+
+# kubeconfig texts already scanned in this process (a held call's previews classify their own
+# commands, and `shield check` or a long-lived caller reads the same file again and again)
+_SCANNED: dict[str, tuple[str | None, dict[str, str]]] = {}
+
+
+def _scan_yaml(text: str) -> tuple[str | None, dict[str, str]]:
+    current: str | None = None
+    namespaces: dict[str, str] = {}
+    section = ""
+    item_name: str | None = None
+    item_ns = ""
+    item_indent = -1
+    in_context = False  # inside the item's `context:` mapping
+    child_indent = -1  # the indent of that mapping's own keys
+    seen = False
+    read_last = False  # the line before held a value the scanner keeps
+
+    def flush() -> None:
+        if item_name is not None:
+            namespaces[item_name] = item_ns
+
+    # YAML breaks lines at \n, \r\n and \r only (not at \f or \u2028 as str.splitlines does)
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        line = raw.strip(" \t")
+        if not line or line[0] == "#":
+            continue
+        indent = len(raw) - len(raw.lstrip())
+        if "\t" in raw[:indent]:
+            raise _Unsure  # tabs in indentation: not YAML kubectl reads the same way
+        if indent == 0 and line.split(" #")[0].rstrip() in ("---", "..."):
+            if seen:
+                raise _Unsure  # several documents
+            continue
+        seen = True
+        if not _check_line(line):
+            # a plain scalar continued: harmless, unless it continues a value read here
+            if read_last:
+                raise _Unsure
+            continue
+        read_last = False
+        if indent == 0 and not line.startswith("- "):
+            if section == "contexts":
+                flush()
+                item_name, item_ns, item_indent = None, "", -1
+            key, _, value = line.partition(":")
+            section = key.strip()
+            if section == "current-context":
+                current = _scalar(value) or None
+                read_last = True
+            continue
+        if section not in ("contexts", "clusters", "users", "preferences", "extensions"):
+            raise _Unsure  # an indented line under a scalar: it continues that scalar
+        if section != "contexts":
+            continue
+        if line.startswith("- ") and (item_indent < 0 or indent <= item_indent):
+            flush()
+            item_name, item_ns, item_indent = None, "", indent
+            in_context, child_indent = False, -1
+            line = line[2:].strip()
+            indent += 2
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if indent == item_indent + 2:  # a key of the list item itself
+            in_context = False
+            if key == "name":
+                item_name = _scalar(value)
+                read_last = True
+            elif key == "context":
+                flow = value.strip()
+                if flow.startswith("{"):
+                    # flow style: `context: {cluster: c, namespace: team-a, user: u}`
+                    if not flow.endswith("}") or "{" in flow[1:] or '"' in flow or "'" in flow:
+                        raise _Unsure
+                    for pair in flow[1:-1].split(","):
+                        k, _, v = pair.partition(":")
+                        if k.strip() == "namespace":
+                            item_ns = _scalar(v)
+                elif flow and not flow.startswith("#"):
+                    raise _Unsure
+                else:
+                    in_context = True
+            continue
+        if in_context and indent > item_indent + 2:
+            if child_indent < 0:
+                child_indent = indent
+            if indent == child_indent and key == "namespace":
+                item_ns = _scalar(value)
+                read_last = True
+    if section == "contexts":
+        flush()
+    return current, namespaces
+
+
+def resolve_kube(
+    inv: Invocation, env: dict[str, str], spec: dict, read=read_text, helm: bool = False
+) -> dict[str, str]:
+    flags = spec.get("flags") or {}
+    ctx_flag = inv.flag(flags.get("context", "--context"))
+    ns_flag = inv.flag(flags.get("namespace", "--namespace"))
+    kc_flag = inv.flag(flags.get("kubeconfig", "--kubeconfig"))
+    out: dict[str, str] = {}
+    if kc_flag:
+        files = [kc_flag]
+    elif env.get("KUBECONFIG"):
+        files = [p for p in env["KUBECONFIG"].split(":") if p]
+    else:
+        files = [fs.join(home_of(env), ".kube", "config")]
+    current: str | None = None
+    namespaces: dict[str, str] = {}
+    found_any = False
+    unsure = False
+    for path in files:
+        text = read(path)
+        if text is None:
+            continue
+        found_any = True
+        cur, nss = scan_kubeconfig(text) if text != UNREADABLE else (UNRESOLVED, {})
+        if cur == UNRESOLVED:
+            unsure = True
+            break  # kubectl merges every file: one that cannot be read leaves it all unknown
+        if current is None and cur:
+            current = cur
+        for name, ns in nss.items():
+            namespaces.setdefault(name, ns)
+    if unsure:
+        current = UNRESOLVED
+        namespaces = {}
+    context = ctx_flag
+    if ctx_flag is None and helm:  # an empty flag still wins over the env: current context
+        context = env.get("HELM_KUBECONTEXT") or None
+    if not context:
+        context = current
+    if not context and not found_any and env.get("KUBERNETES_SERVICE_HOST"):
+        context = "in-cluster"
+    out["context"] = context or UNRESOLVED
+    # A flag (or helm env) that points the call at another API server or cluster keeps the
+    # context's name but not its target: the context no longer says where the call goes.
+    override = inv.flag("--server") or inv.flag("--cluster")
+    if helm:
+        override = override or inv.flag("--kube-apiserver") or env.get("HELM_KUBEAPISERVER")
+    if override:
+        out["context"] = UNRESOLVED
+        out["server"] = override
+    namespace = ns_flag
+    if ns_flag is None and helm:  # an empty flag wins too: the context's namespace
+        namespace = env.get("HELM_NAMESPACE") or None
+    if not namespace and context == "in-cluster":
+        namespace = (
+            env.get("POD_NAMESPACE")
+            or (read("/var/run/secrets/kubernetes.io/serviceaccount/namespace") or "").strip()
+        )
+    if not namespace and context and context in namespaces:
+        namespace = namespaces[context] or "default"
+    if not namespace:
+        namespace = "default" if context and not unsure else UNRESOLVED
+    if inv.flag("--all-namespaces") in ("true", "1", "t", "T", "TRUE", "True"):
+        namespace = ALL  # -A beats -n: the call covers every namespace
+    out["namespace"] = namespace
+    return out

@@ -1,0 +1,128 @@
+"""`shield pending`: the calls held for a human decision (cold: typer and rich)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from shim.approval import spool as spool_mod
+from shim.approval.request import request_from_dict
+from shim.approval.show import command_line, context_line, duration, extra_lines, printable
+from shim.clock import parse_iso
+from shim.commands.common import SpoolOpt
+from shim.home import home_dir, spool_dir
+
+WATCH_INTERVAL_S = 0.25
+
+
+def request_panel(item: dict[str, Any], now: float) -> Panel:
+    """One held request as a rich panel. Agent-controlled text is never parsed as markup."""
+    req = request_from_dict(item)
+    created, expires = parse_iso(req.created), parse_iso(req.expires)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    rule = printable(req.rule) if req.rule else "(no rule matched)"
+    rows = [
+        ("command", Text(command_line([req.tool, *req.argv]), style="bold")),
+        ("why", Text(f"{printable(req.reason)}  [{rule}]")),
+        ("context", Text(context_line(req.context))),
+        ("agent", Text(printable(req.agent))),
+        ("cwd", Text(printable(req.cwd))),
+        (
+            "held",
+            Text(f"{duration(now - created)} ago, expires in {duration(expires - now)}"),
+        ),
+    ]
+    risk_style = {
+        "low": "green",
+        "medium": "yellow",
+        "high": "bold red",
+        "critical": "bold white on red",
+    }
+    rows += [
+        (label, Text(text, style=risk_style.get(text, "") if label == "risk" else ""))
+        for label, text in extra_lines(req.extra)
+    ]
+    for label, value in rows:
+        grid.add_row(label, value)
+    hint = Text(f"shield approve {req.id}    shield deny {req.id} --reason ...", style="dim")
+    return Panel(
+        Group(grid, Text(""), hint),
+        title=Text(f"held request {req.id}", style="bold yellow"),
+        title_align="left",
+        expand=False,
+    )
+
+
+def watch(spool: str, as_json: bool, console: Console) -> None:
+    """Show requests as they arrive; ring the bell on each new one. Ctrl-C stops."""
+    seen: set[str] = set()
+    shown: set[str] | None = None
+    last = 0.0
+    try:
+        while True:
+            now = time.time()
+            items = spool_mod.list_pending(spool, now)
+            ids = {item["id"] for item in items}
+            new = [item for item in items if item["id"] not in seen]
+            if as_json:
+                for item in new:
+                    sys.stdout.write(json.dumps(item) + "\n")
+            elif console.is_terminal:
+                if ids != shown or now - last > 5:
+                    console.clear()
+                    console.print(Text(f"held requests in {spool} (Ctrl-C to stop)", style="dim"))
+                    for item in items:
+                        console.print(request_panel(item, now))
+                    shown, last = ids, now
+            else:
+                for item in new:
+                    console.print(request_panel(item, now))
+            if new and not as_json:
+                sys.stdout.write("\a")
+            sys.stdout.flush()
+            seen |= ids
+            time.sleep(WATCH_INTERVAL_S)
+    except KeyboardInterrupt:
+        return
+
+
+def pending(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+    watch_: Annotated[
+        bool, typer.Option("--watch", help="Keep watching; ring the bell on each new request.")
+    ] = False,
+    spool: SpoolOpt = None,
+) -> None:
+    """List the calls held for a human decision (the command, why, the target, the agent, age).
+
+    Example: shield pending --watch
+    """
+    where = spool_dir(home_dir(), flag=spool)
+    console = Console(highlight=False)
+    if watch_:
+        watch(where, as_json, console)
+        return
+    items = spool_mod.list_pending(where)
+    if as_json:
+        typer.echo(json.dumps(items, indent=2))
+        return
+    if not items:
+        console.print(Text(f"no held requests in {where}"))
+        return
+    now = time.time()
+    for item in items:
+        console.print(request_panel(item, now))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("pending")(pending)

@@ -1,0 +1,267 @@
+"""A held call: preview it, hold it, wait for a decision, run what was approved (cold).
+
+shim.run imports this module only when a call's decision is ask. The steps, in order:
+- `hold_preview` (shim.preview.prepare): what the call would do, and the files it reads,
+  snapshotted so that what runs on approval is what was shown; the preview's risk;
+- decide again with the risk known (a rule on `risk` may deny now or require a reason);
+- the held request (shim.approval.request), logged before it is published, then published
+  through every transport this home has (the spool; the TTY prompt and a notify hook where the
+  operator turned them on);
+- wait for a verified decision (shim.approval.wait), then run the approved command as a child
+  (shim.child) and log how it ended.
+"""
+
+from __future__ import annotations
+
+from shim import fs, keys
+from shim.approval.channels import transports_for
+from shim.approval.request import HeldRequest, new_request
+from shim.approval.transport import Verdict
+from shim.approval.wait import wait_for_decision
+from shim.call import Call, not_found, say
+from shim.child import run_child
+from shim.classify.classify import classify
+from shim.classify.decide import Decision, decide
+from shim.errors import EXIT_DENIED, EXIT_INTERRUPTED, EXIT_TIMEOUT, ShieldError
+from shim.home import default_spool, load_config
+from shim.preview.prepare import Bound, hold_preview
+
+DEFAULT_HOLD_S = 600
+
+
+def _fmt_wait(seconds: float) -> str:
+    s = int(seconds)
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def hold_timeout(rule_timeout: int | None, config: dict, env: dict[str, str]) -> float:
+    """The rule's (or config's) deadline, shortened, never lengthened, by SHIELD_HOLD_TIMEOUT."""
+    timeout = float(
+        rule_timeout if rule_timeout is not None else config.get("hold_timeout", DEFAULT_HOLD_S)
+    )
+    raw = env.get("SHIELD_HOLD_TIMEOUT")
+    if raw:
+        try:
+            timeout = min(timeout, max(0.0, float(raw)))
+        except ValueError:
+            pass
+    return timeout
+
+
+def _rule_of(compiled: dict | None, rule_id: str | None) -> dict | None:
+    for rule in (compiled or {}).get("rules") or ():
+        if rule_id is not None and rule.get("id") == rule_id:
+            return rule
+    return None
+
+
+def hold_and_run(
+    call: Call,
+    d: Decision,
+    real: str | None,
+    depth_var: str,
+    depth: int,
+    compiled: dict | None = None,
+) -> int:
+    """Preview, hold, wait, run what was approved; the preview's snapshots are removed
+    however the hold ends."""
+    config = load_config(call.home)
+    timeout = hold_timeout(d.timeout, config, call.env)
+
+    def is_read_only(argv: list[str]) -> bool:
+        # a preview command runs only if this agent could run it without asking
+        if compiled is None:
+            return False
+        return classify(compiled, argv, call.env, call.cwd, call.agent, real).decision == "allow"
+
+    bound = hold_preview(
+        _rule_of(compiled, d.rule),
+        d.invocation,
+        d.context,
+        real=real,
+        env={**call.env, depth_var: str(depth + 1)},
+        cwd=call.cwd,
+        home=call.home,
+        is_read_only=is_read_only,
+        run=timeout > 0,
+        limit_s=timeout,
+    )
+    try:
+        refused = _decide_again(call, d, compiled, bound)
+        if refused is not None:
+            return refused
+        return _hold(call, d, real, depth_var, depth, config, timeout, bound)
+    finally:
+        bound.cleanup()
+
+
+def _decide_again(call: Call, d: Decision, compiled: dict | None, bound: Bound) -> int | None:
+    """With the preview's risk known, decide again: rules on `risk` may deny the call now, or
+    require a reason with the approval (then part of the signed request). None: go on holding."""
+    risk = bound.extra.get("risk")
+    again = d
+    if compiled is not None and isinstance(risk, str):
+        again = decide(d.invocation, compiled["rules"], d.context, call.agent, call.env, risk)
+    if again.decision == "deny":
+        call.log(
+            {
+                "event": "call",
+                "decision": "deny",
+                "rule": again.rule,
+                "reason": again.reason,
+                **bound.held_fields(),
+            }
+        )
+        say(
+            call.tool,
+            f"denied by rule {again.rule} (risk {risk}): {again.reason}",
+            again.hint
+            or "this call is not allowed for this agent; do not retry it in another form",
+        )
+        return EXIT_DENIED
+    if d.require_reason or again.require_reason:
+        bound.extra["require_reason"] = True
+    return None
+
+
+def _hold(
+    call: Call,
+    d: Decision,
+    real: str | None,
+    depth_var: str,
+    depth: int,
+    config: dict,
+    timeout: float,
+    bound: Bound,
+) -> int:
+    req = new_request(
+        agent=call.agent,
+        tool=call.tool,
+        argv=call.argv,
+        cwd=call.cwd,
+        context=d.context,
+        rule=d.rule,
+        reason=d.reason,
+        timeout_s=timeout,
+        extra=bound.extra,
+    )
+    call.log(
+        {"event": "call", "decision": "ask", "rule": d.rule, "request": req.id, "reason": d.reason}
+    )
+    if timeout <= 0:
+        call.log({"event": "expired", "decision": "ask", "rule": d.rule, "request": req.id})
+        say(
+            call.tool,
+            f"held for human approval, but SHIELD_HOLD_TIMEOUT=0: not run (request {req.id})",
+            "unset SHIELD_HOLD_TIMEOUT to wait for a human decision",
+        )
+        return EXIT_TIMEOUT
+    # log first, publish second: a request nobody logged must never be approvable
+    call.log(
+        {
+            "event": "held",
+            "decision": "ask",
+            "rule": d.rule,
+            "request": req.id,
+            "expires": req.expires,
+            **bound.held_fields(),
+        }
+    )
+    verdict = _wait(call, d, req, config, timeout, bound)
+    if verdict.outcome == "approved":
+        if real is None:
+            return not_found(call)
+        call.env[depth_var] = str(depth + 1)
+        return _run_approved(call, d, req.id, verdict.approver, real, bound)
+    return _refused(call, req, verdict, timeout)
+
+
+def _wait(
+    call: Call, d: Decision, req: HeldRequest, config: dict, timeout: float, bound: Bound
+) -> Verdict:
+    """Publish the request through every transport of this home, tell the agent, wait."""
+
+    def log(fields: dict) -> None:
+        call.log({"rule": d.rule, "decision": "ask", **fields})
+
+    spool = call.env.get("SHIELD_SPOOL") or call.cfg.get("spool") or default_spool(call.home)
+    transports = transports_for(
+        req, spool, tty=config.get("tty_prompt") is True, notify=config.get("notify"), log=log
+    )
+    try:
+        transports[0].publish()
+    except (OSError, ShieldError) as exc:
+        reason = exc.message if isinstance(exc, ShieldError) else str(exc)
+        log({"event": "error", "request": req.id, "detail": reason})
+        raise ShieldError(
+            f"cannot write the held request to the spool {spool}: {reason}; the call did not run",
+            "check that the spool exists and is writable (shield doctor)",
+        ) from exc
+    say(
+        call.tool,
+        f"this call is held for a human to approve (request {req.id})\n"
+        f"  rule: {d.rule or '(no rule matched)'}: {d.reason}\n"
+        f"{bound.agent_lines()}"
+        f"  waiting up to {_fmt_wait(timeout)}; the approver runs: shield approve {req.id}",
+        "wait for the decision; do not retry with another spelling. "
+        "If it is denied or times out, report that to your operator.",
+    )
+    for transport in transports[1:]:
+        transport.publish()
+    return wait_for_decision(
+        req,
+        transports,
+        trusted=keys.load_trusted(call.home),
+        used_path=fs.join(call.home, "state", "used-decisions"),
+        log=log,
+        clock_skew_s=float(config.get("clock_skew", 30)),
+    )
+
+
+def _refused(call: Call, req: HeldRequest, verdict: Verdict, timeout: float) -> int:
+    """Tell the agent why a held call did not run; its exit status."""
+    if verdict.outcome == "denied":
+        say(
+            call.tool,
+            f"denied by {verdict.approver or 'a human'} (request {req.id})"
+            + (f": {verdict.reason}" if verdict.reason else ""),
+            "do not retry this call in another form; ask your operator what to do instead",
+        )
+        return EXIT_DENIED
+    if verdict.outcome == "expired":
+        say(
+            call.tool,
+            f"no decision within {_fmt_wait(timeout)}; request {req.id} expired and the call did not run",
+            "tell your operator the call needs approval; do not retry it in another form",
+        )
+        return EXIT_TIMEOUT
+    sig = verdict.signal or 2
+    return 128 + sig if sig != 2 else EXIT_INTERRUPTED
+
+
+def _run_approved(
+    call: Call, d: Decision, request: str, approver: str | None, real: str, bound: Bound
+) -> int:
+    """Run the approved command as a child and log how it ended.
+
+    What runs is what the approver signed: the preview's `run_argv` on its snapshots (stdin
+    from the stdin snapshot) when it bound any; a snapshot whose hash changed runs nothing."""
+    argv, stdin_file, changed, ran = bound.command(call.argv)
+    fields = {"decision": "ask", "rule": d.rule, "request": request, "approver": approver}
+    if changed:
+        detail = f"a file bound to the approval changed after the preview: {', '.join(changed)}"
+        call.log({"event": "security", **fields, "detail": detail + "; not run"})
+        say(
+            call.tool,
+            f"request {request} was approved, but {detail}; the call did not run",
+            "tell your operator; do not retry this call in another form",
+        )
+        return EXIT_DENIED
+    status, duration_ms = run_child(real, argv, call.env, stdin_file)
+    try:
+        call.log({"event": "executed", **fields, "exit": status, "duration_ms": duration_ms, **ran})
+    except ShieldError as exc:
+        say(call.tool, f"the command ran, but its exit status could not be logged: {exc.message}")
+    return status

@@ -1,0 +1,172 @@
+"""The helm-release preview: the release's history, and the manifest that upgrade, rollback or
+uninstall would change, compared object by object with what is live."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from shim.preview.bind import snap_filenames
+from shim.preview.flags import flag, flag_args
+from shim.preview.job import Job
+from shim.preview.kubectl import kube_where
+from shim.preview.manifest import diff_manifests
+from shim.preview.runner import Failed, Runner, first_error
+
+_HELM_TARGET = (
+    "--kubeconfig",
+    "--kube-context",
+    "--kube-token",
+    "--kube-as-user",
+    "--kube-as-group",
+    "--kube-apiserver",
+    "--kube-ca-file",
+    "--kube-tls-server-name",
+    "--kube-insecure-skip-tls-verify",
+    "--namespace",
+)
+_HELM_RENDER = (
+    "--set",
+    "--set-string",
+    "--set-file",
+    "--set-json",
+    "--set-literal",
+    "--version",
+    "--repo",
+    "--devel",
+    "--kube-version",
+    "--api-versions",
+    "--skip-crds",
+)
+_HELM_VALUE_SHORTS = frozenset(("-n", "-o", "-a", "-s", "-m", "-d", "-l", "-v"))
+_HELM_BOOL_SHORTS = frozenset(("-i", "-A", "-q", "-g", "-r", "-h"))
+
+
+def _helm_history(run: Runner, release: str, target: list[str]) -> list[dict]:
+    code, out, err = run.run(["history", release, *target, "-o", "json"], ok=(0, 1))
+    if code != 0:
+        if "not found" in err.lower():
+            return []
+        raise Failed(f"helm history exited {code}: {first_error(err, out)}")
+    try:
+        data = json.loads(out or "[]")
+    except ValueError as exc:
+        raise Failed("helm history printed no JSON") from exc
+    return [h for h in data if isinstance(h, dict)] if isinstance(data, list) else []
+
+
+def _helm_rev(entry: dict) -> str:
+    return (
+        f"revision {entry.get('revision')} ({entry.get('chart') or '?'}, "
+        f"{entry.get('status') or '?'})"
+    )
+
+
+def helm_release(job: Job) -> None:
+    pv, inv, context, run, snap = job.pv, job.inv, job.context, job.run, job.snap
+    verb = inv.verb[0]
+    where = kube_where(inv, context)
+    target = flag_args(inv, _HELM_TARGET)
+    if not inv.args:
+        raise Failed(f"helm {verb} without a release name")
+    release = inv.args[0]
+    run_argv: list[str] | None = None
+    chart_ref = inv.args[1] if verb == "upgrade" and len(inv.args) > 1 else None
+    values: list[str] = []
+    if verb == "upgrade":
+        files = snap_filenames(
+            pv,
+            inv,
+            snap,
+            None,
+            job.deadline,
+            "-f",
+            "--values",
+            (),
+            _HELM_VALUE_SHORTS,
+            _HELM_BOOL_SHORTS,
+        )
+        run_argv = files.run_argv
+        values = files.preview_args
+        for note in files.notes:
+            pv.line(f"({note})")
+        if chart_ref and os.path.exists(os.path.join(run.cwd, chart_ref)):
+            copy = snap.path(chart_ref)
+            base = list(run_argv or inv.argv)
+            hits = [i for i, t in enumerate(base) if t == chart_ref]
+            if len(hits) != 1:
+                raise Failed(f"could not bind the chart {chart_ref} to its snapshot")
+            base[hits[0]] = copy
+            run_argv = base
+            chart_ref = copy
+        elif chart_ref:
+            pv.line(f"(chart {chart_ref} is fetched again on approval: not snapshotted)")
+        pv.run_argv = run_argv
+    history = _helm_history(run, release, target)
+    current = history[-1] if history else None
+    counts: dict[str, int] = {"revision": int(current.get("revision") or 0)} if current else {}
+    if current is None and verb != "upgrade":
+        pv.counts = {"delete": 0}
+        pv.summary = f"helm {verb} {release}: no such release ({where})"
+        return
+    if current is None:
+        pv.line(f"release {release} does not exist yet: upgrade --install creates it")
+    else:
+        pv.line(f"release {release}: {_helm_rev(current)}")
+    old_manifest: str | None = None
+    if current is not None:
+        got = run.try_run(["get", "manifest", release, *target])
+        old_manifest = got[1] if got else None
+    elif verb == "upgrade":
+        old_manifest = ""
+    new_manifest: str | None = None
+    head = ""
+    if verb == "upgrade":
+        if chart_ref is None:
+            raise Failed("helm upgrade without a chart")
+        got = run.try_run(
+            [
+                "template",
+                release,
+                chart_ref,
+                *values,
+                *flag_args(inv, _HELM_RENDER),
+                *target,
+                "--is-upgrade",
+                "--no-hooks",
+            ]
+        )
+        new_manifest = got[1] if got else None
+        if flag(inv, "--reuse-values") or flag(inv, "--reset-then-reuse-values"):
+            pv.line("(--reuse-values: the diff renders only the values given on this command line)")
+        head = f"helm upgrade {release} to {inv.args[1] if len(inv.args) > 1 else '?'}"
+    elif verb == "rollback":
+        to = inv.args[1] if len(inv.args) > 1 and inv.args[1] != "0" else None
+        if to is None and len(history) >= 2:
+            to = str(history[-2].get("revision"))
+        entry = next((h for h in history if str(h.get("revision")) == to), None)
+        if entry is not None:
+            pv.line(f"back to: {_helm_rev(entry)}")
+        if to is not None:
+            counts["to_revision"] = int(to) if to.isdigit() else 0
+            got = run.try_run(["get", "manifest", release, f"--revision={to}", *target])
+            new_manifest = got[1] if got else None
+        head = f"helm rollback {release} to revision {to or '?'}"
+    else:  # uninstall
+        new_manifest = ""
+        head = f"helm uninstall {release}"
+        counts["delete"] = 1
+    if old_manifest is not None and new_manifest is not None:
+        dcounts, dlines = diff_manifests(old_manifest, new_manifest)
+        counts.update(dcounts)
+        if verb == "uninstall":
+            counts["delete"] = max(dcounts["delete"], 1)
+        for ln in dlines:
+            pv.line(ln)
+        pv.summary = (
+            f"{head} ({where}): {dcounts['create']} object(s) created, {dcounts['update']} "
+            f"changed, {dcounts['delete']} deleted"
+        )
+    else:
+        pv.summary = f"{head} ({where}): manifest diff not available"
+    pv.counts = counts

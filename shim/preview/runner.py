@@ -1,0 +1,220 @@
+"""Running preview commands: read-only by the shim's own classifier, one deadline, capped output.
+
+Every preview command runs the real binary (never the shim) with the call's own environment,
+cwd and target flags, stdin from /dev/null, in its own process group (killed whole at the end),
+and only after the shim's classifier has said that the exact argv is allowed for this agent.
+A kind fills a `Preview` and raises `Failed` with a message for the approver.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+MAX_LINES = 40  # detail lines per preview
+MAX_LINE_CHARS = 200
+MAX_STDOUT = 16 << 20  # a preview command's stdout; more is an error (the command is killed)
+MAX_STDERR = 64 << 10  # kept for the error message; the rest is read and dropped
+EXIT_GRACE_S = 0.5  # after the command exits, how long its pipes may stay open (grandchildren)
+PREVIEW_ENV = "_SHIELD_PREVIEW"
+
+ReadOnly = Callable[[list[str]], bool]
+
+
+class Failed(Exception):
+    """The preview could not be completed; `str(exc)` is the error shown to the approver."""
+
+
+class Preview:
+    """What a kind fills in while it runs; `prepare` turns it into the returned dict."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.summary = ""
+        self.lines: list[str] = []
+        self.counts: dict[str, int] = {}
+        self.argvs: list[list[str]] = []
+        self.run_argv: list[str] | None = None
+        self.stdin_file: str | None = None
+        self.snapshots: dict[str, str] = {}
+
+    def line(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def clip_lines(lines: list[str]) -> list[str]:
+    out = [ln if len(ln) <= MAX_LINE_CHARS else ln[: MAX_LINE_CHARS - 3] + "..." for ln in lines]
+    if len(out) > MAX_LINES:
+        extra = len(out) - (MAX_LINES - 1)
+        out = out[: MAX_LINES - 1] + [f"... and {extra} more"]
+    return out
+
+
+def one_line(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+# --------------------------------------------------------------------------- running commands
+
+
+class Runner:
+    """Runs preview commands: classifier first, the real binary, one deadline, capped output."""
+
+    def __init__(
+        self,
+        pv: Preview,
+        tool: str,
+        real: str,
+        env: dict[str, str],
+        cwd: str,
+        deadline: float,
+        timeout_s: float,
+        is_read_only: ReadOnly,
+    ) -> None:
+        self.pv = pv
+        self.tool = tool
+        self.real = real
+        self.env = env
+        self.cwd = cwd
+        self.deadline = deadline
+        self.timeout_s = timeout_s
+        self.is_read_only = is_read_only
+
+    def allowed(self, args: list[str]) -> bool:
+        try:
+            return bool(self.is_read_only(list(args)))
+        except Exception:  # a classifier failure is a refusal
+            return False
+
+    def run(self, args: list[str], ok: tuple[int, ...] = (0,)) -> tuple[int, str, str]:
+        """Run `tool args` if the classifier allows it; (exit code, stdout, stderr).
+        Raises Failed when refused, timed out, too large, or the exit code is not in `ok`."""
+        self.pv.argvs.append([self.tool, *args])
+        if not self.allowed(args):
+            raise Failed(
+                f"not read-only: {shlex.join([self.tool, *args])} (the shim would not allow it)"
+            )
+        code, out, err = run_capped(
+            [self.real, *args], self.env, self.cwd, self.deadline, self.timeout_s
+        )
+        if code not in ok:
+            raise Failed(
+                f"{self.tool} {args[0] if args else ''} exited {code}: {first_error(err, out)}"
+            )
+        return code, out, err
+
+    def try_run(self, args: list[str], ok: tuple[int, ...] = (0,)) -> tuple[int, str, str] | None:
+        """Like run, for an optional step: None (and a note) when it is refused; other
+        failures still raise."""
+        if not self.allowed(args):
+            self.pv.argvs.append([self.tool, *args])
+            self.pv.line(f"(skipped, not allowed for this agent: {shlex.join([self.tool, *args])})")
+            return None
+        return self.run(args, ok)
+
+
+def first_error(err: str, out: str = "") -> str:
+    for text in (err, out):
+        for line in text.splitlines():
+            line = line.strip().strip("│").strip()
+            if line and not line.startswith("╷") and not line.startswith("╵"):
+                return one_line(line)
+    return "no output"
+
+
+def run_capped(
+    argv: list[str], env: dict[str, str], cwd: str, deadline: float, timeout_s: float
+) -> tuple[int, str, str]:
+    """Run argv (stdin /dev/null, own process group) until `deadline`; (code, stdout, stderr).
+    Raises Failed on a timeout, on too much output, or when it cannot start."""
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        raise Failed(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
+    assert proc.stdout is not None and proc.stderr is not None
+    bufs = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
+    out_fd = proc.stdout.fileno()
+    sel = selectors.DefaultSelector()
+    for fd in bufs:
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ)
+    problem = ""
+    exited_at: float | None = None
+    try:
+        while sel.get_map():
+            now = time.monotonic()
+            if now >= deadline:
+                problem = f"timed out after {secs(timeout_s)}"
+                break
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None and now - exited_at > EXIT_GRACE_S:
+                break  # something it started still holds the pipes: stop reading
+            wait = min(deadline - now, 0.1 if exited_at is None else EXIT_GRACE_S)
+            for key, _ in sel.select(timeout=max(wait, 0.0)):
+                fd = key.fd
+                try:
+                    chunk = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    sel.unregister(fd)
+                    continue
+                buf = bufs[fd]
+                if fd == out_fd:
+                    buf += chunk
+                    if len(buf) > MAX_STDOUT:
+                        problem = f"output larger than {MAX_STDOUT} bytes"
+                        break
+                elif len(buf) < MAX_STDERR:
+                    buf += chunk[: MAX_STDERR - len(buf)]
+            if problem:
+                break
+        if not problem:
+            rest = deadline - time.monotonic()
+            try:
+                proc.wait(timeout=max(rest, 0.0))
+            except subprocess.TimeoutExpired:
+                problem = f"timed out after {secs(timeout_s)}"
+    finally:
+        sel.close()
+        kill_group(proc)
+        proc.stdout.close()
+        proc.stderr.close()
+    if problem:
+        raise Failed(problem)
+    code = proc.returncode
+    out = bytes(bufs.pop(out_fd)).decode("utf-8", "replace")
+    err = b"".join(bytes(b) for b in bufs.values()).decode("utf-8", "replace")
+    return (128 - code if code < 0 else code), out, err
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """Kill the preview's whole process group (it has its own session) and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def secs(timeout_s: float) -> str:
+    return f"{int(timeout_s)}s" if timeout_s >= 1 else f"{int(timeout_s * 1000)}ms"

@@ -1,0 +1,186 @@
+"""Snapshots: the files a held call reads, copied once, hashed as written, checked before the run.
+
+A snapshot lives in the request's private workdir; its name and SHA-256 go into the request's
+digest, so the approver's signature covers them, and `check_snapshots` refuses an approved run
+when any of them changed or anything was added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import selectors
+import time
+
+from shim.preview.runner import Failed, Preview
+
+MAX_SNAPSHOT = 64 << 20  # bytes copied per request (files, directories and stdin together)
+MAX_SNAPSHOT_FILES = 2000
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def drop_unbound(workdir: str, keep: dict[str, str]) -> None:
+    """Remove every top-level entry of the workdir but the names in `keep` (the copies a
+    failed preview made before it failed), so that the check before an approved run sees only
+    bound files."""
+    import shutil
+
+    try:
+        names = os.listdir(workdir)
+    except OSError:
+        return
+    for name in names:
+        if name in keep:
+            continue
+        path = os.path.join(workdir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def check_snapshots(workdir: str, snapshots: dict[str, str]) -> list[str]:
+    """Names (relative to workdir) whose file is missing or no longer has the bound hash, and
+    anything in workdir that is not a bound file (a file added to a snapshotted directory
+    would run with the approval). Call it just before running an approved
+    `run_argv`/`stdin_file`; refuse to run unless it returns []."""
+    bad: list[str] = []
+    for root, dirs, names in os.walk(workdir):
+        for n in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            rel = os.path.relpath(os.path.join(root, n), workdir)
+            if rel not in snapshots:
+                bad.append(rel)
+    for name, digest in sorted(snapshots.items()):
+        path = os.path.join(workdir, name)
+        if os.path.isabs(name) or ".." in name.split("/"):
+            bad.append(name)
+            continue
+        try:
+            if os.path.islink(path) or sha256_file(path) != digest:
+                bad.append(name)
+        except OSError:
+            bad.append(name)
+    return bad
+
+
+class Snapper:
+    """Copies files into workdir (read once, hashed as written) and records their hashes."""
+
+    def __init__(self, pv: Preview, workdir: str, cwd: str) -> None:
+        self.pv = pv
+        self.workdir = workdir
+        self.cwd = cwd
+        self.total = 0
+        self.files = 0
+        self.seq = 0
+
+    def _write(self, dest: str, data: bytes, capped: bool = True) -> None:
+        os.makedirs(os.path.dirname(dest), mode=0o700, exist_ok=True)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.chmod(dest, 0o400)
+        name = os.path.relpath(dest, self.workdir)
+        self.pv.snapshots[name] = hashlib.sha256(data).hexdigest()
+        self.total += len(data)
+        self.files += 1
+        if capped and (self.total > MAX_SNAPSHOT or self.files > MAX_SNAPSHOT_FILES):
+            raise Failed(
+                f"the files this call reads are too large to snapshot "
+                f"(over {MAX_SNAPSHOT} bytes or {MAX_SNAPSHOT_FILES} files)"
+            )
+
+    def _slot(self) -> str:
+        self.seq += 1
+        return os.path.join(self.workdir, f"snap-{self.seq}")
+
+    def path(self, src: str, base: str | None = None, exts: tuple[str, ...] = ()) -> str:
+        """Snapshot the file or directory `src` (relative to `base`, default cwd); return the
+        snapshot's absolute path. Directories keep their layout; with `exts`, only files with
+        those endings are copied (what kubectl reads from a directory)."""
+        full = os.path.normpath(os.path.join(base or self.cwd, os.path.expanduser(src)))
+        try:
+            st = os.stat(full)
+        except OSError as exc:
+            raise Failed(f"cannot read {src}: {exc.strerror}") from exc
+        import stat
+
+        slot = self._slot()
+        dest = os.path.join(slot, os.path.basename(full.rstrip("/")) or "root")
+        if stat.S_ISREG(st.st_mode):
+            self._write(dest, read_capped(full, MAX_SNAPSHOT - self.total))
+            return dest
+        if not stat.S_ISDIR(st.st_mode):
+            raise Failed(f"{src} is not a regular file or directory; it cannot be snapshotted")
+        os.makedirs(dest, mode=0o700)
+        for root, dirs, names in os.walk(full):
+            dirs.sort()
+            for n in sorted(names):
+                if exts and not n.endswith(exts):
+                    continue
+                p = os.path.join(root, n)
+                if not os.path.isfile(p):
+                    continue
+                rel = os.path.relpath(p, full)
+                self._write(os.path.join(dest, rel), read_capped(p, MAX_SNAPSHOT - self.total))
+        return dest
+
+    def data(self, name: str, data: bytes) -> str:
+        """Store bytes already read (stdin: read_stdin capped them)."""
+        dest = os.path.join(self.workdir, name)
+        self._write(dest, data, capped=False)
+        return dest
+
+
+def read_capped(path: str, limit: int) -> bytes:
+    with open(path, "rb") as fh:
+        data = fh.read(max(limit, 0) + 1)
+    if len(data) > limit:
+        raise Failed(f"{path} is larger than the snapshot limit ({MAX_SNAPSHOT} bytes)")
+    return data
+
+
+def read_stdin(fd: int, deadline: float, limit: int = MAX_SNAPSHOT) -> tuple[bytes, str | None]:
+    """Read `fd` to EOF once, until `deadline`; (data, problem or None). Never blocks past the
+    deadline (poll before each read) and never changes the descriptor's flags."""
+    chunks: list[bytes] = []
+    size = 0
+    poller: selectors.BaseSelector | None = selectors.DefaultSelector()
+    try:
+        poller.register(fd, selectors.EVENT_READ)  # type: ignore[union-attr]
+    except (OSError, ValueError):
+        poller.close()  # type: ignore[union-attr]
+        poller = None  # a regular file (epoll refuses those): its reads never block
+    try:
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return b"".join(chunks), "stdin was still open when the preview's time ran out"
+            if poller is not None and not poller.select(timeout=deadline - now):
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b"".join(chunks), None
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return b"".join(chunks), f"stdin is larger than {limit} bytes"
+    except OSError as exc:
+        return b"".join(chunks), f"cannot read stdin: {exc.strerror}"
+    finally:
+        if poller is not None:
+            poller.close()

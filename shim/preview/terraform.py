@@ -1,0 +1,285 @@
+"""The terraform-plan preview: `terraform plan -out` into the snapshot; apply runs that plan."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+
+from shim.preview.job import Job
+from shim.preview.runner import Failed, Preview, first_error, one_line
+from shim.preview.snapshot import MAX_SNAPSHOT, read_capped
+
+# Go `flag` options of apply/destroy that take a value (the rest are bools, `-x` or `-x=v`).
+_TF_VALUE = frozenset(
+    (
+        "-var",
+        "-var-file",
+        "-target",
+        "-replace",
+        "-exclude",
+        "-state",
+        "-state-out",
+        "-backup",
+        "-lock-timeout",
+        "-parallelism",
+    )
+)
+# Options that shape the plan (they go to `plan`, and a saved plan ignores them on apply).
+_TF_PLAN_ONLY = frozenset(
+    (
+        "-var",
+        "-var-file",
+        "-target",
+        "-replace",
+        "-exclude",
+        "-refresh-only",
+        "-destroy",
+        "-refresh",
+    )
+)
+# Options of the run itself (kept on `apply <plan>`; also given to plan where it knows them).
+_TF_RUN = frozenset(
+    ("-lock", "-lock-timeout", "-parallelism", "-no-color", "-compact-warnings", "-json")
+)
+_TF_BOTH = frozenset(("-state", "-lock", "-lock-timeout", "-parallelism"))
+_TF_APPLY_ONLY = frozenset(("-state-out", "-backup"))
+_TF_DROP = frozenset(("-auto-approve", "-input"))
+
+
+def _tf_walk(tokens: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Go flag parsing of a subcommand's tokens: ([(name, token as -name=value)], positionals)."""
+    flags: list[tuple[str, str]] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok == "--":
+            return flags, tokens[i + 1 :]
+        if not tok.startswith("-") or tok == "-":
+            return flags, tokens[i:]
+        name, eq, value = tok.partition("=")
+        if name.startswith("--"):
+            name = name[1:]
+        if eq:
+            flags.append((name, f"{name}={value}"))
+        elif name in _TF_VALUE and i + 1 < len(tokens):
+            flags.append((name, f"{name}={tokens[i + 1]}"))
+            i += 1
+        else:
+            flags.append((name, name))
+        i += 1
+    return flags, []
+
+
+def terraform_plan(job: Job) -> None:
+    pv, inv, context, run, snap = job.pv, job.inv, job.context, job.run, job.snap
+    argv = list(inv.argv)
+    k = 0
+    while k < len(argv) and argv[k].startswith("-"):
+        k += 1
+    pre = [t for t in argv[:k] if t.startswith("-chdir=")]
+    verb = inv.verb[0]
+    injected: list[str] = []
+    extra = run.env.get("TF_CLI_ARGS_" + verb)
+    if extra:
+        try:
+            injected = shlex.split(extra)
+        except ValueError as exc:
+            raise Failed(f"TF_CLI_ARGS_{verb} does not parse: {exc}") from exc
+    flags, positionals = _tf_walk(argv[k + 1 :])
+    inj_flags, _ = _tf_walk(injected)
+    chdir = pre[-1].split("=", 1)[1] if pre else ""
+    tfdir = os.path.normpath(os.path.join(run.cwd, chdir)) if chdir else run.cwd
+    ws = context.get("workspace") or run.env.get("TF_WORKSPACE") or "default"
+    apply_flags = [t for n, t in flags if n in _TF_RUN or n in _TF_APPLY_ONLY or n == "-state"]
+    if verb == "destroy":  # TF_CLI_ARGS_destroy would not reach `apply <plan>`
+        apply_flags = [
+            t for n, t in inj_flags if n in _TF_RUN or n in _TF_APPLY_ONLY or n == "-state"
+        ] + apply_flags
+    if positionals:
+        # apply PLANFILE: bind a copy of it (terraform reads it relative to -chdir)
+        if verb != "apply" or len(positionals) != 1:
+            raise Failed(f"terraform {verb} {' '.join(positionals)}: not a single saved plan")
+        plan = snap.path(positionals[0], base=tfdir)
+        pv.run_argv = [*pre, "apply", "-input=false", *apply_flags, plan]
+        _, out, _ = run.run([*pre, "show", "-no-color", plan])
+        _tf_summarise_text(pv, out, ws)
+        return
+    plan_flags = [t for n, t in inj_flags + flags if n in _TF_PLAN_ONLY or n in _TF_BOTH]
+    plan_flags += [
+        t
+        for n, t in flags
+        if n not in _TF_PLAN_ONLY | _TF_RUN | _TF_APPLY_ONLY | _TF_DROP | _TF_BOTH
+    ]
+    if verb == "destroy":
+        plan_flags.insert(0, "-destroy")
+    target = os.path.join(snap.workdir, "plan.tfplan")
+    code, out, err = run.run(
+        [*pre, "plan", "-input=false", "-json", f"-out={target}", *plan_flags], ok=(0, 1)
+    )
+    events = _tf_events(out)
+    if code != 0 or not os.path.isfile(target):
+        raise Failed(f"terraform plan failed (exit {code}): {_tf_diag(events) or first_error(err)}")
+    data = read_capped(target, MAX_SNAPSHOT)
+    os.chmod(target, 0o400)
+    pv.snapshots["plan.tfplan"] = hashlib.sha256(data).hexdigest()
+    pv.run_argv = [*pre, "apply", "-input=false", *apply_flags, target]
+    _tf_summarise_events(pv, events, ws)
+
+
+def _tf_events(out: str) -> list[dict]:
+    events = []
+    for line in out.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(ev, dict):
+            events.append(ev)
+    return events
+
+
+def _tf_diag(events: list[dict]) -> str:
+    for ev in events:
+        if ev.get("type") == "diagnostic" and ev.get("@level") == "error":
+            d = ev.get("diagnostic") or {}
+            text = d.get("summary") or ev.get("@message") or ""
+            if d.get("detail"):
+                text += f": {d['detail']}"
+            return one_line(str(text))
+    return ""
+
+
+_TF_SYMBOL = {
+    "delete": "-",
+    "replace": "-/+",
+    "create": "+",
+    "update": "~",
+    "read": "<=",
+    "move": "->",
+    "remove": "forget",
+    "import": "import",
+}
+_TF_ORDER = ("delete", "replace", "remove", "update", "create", "move", "import", "read")
+
+
+def _tf_list(pv: Preview, changes: list[tuple[str, str, str]]) -> None:
+    """Detail lines: destroyed and replaced resources first."""
+    rank = {a: i for i, a in enumerate(_TF_ORDER)}
+    for action, addr, why in sorted(changes, key=lambda c: (rank.get(c[0], 99), c[1])):
+        note = f" ({why})" if why else ""
+        pv.line(f"{_TF_SYMBOL.get(action, action)} {addr}{note}")
+
+
+def _tf_summarise_events(pv: Preview, events: list[dict], ws: str) -> None:
+    changes: list[tuple[str, str, str]] = []
+    summary: dict | None = None
+    drift = 0
+    for ev in events:
+        kind = ev.get("type")
+        if kind == "planned_change":
+            ch = ev.get("change") or {}
+            addr = str((ch.get("resource") or {}).get("addr") or "?")
+            action = str(ch.get("action") or "?")
+            if action != "noop":
+                changes.append((action, addr, str(ch.get("reason") or "").replace("_", " ")))
+        elif kind == "resource_drift":
+            drift += 1
+        elif kind == "change_summary":
+            summary = ev.get("changes") or {}
+    if summary is None:
+        raise Failed("terraform plan printed no change summary")
+    replace = sum(1 for c in changes if c[0] == "replace")
+    counts = {
+        "add": int(summary.get("add") or 0),
+        "change": int(summary.get("change") or 0),
+        "destroy": int(summary.get("remove") or 0),
+        "replace": replace,
+    }
+    if summary.get("import"):
+        counts["import"] = int(summary["import"])
+    if drift:
+        counts["drift"] = drift
+    forget = sum(1 for c in changes if c[0] == "remove")
+    if forget:
+        counts["forget"] = forget
+    pv.counts = counts
+    pv.summary = _tf_sentence(counts, ws, summary.get("operation") == "refresh")
+    _tf_list(pv, changes)
+
+
+def _tf_sentence(counts: dict[str, int], ws: str, refresh: bool = False) -> str:
+    if refresh:
+        return f"terraform refresh-only plan (workspace {ws}): {counts.get('drift', 0)} drifted"
+    text = (
+        f"terraform plan (workspace {ws}): {counts['add']} to add, {counts['change']} to change, "
+        f"{counts['destroy']} to destroy"
+    )
+    if counts.get("replace"):
+        text += f" ({counts['replace']} replaced)"
+    if counts.get("import"):
+        text += f", {counts['import']} to import"
+    return text
+
+
+_TF_COMMENT = re.compile(
+    r"^\s*# (?P<addr>.+?) (?P<what>will be destroyed|must be replaced|is tainted, so must be "
+    r"replaced|will be replaced.*|will be created|will be updated in-place|will be read during "
+    r"apply|will be imported|has moved to .+|will no longer be managed by Terraform)$"
+)
+_TF_PLAN_LINE = re.compile(
+    r"^Plan: (?:(?P<imp>\d+) to import, )?(?P<add>\d+) to add, (?P<chg>\d+) to change, "
+    r"(?P<des>\d+) to destroy"
+)
+
+
+def _tf_summarise_text(pv: Preview, out: str, ws: str) -> None:
+    """`terraform show PLAN` (human form: the JSON form prints sensitive values, which the
+    default policy holds for a human)."""
+    changes: list[tuple[str, str, str]] = []
+    counts: dict[str, int] | None = None
+    for line in out.splitlines():
+        m = _TF_COMMENT.match(line)
+        if m:
+            what = m.group("what")
+            if "replace" in what:
+                action = "replace"
+            elif "destroyed" in what:
+                action = "delete"
+            elif "created" in what:
+                action = "create"
+            elif "updated" in what:
+                action = "update"
+            elif "read" in what:
+                action = "read"
+            elif "imported" in what:
+                action = "import"
+            elif "moved" in what:
+                action = "move"
+            else:
+                action = "remove"
+            changes.append((action, m.group("addr"), ""))
+            continue
+        p = _TF_PLAN_LINE.match(line.strip())
+        if p:
+            counts = {
+                "add": int(p.group("add")),
+                "change": int(p.group("chg")),
+                "destroy": int(p.group("des")),
+            }
+            if p.group("imp"):
+                counts["import"] = int(p.group("imp"))
+    if counts is None:
+        if "No changes." in out:
+            counts = {"add": 0, "change": 0, "destroy": 0}
+        else:
+            raise Failed("terraform show printed no 'Plan:' line for this plan file")
+    counts["replace"] = sum(1 for c in changes if c[0] == "replace")
+    pv.counts = counts
+    pv.summary = _tf_sentence(counts, ws) + " (saved plan)"
+    _tf_list(pv, changes)

@@ -1,0 +1,322 @@
+"""One rule of `rules:` -> the dict that shim.classify.decide matches (cold).
+
+The match conditions (verb, flags, args, context, agent, env, kind, risk), the decision and
+its reason, the preview a held call runs, the hold's timeout and a required reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shim.classify.invocation import ERROR, HELP, OK, UNKNOWN
+from shim.errors import RulesError
+from shim.rules.yamlfile import key_line, line_of, only
+
+DECISIONS = ("allow", "ask", "deny")
+KINDS = (OK, HELP, UNKNOWN, ERROR)
+
+_MATCH_KEYS = (
+    "kind",
+    "verb",
+    "dry_run",
+    "flags",
+    "args",
+    "nargs",
+    "any_arg",
+    "no_arg",
+    "ignore_case",
+    "context",
+    "agent",
+    "env",
+    "risk",
+)
+_RULE_KEYS = (
+    "id",
+    "decision",
+    "reason",
+    "hint",
+    "timeout",
+    "match",
+    "examples",
+    "preview",
+    "risk",
+    "require_reason",
+)
+RISK_LEVELS = ("low", "medium", "high", "critical")  # shim.risk.LEVELS
+
+
+def _is_star_literal_star(g: str) -> bool:
+    mid = g[1:-1]
+    return len(g) > 2 and g[0] == "*" and g[-1] == "*" and "*" not in mid and "?" not in mid
+
+
+def _is_star_literal(g: str) -> bool:
+    tail = g[1:]
+    return len(g) > 1 and g[0] == "*" and "*" not in tail and "?" not in tail
+
+
+def _globs(value: Any, where: tuple[str, int], what: str) -> tuple[str, ...]:
+    if isinstance(value, (str, int, float, bool)) and not isinstance(value, bool):
+        return (str(value),)
+    if isinstance(value, bool):
+        return ("true" if value else "false",)
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        return tuple(str(v) for v in value)
+    raise RulesError(f"{what}: expected a string or a list of strings", *where)
+
+
+def _condition(
+    value: Any, where: tuple[str, int], what: str, allow_presence: bool
+) -> tuple[str, tuple[str, ...]]:
+    if allow_presence and value in ("present", "absent"):
+        return str(value), ()
+    if isinstance(value, dict):
+        only(value, ("not", "any", "except", "present"), where)
+        if "except" in value and "any" not in value:
+            raise RulesError(f"{what}: 'except' goes with 'any'", *where)
+        if "not" in value:
+            op = "present_not" if value.get("present") else "not"
+            return op, _globs(value["not"], where, what)
+        if "any" in value:
+            if "except" in value:
+                # some value matches `any` and none of `except`: kept as (any..., NUL,
+                # except...); argv strings cannot hold a NUL, so no pattern is one
+                keep = _globs(value["any"], where, what)
+                skip = _globs(value["except"], where, what)
+                return "any_except", keep + ("\x00",) + skip
+            return "any", _globs(value["any"], where, what)
+        if allow_presence and isinstance(value.get("present"), bool):
+            return ("present" if value["present"] else "absent"), ()
+        raise RulesError(f"{what}: a mapping condition needs 'not', 'any' or 'present'", *where)
+    return "last" if allow_presence else "glob", _globs(value, where, what)
+
+
+def _nargs(value: Any, where: tuple[str, int]) -> tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    text = str(value).replace(" ", "")
+    try:
+        if text.startswith(">="):
+            return int(text[2:]), -1
+        if text.startswith("<="):
+            return 0, int(text[2:])
+        if "-" in text:
+            lo, hi = text.split("-", 1)
+            return int(lo), int(hi)
+        return int(text), int(text)
+    except ValueError as exc:
+        raise RulesError(
+            f"nargs: expected N, 'N-M', '>=N' or '<=N', got {value!r}", *where
+        ) from exc
+
+
+def compile_rule(raw: Any, tool: str, path: str, index: int) -> dict:
+    line = line_of(raw)
+    where = (path, line)
+    if not isinstance(raw, dict):
+        raise RulesError(f"rule #{index + 1} must be a mapping", *where)
+    only(raw, _RULE_KEYS, where)
+    rid = raw.get("id")
+    if not isinstance(rid, str) or not rid:
+        raise RulesError("every rule needs an 'id' (for example kubectl/read)", *where)
+    decision = raw.get("decision")
+    if decision not in DECISIONS:
+        where = (path, key_line(raw, "decision", line))
+        raise RulesError(
+            f"rule {rid}: decision must be one of allow, ask, deny (got {decision!r})", *where
+        )
+    if not isinstance(raw.get("reason"), str) or not raw["reason"].strip():
+        raise RulesError(
+            f"rule {rid}: a 'reason' is required (the agent and the approver read it)", *where
+        )
+    rule: dict[str, Any] = {
+        "id": rid,
+        "decision": decision,
+        "reason": raw["reason"].strip(),
+        "hint": str(raw.get("hint") or "").strip(),
+        "source": f"{path}:{line}",
+        "tool": tool,
+    }
+    if raw.get("timeout") is not None:
+        try:
+            rule["timeout"] = int(raw["timeout"])
+        except (TypeError, ValueError) as exc:
+            raise RulesError(f"rule {rid}: timeout must be whole seconds", *where) from exc
+    if raw.get("preview") is not None:
+        rule["preview"] = _preview_spec(raw["preview"], rid, (path, key_line(raw, "preview", line)))
+    if raw.get("risk") is not None:
+        if raw["risk"] not in RISK_LEVELS:
+            raise RulesError(
+                f"rule {rid}: risk must be one of {', '.join(RISK_LEVELS)} (got {raw['risk']!r})",
+                path,
+                key_line(raw, "risk", line),
+            )
+        rule["risk"] = raw["risk"]
+    if raw.get("require_reason") is not None:
+        if not isinstance(raw["require_reason"], bool):
+            raise RulesError(f"rule {rid}: require_reason must be true or false", *where)
+        rule["require_reason"] = raw["require_reason"]
+    m = raw.get("match") or {}
+    alts = m if isinstance(m, list) else [m]
+    if not alts:
+        raise RulesError(f"rule {rid}: match must not be an empty list", *where)
+    rule["alts"] = tuple(_compile_match(a, rid, path, line) for a in alts)
+    ex = raw.get("examples")
+    rule["_examples"] = ex
+    return rule
+
+
+def _preview_spec(raw: Any, rid: str, where: tuple[str, int]) -> dict:
+    """`preview: {kind: NAME, timeout: SECONDS}` (kinds: shim.preview.kinds())."""
+    from shim.preview.kinds import MAX_TIMEOUT_S, kinds
+
+    if not isinstance(raw, dict):
+        raise RulesError(f"rule {rid}: preview must be a mapping {{kind, timeout}}", *where)
+    only(raw, ("kind", "timeout"), where)
+    kind = raw.get("kind")
+    if kind not in kinds():
+        raise RulesError(
+            f"rule {rid}: preview kind must be one of {', '.join(kinds())} (got {kind!r})", *where
+        )
+    spec: dict[str, Any] = {"kind": kind}
+    if raw.get("timeout") is not None:
+        timeout = raw["timeout"]
+        if (
+            not isinstance(timeout, int)
+            or isinstance(timeout, bool)
+            or not 1 <= timeout <= MAX_TIMEOUT_S
+        ):
+            raise RulesError(
+                f"rule {rid}: preview timeout must be whole seconds, 1 to {MAX_TIMEOUT_S}", *where
+            )
+        spec["timeout"] = timeout
+    return spec
+
+
+def _risk_levels(value: Any, rid: str, where: tuple[str, int]) -> tuple[str, ...]:
+    """`risk: ">=high"`, `risk: critical` or `risk: [high, critical]` -> the levels that match.
+
+    Risk exists only for held calls, once their preview ran: a rule with a risk condition is
+    decided again then (shim/ask.py) and never matches before."""
+    levels = RISK_LEVELS
+    items = value if isinstance(value, list) else [value]
+    out: list[str] = []
+    for item in items:
+        text = str(item).replace(" ", "")
+        if text.startswith(">="):
+            name = text[2:]
+            if name not in levels:
+                break
+            out.extend(levels[levels.index(name) :])
+        elif text in levels:
+            out.append(text)
+        else:
+            break
+    else:
+        return tuple(dict.fromkeys(out))
+    raise RulesError(
+        f"rule {rid}: risk must be a level ({', '.join(levels)}), '>=LEVEL', or a list of levels",
+        *where,
+    )
+
+
+def _compile_match(m: Any, rid: str, path: str, line: int) -> dict:
+    """One alternative of a rule's `match`: every condition in it must hold."""
+    rule: dict[str, Any] = {}
+    mwhere = (path, line_of(m, line))
+    if not isinstance(m, dict):
+        raise RulesError(f"rule {rid}: match must be a mapping", *mwhere)
+    only(m, _MATCH_KEYS, mwhere)
+    if "risk" in m:
+        rule["risk_in"] = _risk_levels(m["risk"], rid, mwhere)
+    kinds = _globs(m.get("kind", "ok"), mwhere, "kind")
+    for k in kinds:
+        if k not in KINDS:
+            raise RulesError(
+                f"rule {rid}: kind must be among {', '.join(KINDS)} (got {k!r})", *mwhere
+            )
+    rule["kind"] = kinds
+    if "verb" in m:
+        verbs = _globs(m["verb"], mwhere, "verb")
+        rule["verb"] = verbs
+        # the same, split for speed: plain verb paths are a set lookup (decide uses these
+        # when present and falls back to "verb" for rules compiled before they existed)
+        rule["verb_set"] = frozenset(v for v in verbs if "*" not in v and "?" not in v)
+        rule["verb_globs"] = tuple(v for v in verbs if "*" in v or "?" in v)
+        # and the globs whose first word is literal, by that word: `sts assume-role*` is only
+        # tried on sts calls
+        first: dict[str, list[str]] = {}
+        anywhere: list[str] = []
+        for g in rule["verb_globs"]:
+            head, sep, _ = g.partition(" ")
+            if sep and "*" not in head and "?" not in head:
+                first.setdefault(head, []).append(g)
+            else:
+                anywhere.append(g)
+        rule["verb_globs_first"] = {k: tuple(v) for k, v in first.items()}
+        # `*MID*` is "MID occurs", `*TAIL` is "ends with TAIL" (aws: `* create-*`)
+        contains = [g[1:-1] for g in anywhere if _is_star_literal_star(g)]
+        suffixes = [g[1:] for g in anywhere if _is_star_literal(g)]
+        rule["verb_contains"] = tuple(contains)
+        rule["verb_suffixes"] = tuple(suffixes)
+        rule["verb_globs_any"] = tuple(
+            g for g in anywhere if not _is_star_literal_star(g) and not _is_star_literal(g)
+        )
+    if "dry_run" in m:
+        if not isinstance(m["dry_run"], bool):
+            raise RulesError(f"rule {rid}: dry_run must be true or false", *mwhere)
+        rule["dry_run"] = m["dry_run"]
+    ic = bool(m.get("ignore_case", False))
+    rule["ignore_case"] = ic
+    flags = []
+    for name, cond in (m.get("flags") or {}).items():
+        op, pats = _condition(cond, mwhere, f"flag {name}", True)
+        flags.append((str(name), op, tuple(p.lower() for p in pats) if ic else pats))
+    rule["flags"] = tuple(flags)
+    args = []
+    for idx, cond in (m.get("args") or {}).items():
+        try:
+            i = int(idx)
+        except ValueError as exc:
+            raise RulesError(f"rule {rid}: args keys are positions (0, 1, -1)", *mwhere) from exc
+        op, pats = _condition(cond, mwhere, f"arg {idx}", False)
+        if op == "any_except":
+            raise RulesError(f"rule {rid}: 'except' works on flags and any_arg", *mwhere)
+        if op == "any":
+            op = "glob"
+        args.append((i, op, tuple(p.lower() for p in pats) if ic else pats))
+    rule["args"] = tuple(args)
+    if "nargs" in m:
+        rule["nargs"] = _nargs(m["nargs"], mwhere)
+    for key in ("any_arg", "no_arg"):
+        if key in m:
+            raw = m[key]
+            if key == "any_arg" and isinstance(raw, dict):
+                # {any: [..], except: [..]}: some word matches `any` and none of `except`
+                only(raw, ("any", "except"), mwhere)
+                if "any" not in raw:
+                    raise RulesError(f"rule {rid}: any_arg as a mapping needs 'any'", *mwhere)
+                skip = _globs(raw.get("except", []), mwhere, "any_arg except")
+                rule["any_arg_except"] = tuple(p.lower() for p in skip) if ic else skip
+                raw = raw["any"]
+            pats = _globs(raw, mwhere, key)
+            rule[key] = tuple(p.lower() for p in pats) if ic else pats
+    ctx = []
+    for key, cond in (m.get("context") or {}).items():
+        op, pats = _condition(cond, mwhere, f"context {key}", False)
+        if op == "any_except":
+            raise RulesError(f"rule {rid}: 'except' works on flags and any_arg", *mwhere)
+        if op == "any":
+            op = "glob"
+        ctx.append((str(key), op, pats))
+    rule["context"] = tuple(ctx)
+    if "agent" in m:
+        rule["agent"] = _globs(m["agent"], mwhere, "agent")
+    env: list[tuple[str, str, tuple[str, ...]]] = []
+    for var, cond in (m.get("env") or {}).items():
+        if cond in ("present", "absent"):
+            env.append((str(var), str(cond), ()))
+        else:
+            env.append((str(var), "glob", _globs(cond, mwhere, f"env {var}")))
+    rule["env"] = tuple(env)
+    return rule

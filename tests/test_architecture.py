@@ -1,0 +1,114 @@
+"""The folders are the architecture: the import graph of `shim` keeps the house rules.
+
+Every `import` counts, lazy ones inside functions included: they are dependencies too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO
+
+PACKAGE = REPO / "shim"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the shim modules it imports (a package's own submodules resolve to them)."""
+    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for target in targets:
+                while target and target not in files:
+                    target = target.rpartition(".")[0]
+                # a module importing its own package (for a sibling) is not a dependency on it
+                if target and target != name and not name.startswith(target + "."):
+                    deps.add(target)
+        graph[name] = deps
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    found = cycles(import_graph())
+    assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def test_the_cycle_finder_names_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+
+
+def test_approval_and_log_do_not_import_each_other() -> None:
+    graph = import_graph()
+    for name, deps in graph.items():
+        if name.startswith("shim.approval"):
+            assert not {d for d in deps if d.startswith("shim.log")}, name
+        if name.startswith("shim.log"):
+            assert not {d for d in deps if d.startswith("shim.approval")}, name
+
+
+def test_only_the_cli_imports_the_commands() -> None:
+    graph = import_graph()
+    for name, deps in graph.items():
+        if name.startswith("shim.commands") or name in ("shim.cli", "shim.__main__"):
+            continue
+        assert not {d for d in deps if d.startswith(("shim.commands", "shim.cli"))}, name
+
+
+def test_the_hot_classifier_imports_nothing_cold() -> None:
+    graph = import_graph()
+    cold = ("shim.approval", "shim.preview", "shim.commands", "shim.cli", "shim.held")
+    for name, deps in graph.items():
+        if name.startswith("shim.classify"):
+            assert not {d for d in deps if d.startswith(cold)}, name
