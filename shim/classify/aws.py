@@ -42,6 +42,26 @@ def _aws_global(
     return i + 1
 
 
+class _Command:
+    """What the main parser and the service's parser found: the verb path and the tokens
+    they took."""
+
+    __slots__ = ("verb", "kind", "note", "stop", "end", "taken", "service", "op_node", "custom")
+
+    def __init__(self, n: int) -> None:
+        self.verb: list[str] = []
+        self.kind = OK
+        self.note = ""
+        self.stop = n  # the index of `--`, or n
+        self.end = n  # where the walk stopped (an unknown word)
+        self.taken: set[int] = set()
+        self.service: dict | None = None
+        self.op_node: dict | None = None
+        self.custom = (
+            False  # a hand-written command (s3, configure): argparse over a complete table
+        )
+
+
 def parse_aws(grammar: dict, argv: tuple[str, ...]) -> tuple[list[str], str, str, State]:
     """argparse, three stages. The main parser takes the global options from anywhere and the
     first free word (the service); unknown options go on, in order, without taking the words
@@ -49,26 +69,53 @@ def parse_aws(grammar: dict, argv: tuple[str, ...]) -> tuple[list[str], str, str
     then reads every token that is left, in order (so `aws ec2 --dry-run terminate-instances`
     is a dry run)."""
     st = State()
+    n = len(argv)
+    cmd = _find_command(grammar, argv, st)
+    verb = cmd.verb
+    if cmd.kind != OK:
+        st.words.extend(t for t in argv[cmd.end + 1 :] if not t.startswith("-"))
+        return verb, cmd.kind, cmd.note, st
+    if cmd.stop < n:
+        st.rest.extend(argv[cmd.stop + 1 :])
+    left = tuple(argv[k] for k in range(cmd.stop) if k not in cmd.taken)
+    if not verb:
+        if st.help or not argv:
+            return ["help"], HELP, "", st
+        return verb, ERROR, "no command given", st
+    if st.help:
+        return verb, OK, "", st
+    service, op_node = cmd.service, cmd.op_node
+    if service is not None and op_node is None and service.get("commands") is not None:
+        cmd.custom = True  # `aws s3` / `aws configure` alone: the command itself
+    if left == ("help",) and cmd.stop == n:
+        # `help` is help for certain only as the one word after the operation: with more
+        # words it may be a value, or the `outfile` of a streaming operation (`lambda invoke
+        # --function-name f help` invokes the function). Stricter than the CLI, which also
+        # reads `--dry-run help` as help.
+        st.help = True
+        return verb, OK, "", st
+    _aws_operation(grammar, op_node or service or {}, left, st)
+    if cmd.custom:
+        min_args = (op_node or {}).get("min_args", 0)
+        if len(st.args) < min_args and not st.error:
+            st.error = f"aws {' '.join(verb)} needs {min_args} argument(s)"
+    return verb, OK, "", st
+
+
+def _find_command(grammar: dict, argv: tuple[str, ...], st: State) -> _Command:
+    """Pass 1: the global options (from anywhere), the service and the operation."""
     gflags: dict = grammar.get("flags") or {}
     gnames = tuple(gflags)
     no_help = tuple(g for g in gnames if g != "--help")
     help_flags = grammar.get("help_flags") or frozenset()
     root_cmds: dict = grammar.get("commands") or {}
     n = len(argv)
-    # Pass 1: global options, the service and the operation.
-    taken: set[int] = set()
-    service: dict | None = None
-    op_node: dict | None = None
-    custom = False  # a hand-written command (s3, configure): argparse over a complete table
-    verb: list[str] = []
-    kind = OK
-    note = ""
-    stop = n
+    cmd = _Command(n)
     i = 0
     while i < n:
         tok = argv[i]
         if tok == "--":
-            stop = i
+            cmd.stop = i
             break
         if tok.startswith("--") and len(tok) > 2:
             name = tok.partition("=")[0]
@@ -77,81 +124,65 @@ def parse_aws(grammar: dict, argv: tuple[str, ...]) -> tuple[list[str], str, str
             gname, ambiguous = _expand_long(name, gnames if name == "--help" else no_help)
             if ambiguous:
                 st.error = f"ambiguous option: {name}"
-                taken.add(i)
+                cmd.taken.add(i)
                 i += 1
             elif gname is not None:
                 j = _aws_global(st, gflags, help_flags, argv, i)
-                taken.update(range(i, j))
+                cmd.taken.update(range(i, j))
                 i = j
             else:
                 i += 1  # not the main parser's: left for the operation, takes nothing here
             continue
-        if not verb:
-            verb.append(tok)
-            taken.add(i)
-            svc = root_cmds.get(tok)
-            if svc is None:
-                if tok == "help":
-                    st.help = True
-                else:
-                    kind = UNKNOWN
-                    note = f"unknown aws service or alias: {tok!r}"
-                    break
-            else:
-                service = svc
-                if svc.get("help_verb"):
-                    st.help = True
-            i += 1
-            continue
-        if service is not None and op_node is None:
-            verb.append(tok)
-            taken.add(i)
-            cmds = service.get("commands")
-            if tok == "help":
-                st.help = True
-                op_node = {}
-            elif cmds is not None:
-                child = cmds.get(tok)
-                if child is None:
-                    if not service.get("any_operation"):
-                        kind = UNKNOWN
-                        note = f"unknown aws subcommand: {verb[0]} {tok!r}"
-                        break
-                    op_node = {}
-                else:
-                    op_node = child
-                    custom = True
-                    verb[-1] = child["name"]
-            else:
-                op_node = {}
+        if not cmd.verb:
+            _service_word(cmd, root_cmds, tok, i, st)
+        elif cmd.service is not None and cmd.op_node is None:
+            _operation_word(cmd, tok, i, st)
+        if cmd.kind != OK:
+            cmd.end = i
+            break
         i += 1
-    if kind != OK:
-        st.words.extend(t for t in argv[i + 1 :] if not t.startswith("-"))
-        return verb, kind, note, st
-    if stop < n:
-        st.rest.extend(argv[stop + 1 :])
-    left = tuple(argv[k] for k in range(stop) if k not in taken)
-    if not verb:
-        if st.help or not argv:
-            return ["help"], HELP, "", st
-        return verb, ERROR, "no command given", st
-    if st.help:
-        return verb, OK, "", st
-    if service is not None and op_node is None and service.get("commands") is not None:
-        custom = True  # `aws s3` / `aws configure` alone: the command itself
-    if left == ("help",) and stop == n:
-        # `help` is help for certain only as the one word after the operation: with more
-        # words it may be a value, or the `outfile` of a streaming operation (`lambda invoke
-        # --function-name f help` invokes the function). Stricter than the CLI, which also
-        # reads `--dry-run help` as help.
+    return cmd
+
+
+def _service_word(cmd: _Command, root_cmds: dict, tok: str, i: int, st: State) -> None:
+    cmd.verb.append(tok)
+    cmd.taken.add(i)
+    svc = root_cmds.get(tok)
+    if svc is None:
+        if tok == "help":
+            st.help = True
+        else:
+            cmd.kind = UNKNOWN
+            cmd.note = f"unknown aws service or alias: {tok!r}"
+        return
+    cmd.service = svc
+    if svc.get("help_verb"):
         st.help = True
-        return verb, OK, "", st
-    _aws_operation(grammar, op_node or service or {}, left, st)
-    if custom:
-        min_args = (op_node or {}).get("min_args", 0)
-        if len(st.args) < min_args and not st.error:
-            st.error = f"aws {' '.join(verb)} needs {min_args} argument(s)"
-    return verb, OK, "", st
+
+
+def _operation_word(cmd: _Command, tok: str, i: int, st: State) -> None:
+    service = cmd.service or {}
+    cmd.verb.append(tok)
+    cmd.taken.add(i)
+    cmds = service.get("commands")
+    if tok == "help":
+        st.help = True
+        cmd.op_node = {}
+        return
+    if cmds is None:
+        cmd.op_node = {}
+        return
+    found = cmds.get(tok)
+    if found is None:
+        if not service.get("any_operation"):
+            cmd.kind = UNKNOWN
+            cmd.note = f"unknown aws subcommand: {cmd.verb[0]} {tok!r}"
+            return
+        cmd.op_node = {}
+        return
+    cmd.op_node = found
+    cmd.custom = True
+    cmd.verb[-1] = found["name"]
 
 
 def _aws_operation(grammar: dict, node: dict, toks: tuple[str, ...], st: State) -> bool:

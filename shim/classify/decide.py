@@ -153,6 +153,40 @@ def _verb_glob(cond: dict, path: str) -> bool:
     )
 
 
+def _flag_holds(op: str, pats: tuple[str, ...], vals: list[str] | None, ic: bool) -> bool:
+    """One flag condition, given the flag's values in order (None: not given)."""
+    if not vals:
+        return op in ("absent", "not")
+    if op == "last":
+        return _any(pats, _fold(vals[-1], ic))
+    if op == "any":
+        return any(_any(pats, _fold(v, ic)) for v in vals)
+    if op == "not" or op == "present_not":
+        return not _any(pats, _fold(vals[-1], ic))
+    if op == "any_except":
+        cut = pats.index("\x00")
+        keep, skip = pats[:cut], pats[cut + 1 :]
+        return any(_any(keep, f) and not _any(skip, f) for f in (_fold(v, ic) for v in vals))
+    return op != "absent"  # present
+
+
+def _words_hold(rule: dict, inv: Invocation, ic: bool) -> bool:
+    """`any_arg` (some word matches, none of `any_arg_except`) and `no_arg` (no word does)."""
+    key = "words_lower" if ic else "words"
+    words = inv.memo.get(key)
+    if words is None:
+        words = [_fold(w, ic) for w in _words(inv)]
+        inv.memo[key] = words
+    any_arg = rule.get("any_arg")
+    skip = rule.get("any_arg_except") or ()
+    if any_arg is not None and not any(
+        _any(any_arg, w) and not (skip and _any(skip, w)) for w in words
+    ):
+        return False
+    no_arg = rule.get("no_arg")
+    return not (no_arg is not None and any(_any(no_arg, w) for w in words))
+
+
 def _cond_matches(
     rule: dict,
     restrictive: bool,
@@ -164,31 +198,8 @@ def _cond_matches(
     """The conditions of one alternative past kind, dry run and verb (rule_matches tests those)."""
     ic = rule.get("ignore_case", False)
     for name, op, pats in rule.get("flags", ()):
-        vals = inv.flags.get(name)
-        if op == "present":
-            if not vals:
-                return False
-        elif op == "absent":
-            if vals:
-                return False
-        elif op == "last":
-            if not vals or not _any(pats, _fold(vals[-1], ic)):
-                return False
-        elif op == "any":
-            if not vals or not any(_any(pats, _fold(v, ic)) for v in vals):
-                return False
-        elif op == "not":
-            if vals and _any(pats, _fold(vals[-1], ic)):
-                return False
-        elif op == "present_not" and (not vals or _any(pats, _fold(vals[-1], ic))):
+        if not _flag_holds(op, pats, inv.flags.get(name), ic):
             return False
-        elif op == "any_except":
-            cut = pats.index("\x00")
-            keep, skip = pats[:cut], pats[cut + 1 :]
-            if not vals or not any(
-                _any(keep, f) and not _any(skip, f) for f in (_fold(v, ic) for v in vals)
-            ):
-                return False
     nargs = rule.get("nargs")
     if nargs is not None:
         lo, hi = nargs
@@ -202,21 +213,8 @@ def _cond_matches(
         hit = _any(pats, _fold(inv.args[idx], ic))
         if (op == "glob") != hit:
             return False
-    any_arg = rule.get("any_arg")
-    no_arg = rule.get("no_arg")
-    if any_arg is not None or no_arg is not None:
-        key = "words_lower" if ic else "words"
-        words = inv.memo.get(key)
-        if words is None:
-            words = [_fold(w, ic) for w in _words(inv)]
-            inv.memo[key] = words
-        skip = rule.get("any_arg_except") or ()
-        if any_arg is not None and not any(
-            _any(any_arg, w) and not (skip and _any(skip, w)) for w in words
-        ):
-            return False
-        if no_arg is not None and any(_any(no_arg, w) for w in words):
-            return False
+    if ("any_arg" in rule or "no_arg" in rule) and not _words_hold(rule, inv, ic):
+        return False
     for key, op, pats in rule.get("context", ()):
         value = context.get(key)
         if value in UNRESOLVED:

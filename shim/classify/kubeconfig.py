@@ -152,91 +152,112 @@ _SCANNED: dict[str, tuple[str | None, dict[str, str]]] = {}
 
 
 def _scan_yaml(text: str) -> tuple[str | None, dict[str, str]]:
-    current: str | None = None
-    namespaces: dict[str, str] = {}
-    section = ""
-    item_name: str | None = None
-    item_ns = ""
-    item_indent = -1
-    in_context = False  # inside the item's `context:` mapping
-    child_indent = -1  # the indent of that mapping's own keys
-    seen = False
-    read_last = False  # the line before held a value the scanner keeps
-
-    def flush() -> None:
-        if item_name is not None:
-            namespaces[item_name] = item_ns
-
+    scan = _Scanner()
     # YAML breaks lines at \n, \r\n and \r only (not at \f or \u2028 as str.splitlines does)
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        scan.feed(raw)
+    return scan.finish()
+
+
+class _Scanner:
+    """The indentation scanner's state: the top-level section, and inside `contexts:` the
+    list item being read (its name, its `context:` mapping's namespace)."""
+
+    def __init__(self) -> None:
+        self.current: str | None = None
+        self.namespaces: dict[str, str] = {}
+        self.section = ""
+        self.item_name: str | None = None
+        self.item_ns = ""
+        self.item_indent = -1
+        self.in_context = False  # inside the item's `context:` mapping
+        self.child_indent = -1  # the indent of that mapping's own keys
+        self.seen = False
+        self.read_last = False  # the line before held a value the scanner keeps
+
+    def flush(self) -> None:
+        if self.item_name is not None:
+            self.namespaces[self.item_name] = self.item_ns
+        self.item_name, self.item_ns, self.item_indent = None, "", -1
+
+    def finish(self) -> tuple[str | None, dict[str, str]]:
+        if self.section == "contexts":
+            self.flush()
+        return self.current, self.namespaces
+
+    def feed(self, raw: str) -> None:
         line = raw.strip(" \t")
         if not line or line[0] == "#":
-            continue
+            return
         indent = len(raw) - len(raw.lstrip())
         if "\t" in raw[:indent]:
             raise _Unsure  # tabs in indentation: not YAML kubectl reads the same way
         if indent == 0 and line.split(" #")[0].rstrip() in ("---", "..."):
-            if seen:
+            if self.seen:
                 raise _Unsure  # several documents
-            continue
-        seen = True
+            return
+        self.seen = True
         if not _check_line(line):
             # a plain scalar continued: harmless, unless it continues a value read here
-            if read_last:
+            if self.read_last:
                 raise _Unsure
-            continue
-        read_last = False
+            return
+        self.read_last = False
         if indent == 0 and not line.startswith("- "):
-            if section == "contexts":
-                flush()
-                item_name, item_ns, item_indent = None, "", -1
-            key, _, value = line.partition(":")
-            section = key.strip()
-            if section == "current-context":
-                current = _scalar(value) or None
-                read_last = True
-            continue
-        if section not in ("contexts", "clusters", "users", "preferences", "extensions"):
+            self.top_key(line)
+            return
+        if self.section not in ("contexts", "clusters", "users", "preferences", "extensions"):
             raise _Unsure  # an indented line under a scalar: it continues that scalar
-        if section != "contexts":
-            continue
-        if line.startswith("- ") and (item_indent < 0 or indent <= item_indent):
-            flush()
-            item_name, item_ns, item_indent = None, "", indent
-            in_context, child_indent = False, -1
+        if self.section == "contexts":
+            self.context_line(line, indent)
+
+    def top_key(self, line: str) -> None:
+        if self.section == "contexts":
+            self.flush()
+        key, _, value = line.partition(":")
+        self.section = key.strip()
+        if self.section == "current-context":
+            self.current = _scalar(value) or None
+            self.read_last = True
+
+    def context_line(self, line: str, indent: int) -> None:
+        """A line inside `contexts:`: a new item, a key of the item, or a key of its context."""
+        if line.startswith("- ") and (self.item_indent < 0 or indent <= self.item_indent):
+            self.flush()
+            self.item_indent = indent
+            self.in_context, self.child_indent = False, -1
             line = line[2:].strip()
             indent += 2
         key, _, value = line.partition(":")
         key = key.strip()
-        if indent == item_indent + 2:  # a key of the list item itself
-            in_context = False
-            if key == "name":
-                item_name = _scalar(value)
-                read_last = True
-            elif key == "context":
-                flow = value.strip()
-                if flow.startswith("{"):
-                    # flow style: `context: {cluster: c, namespace: team-a, user: u}`
-                    if not flow.endswith("}") or "{" in flow[1:] or '"' in flow or "'" in flow:
-                        raise _Unsure
-                    for pair in flow[1:-1].split(","):
-                        k, _, v = pair.partition(":")
-                        if k.strip() == "namespace":
-                            item_ns = _scalar(v)
-                elif flow and not flow.startswith("#"):
+        if indent == self.item_indent + 2:  # a key of the list item itself
+            self.item_key(key, value)
+        elif self.in_context and indent > self.item_indent + 2:
+            if self.child_indent < 0:
+                self.child_indent = indent
+            if indent == self.child_indent and key == "namespace":
+                self.item_ns = _scalar(value)
+                self.read_last = True
+
+    def item_key(self, key: str, value: str) -> None:
+        self.in_context = False
+        if key == "name":
+            self.item_name = _scalar(value)
+            self.read_last = True
+        elif key == "context":
+            flow = value.strip()
+            if flow.startswith("{"):
+                # flow style: `context: {cluster: c, namespace: team-a, user: u}`
+                if not flow.endswith("}") or "{" in flow[1:] or '"' in flow or "'" in flow:
                     raise _Unsure
-                else:
-                    in_context = True
-            continue
-        if in_context and indent > item_indent + 2:
-            if child_indent < 0:
-                child_indent = indent
-            if indent == child_indent and key == "namespace":
-                item_ns = _scalar(value)
-                read_last = True
-    if section == "contexts":
-        flush()
-    return current, namespaces
+                for pair in flow[1:-1].split(","):
+                    k, _, v = pair.partition(":")
+                    if k.strip() == "namespace":
+                        self.item_ns = _scalar(v)
+            elif flow and not flow.startswith("#"):
+                raise _Unsure
+            else:
+                self.in_context = True
 
 
 def resolve_kube(

@@ -95,60 +95,22 @@ def _parse_tf_argv(
         if tok in _TF_AUTOCOMPLETE:
             return [tok], UNKNOWN, f"terraform {tok} edits shell files", State(), None
     st = State()
-    help_flags = grammar.get("help_flags") or frozenset()
-    pre: dict = grammar.get("flags") or {}
-    local: dict = grammar.get("local") or {}
     n = len(argv)
-    i = 0
-    verb: list[str] = []
-    node: dict = grammar
-    # global options before the subcommand
-    while i < n and argv[i].startswith("-"):
-        tok = argv[i]
-        if tok == "--":
-            break
-        name, eq, value = tok.partition("=")
-        hit = pre.get(name)
-        if hit is None:
-            return [], ERROR, f"invalid flag before the subcommand: {name}", st, None
-        canon, takes = hit
-        if canon in help_flags:
-            if eq:
-                return [], ERROR, f"invalid flag before the subcommand: {tok}", st, None
-            st.help = True
-        elif takes:
-            if not eq:
-                return [], ERROR, f"{name} must include an equals sign", st, None
-            st.add(canon, value)
-        else:
-            st.add(canon, "true")
-        i += 1
+    i, problem = _tf_globals(grammar, argv, st)
+    if problem:
+        return [], ERROR, problem, st, None
     if i >= n or argv[i] == "--":
-        if st.help or not argv:
-            return ["help"], HELP, "", st, None
-        if "--version" in st.flags:
-            return ["version"], OK, "", st, None
-        others = [f for f in st.flags if f != "-chdir"]
-        if others:
-            # -install-autocomplete and friends edit files: not something to wave through
-            return (
-                [others[0]],
-                UNKNOWN,
-                f"terraform {others[0]} is not a subcommand shield knows",
-                st,
-                None,
-            )
-        return ["help"], HELP, "", st, None
+        verb, kind, note = _tf_no_subcommand(st, argv)
+        return verb, kind, note, st, None
     if "--version" in st.flags:
         # terraform -v ANYTHING runs `version`
         return ["version"], OK, "", st, None
     word = argv[i]
-    child = child_node(node, word)
-    if child is None:
+    node = child_node(grammar, word)
+    if node is None:
         st.words.extend(argv[i + 1 :])
         return [word], UNKNOWN, f"terraform has no command named {word!r}", st, i + 1
-    verb.append(child["name"])
-    node = child
+    verb = [node["name"]]
     i += 1
     if node.get("commands") and i < n and not argv[i].startswith("-"):
         sub = child_node(node, argv[i])
@@ -158,8 +120,55 @@ def _parse_tf_argv(
         verb.append(sub["name"])
         node = sub
         i += 1
-    at = i
-    targv = argv[i:]
+    _tf_options(grammar, node, argv[i:], st)
+    return verb, OK, "", st, i
+
+
+def _tf_globals(grammar: dict, argv: tuple[str, ...], st: State) -> tuple[int, str]:
+    """The global options before the subcommand: (index of the first other word, problem)."""
+    help_flags = grammar.get("help_flags") or frozenset()
+    pre: dict = grammar.get("flags") or {}
+    n = len(argv)
+    i = 0
+    while i < n and argv[i].startswith("-"):
+        tok = argv[i]
+        if tok == "--":
+            break
+        name, eq, value = tok.partition("=")
+        hit = pre.get(name)
+        if hit is None:
+            return i, f"invalid flag before the subcommand: {name}"
+        canon, takes = hit
+        if canon in help_flags:
+            if eq:
+                return i, f"invalid flag before the subcommand: {tok}"
+            st.help = True
+        elif takes:
+            if not eq:
+                return i, f"{name} must include an equals sign"
+            st.add(canon, value)
+        else:
+            st.add(canon, "true")
+        i += 1
+    return i, ""
+
+
+def _tf_no_subcommand(st: State, argv: tuple[str, ...]) -> tuple[list[str], str, str]:
+    """Global options only: help, version, or an option that acts on its own."""
+    if st.help or not argv:
+        return ["help"], HELP, ""
+    if "--version" in st.flags:
+        return ["version"], OK, ""
+    others = [f for f in st.flags if f != "-chdir"]
+    if others:
+        # -install-autocomplete and friends edit files: not something to wave through
+        return [others[0]], UNKNOWN, f"terraform {others[0]} is not a subcommand shield knows"
+    return ["help"], HELP, ""
+
+
+def _tf_options(grammar: dict, node: dict, targv: tuple[str, ...], st: State) -> None:
+    """The subcommand's own options and arguments (Go flag: parsing stops at the first
+    positional)."""
     # mitchellh/cli: -h, -help or --help anywhere before `--`, even as a flag's value or after
     # the first positional, prints the command's help
     for tok in targv:
@@ -167,7 +176,8 @@ def _parse_tf_argv(
             break
         if tok in _TF_HELP:
             st.help = True
-    table = dict(local)
+    help_flags = grammar.get("help_flags") or frozenset()
+    table = dict(grammar.get("local") or {})
     table.update(node.get("flags") or {})
     j = 0
     while j < len(targv):
@@ -183,4 +193,3 @@ def _parse_tf_argv(
         st.args.extend(targv[j:])
         st.words.extend(targv[j:])
         break
-    return verb, OK, "", st, at

@@ -11,7 +11,8 @@ import typer
 
 from shim.commands.common import current_home, current_layers
 from shim.errors import ShieldError
-from shim.home import keys_dir, layer_dir, log_dir, spool_dir, trust_dir
+from shim.home import compiled_dir, keys_dir, layer_dir, load_config, log_dir, spool_dir, trust_dir
+from shim.log import storage
 from shim.real import find_real, is_shim
 
 
@@ -72,51 +73,54 @@ def interpreter_problem(shim_path: str) -> str | None:
 
 def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
     rep = Report()
-    # rules
+    tools = check_rules(rep, home)
+    check_shims(rep, tools, shim_dir, env.get("PATH", ""))
+    check_keys(rep, home)
+    check_config(rep, home)
+    check_log_and_spool(rep, home, env)
+    return rep
+
+
+def check_rules(rep: Report, home: str) -> list[str]:
+    """The rule layers compile; the tools they have rules for."""
     try:
         from shim.rules.compile import compile_layers
 
         compiled = compile_layers(current_layers(home))
-        rep.add(
-            "ok",
-            "rules",
-            f"{sum(len(c['rules']) for c in compiled.values())} rules for {', '.join(sorted(compiled))}",
-        )
-        tools = sorted(compiled)
     except Exception as exc:  # noqa: BLE001 - report, do not crash
         rep.add("fail", "rules", getattr(exc, "message", str(exc)))
-        tools = []
-    # shims, PATH order, real binaries
-    path = env.get("PATH", "")
-    shim_dirs = [shim_dir] if shim_dir else []
+        return []
+    count = sum(len(c["rules"]) for c in compiled.values())
+    rep.add("ok", "rules", f"{count} rules for {', '.join(sorted(compiled))}")
+    return sorted(compiled)
+
+
+def check_shims(rep: Report, tools: list[str], shim_dir: str | None, path: str) -> None:
+    """Each tool's shim: there, first on PATH, a real binary behind it, an interpreter every
+    user can start, not writable by this user."""
     seen_problems: set[str] = set()
     for tool in tools:
         shim_path = os.path.join(shim_dir, tool) if shim_dir else None
         if shim_path and not is_shim(shim_path):
             rep.add("warn", f"shim {tool}", f"no shim at {shim_path} (run: shield install)")
         first = shutil.which(tool, path=path)
-        if (
-            shim_path
-            and first
-            and os.path.exists(shim_path)
-            and not os.path.samefile(first, shim_path)
-        ):
-            rep.add(
-                "fail",
-                f"PATH {tool}",
-                f"`{tool}` resolves to {first}, not the shim: put {shim_dir} first on PATH",
-            )
+        if shim_path and first and os.path.exists(shim_path):
+            if os.path.samefile(first, shim_path):
+                rep.add("ok", f"PATH {tool}", f"`{tool}` resolves to the shim")
+            else:
+                rep.add(
+                    "fail",
+                    f"PATH {tool}",
+                    f"`{tool}` resolves to {first}, not the shim: put {shim_dir} first on PATH",
+                )
         elif shim_path and first:
             rep.add("ok", f"PATH {tool}", f"`{tool}` resolves to the shim")
-        real = find_real(tool, path, shim_dirs)
+        real = find_real(tool, path, [shim_dir] if shim_dir else [])
         if real:
             rep.add("ok", f"real {tool}", real)
         else:
-            rep.add(
-                "warn",
-                f"real {tool}",
-                f"no real {tool} on PATH after the shim dir (calls would exit 127)",
-            )
+            detail = f"no real {tool} on PATH after the shim dir (calls would exit 127)"
+            rep.add("warn", f"real {tool}", detail)
         if shim_path and is_shim(shim_path):
             problem = interpreter_problem(shim_path)
             if problem and problem not in seen_problems:
@@ -131,7 +135,10 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
                 f"shim {tool} writable",
                 f"this user can rewrite {shim_path}; install as another user for a real boundary",
             )
-    # trust and keys
+
+
+def check_keys(rep: Report, home: str) -> None:
+    """Trusted approver keys here; no approver private key and no writable policy in reach."""
     trust = trust_dir(home)
     trusted = [f for f in (os.listdir(trust) if os.path.isdir(trust) else []) if f.endswith(".pub")]
     if trusted:
@@ -149,8 +156,6 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
             "the approver's private key is in this home: an agent running as this user could sign "
             "its own approvals. Keep the approver key in another home (another user or the host).",
         )
-    from shim.home import compiled_dir
-
     for label, p in (
         ("rule layer", layer_dir(home)),
         ("trust store", trust),
@@ -162,13 +167,14 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
                 f"{label} writable",
                 f"this user can write {p}: an agent running as this user could relax the policy",
             )
-    from shim.home import load_config
 
+
+def check_config(rep: Report, home: str) -> None:
     try:
         cfg = load_config(home)
     except ShieldError as exc:
         rep.add("fail", "config", exc.message)
-        cfg = {}
+        return
     if cfg.get("tty_prompt") is True:
         rep.add(
             "warn",
@@ -176,7 +182,10 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
             "tty_prompt is on: an agent that starts the held call in a pseudo-terminal of its own "
             "can type the code itself; keep it on only where the terminal is a human's",
         )
-    # log and spool
+
+
+def check_log_and_spool(rep: Report, home: str, env: dict[str, str]) -> None:
+    """The log and the spool are writable, on a filesystem where flock works."""
     ld = log_dir(home)
     if os.path.isdir(ld) and os.access(ld, os.W_OK):
         rep.add("ok", "log", f"{ld} is writable")
@@ -197,14 +206,16 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
         rep.add("ok", "spool", spool)
     else:
         rep.add("fail", "spool", f"{spool} is missing or not writable")
-    from shim.log import storage
-
     for label, p in (("log", ld), ("spool", spool)):
         kind = storage.filesystem_type(p) if os.path.isdir(p) else None
         if kind in storage.NETWORK_FILESYSTEMS:
             rep.add(
                 "warn", f"{label} filesystem", f"{p} is on {kind}: flock may not be reliable there"
             )
+    check_locking(rep, ld)
+
+
+def check_locking(rep: Report, ld: str) -> None:
     try:
         if os.path.isdir(ld):
             target, works = ld, storage.lock_works(ld)
@@ -213,7 +224,7 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
                 target, works = scratch, storage.lock_works(scratch)
     except OSError as exc:
         rep.add("fail", "locking", f"cannot test flock on {ld}: {exc.strerror}")
-        return rep
+        return
     if works:
         rep.add("ok", "locking", f"flock excludes a second process on {target}")
     else:
@@ -222,7 +233,6 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
             "locking",
             f"flock on {target} does not exclude another process: concurrent appends would interleave",
         )
-    return rep
 
 
 def doctor(

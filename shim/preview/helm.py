@@ -63,45 +63,14 @@ def _helm_rev(entry: dict) -> str:
 
 
 def helm_release(job: Job) -> None:
-    pv, inv, context, run, snap = job.pv, job.inv, job.context, job.run, job.snap
+    pv, inv, context, run = job.pv, job.inv, job.context, job.run
     verb = inv.verb[0]
     where = kube_where(inv, context)
     target = flag_args(inv, _HELM_TARGET)
     if not inv.args:
         raise Failed(f"helm {verb} without a release name")
     release = inv.args[0]
-    run_argv: list[str] | None = None
-    chart_ref = inv.args[1] if verb == "upgrade" and len(inv.args) > 1 else None
-    values: list[str] = []
-    if verb == "upgrade":
-        files = snap_filenames(
-            pv,
-            inv,
-            snap,
-            None,
-            job.deadline,
-            "-f",
-            "--values",
-            (),
-            _HELM_VALUE_SHORTS,
-            _HELM_BOOL_SHORTS,
-        )
-        run_argv = files.run_argv
-        values = files.preview_args
-        for note in files.notes:
-            pv.line(f"({note})")
-        if chart_ref and os.path.exists(os.path.join(run.cwd, chart_ref)):
-            copy = snap.path(chart_ref)
-            base = list(run_argv or inv.argv)
-            hits = [i for i, t in enumerate(base) if t == chart_ref]
-            if len(hits) != 1:
-                raise Failed(f"could not bind the chart {chart_ref} to its snapshot")
-            base[hits[0]] = copy
-            run_argv = base
-            chart_ref = copy
-        elif chart_ref:
-            pv.line(f"(chart {chart_ref} is fetched again on approval: not snapshotted)")
-        pv.run_argv = run_argv
+    chart_ref, values = _bind_upgrade(job) if verb == "upgrade" else (None, [])
     history = _helm_history(run, release, target)
     current = history[-1] if history else None
     counts: dict[str, int] = {"revision": int(current.get("revision") or 0)} if current else {}
@@ -113,48 +82,16 @@ def helm_release(job: Job) -> None:
         pv.line(f"release {release} does not exist yet: upgrade --install creates it")
     else:
         pv.line(f"release {release}: {_helm_rev(current)}")
-    old_manifest: str | None = None
+    old_manifest: str | None = ""  # upgrade --install of a new release: nothing is live
     if current is not None:
         got = run.try_run(["get", "manifest", release, *target])
         old_manifest = got[1] if got else None
-    elif verb == "upgrade":
-        old_manifest = ""
-    new_manifest: str | None = None
-    head = ""
     if verb == "upgrade":
-        if chart_ref is None:
-            raise Failed("helm upgrade without a chart")
-        got = run.try_run(
-            [
-                "template",
-                release,
-                chart_ref,
-                *values,
-                *flag_args(inv, _HELM_RENDER),
-                *target,
-                "--is-upgrade",
-                "--no-hooks",
-            ]
-        )
-        new_manifest = got[1] if got else None
-        if flag(inv, "--reuse-values") or flag(inv, "--reset-then-reuse-values"):
-            pv.line("(--reuse-values: the diff renders only the values given on this command line)")
-        head = f"helm upgrade {release} to {inv.args[1] if len(inv.args) > 1 else '?'}"
+        head, new_manifest = _upgrade_manifest(job, release, chart_ref, values, target)
     elif verb == "rollback":
-        to = inv.args[1] if len(inv.args) > 1 and inv.args[1] != "0" else None
-        if to is None and len(history) >= 2:
-            to = str(history[-2].get("revision"))
-        entry = next((h for h in history if str(h.get("revision")) == to), None)
-        if entry is not None:
-            pv.line(f"back to: {_helm_rev(entry)}")
-        if to is not None:
-            counts["to_revision"] = int(to) if to.isdigit() else 0
-            got = run.try_run(["get", "manifest", release, f"--revision={to}", *target])
-            new_manifest = got[1] if got else None
-        head = f"helm rollback {release} to revision {to or '?'}"
+        head, new_manifest = _rollback_manifest(job, release, history, target, counts)
     else:  # uninstall
-        new_manifest = ""
-        head = f"helm uninstall {release}"
+        head, new_manifest = f"helm uninstall {release}", ""
         counts["delete"] = 1
     if old_manifest is not None and new_manifest is not None:
         dcounts, dlines = diff_manifests(old_manifest, new_manifest)
@@ -170,3 +107,72 @@ def helm_release(job: Job) -> None:
     else:
         pv.summary = f"{head} ({where}): manifest diff not available"
     pv.counts = counts
+
+
+def _bind_upgrade(job: Job) -> tuple[str | None, list[str]]:
+    """Snapshot an upgrade's values files and local chart, point its argv at the copies;
+    (the chart to render, the `-f` args for `helm template`)."""
+    pv, inv, run, snap = job.pv, job.inv, job.run, job.snap
+    chart_ref = inv.args[1] if len(inv.args) > 1 else None
+    files = snap_filenames(
+        pv,
+        inv,
+        snap,
+        None,
+        job.deadline,
+        "-f",
+        "--values",
+        (),
+        _HELM_VALUE_SHORTS,
+        _HELM_BOOL_SHORTS,
+    )
+    run_argv = files.run_argv
+    for note in files.notes:
+        pv.line(f"({note})")
+    if chart_ref and os.path.exists(os.path.join(run.cwd, chart_ref)):
+        copy = snap.path(chart_ref)
+        base = list(run_argv or inv.argv)
+        hits = [i for i, t in enumerate(base) if t == chart_ref]
+        if len(hits) != 1:
+            raise Failed(f"could not bind the chart {chart_ref} to its snapshot")
+        base[hits[0]] = copy
+        run_argv = base
+        chart_ref = copy
+    elif chart_ref:
+        pv.line(f"(chart {chart_ref} is fetched again on approval: not snapshotted)")
+    pv.run_argv = run_argv
+    return chart_ref, files.preview_args
+
+
+def _upgrade_manifest(
+    job: Job, release: str, chart_ref: str | None, values: list[str], target: list[str]
+) -> tuple[str, str | None]:
+    """(headline, the manifest the upgrade would install, or None when it cannot be rendered)."""
+    inv = job.inv
+    if chart_ref is None:
+        raise Failed("helm upgrade without a chart")
+    render = ["template", release, chart_ref, *values, *flag_args(inv, _HELM_RENDER), *target]
+    got = job.run.try_run([*render, "--is-upgrade", "--no-hooks"])
+    if flag(inv, "--reuse-values") or flag(inv, "--reset-then-reuse-values"):
+        job.pv.line("(--reuse-values: the diff renders only the values given on this command line)")
+    head = f"helm upgrade {release} to {inv.args[1] if len(inv.args) > 1 else '?'}"
+    return head, got[1] if got else None
+
+
+def _rollback_manifest(
+    job: Job, release: str, history: list[dict], target: list[str], counts: dict[str, int]
+) -> tuple[str, str | None]:
+    """(headline, the manifest of the revision rolled back to, or None)."""
+    args = job.inv.args
+    to = args[1] if len(args) > 1 and args[1] != "0" else None
+    if to is None and len(history) >= 2:
+        to = str(history[-2].get("revision"))
+    entry = next((h for h in history if str(h.get("revision")) == to), None)
+    if entry is not None:
+        job.pv.line(f"back to: {_helm_rev(entry)}")
+    manifest = None
+    if to is not None:
+        counts["to_revision"] = int(to) if to.isdigit() else 0
+        got = job.run.try_run(["get", "manifest", release, f"--revision={to}", *target])
+        manifest = got[1] if got else None
+    return f"helm rollback {release} to revision {to or '?'}", manifest

@@ -141,101 +141,128 @@ def _override(raw: Any, path: str, where: tuple[str, int]) -> dict:
     }
 
 
+_GRAMMAR_KEYS = (
+    "style",
+    "help_flags",
+    "flags",
+    "local",
+    "commands",
+    "services",
+    "dry_run",
+    "negations",
+    "prefix_expand",
+    "context",
+    "plugins_no_flags",
+    "early_globals",
+    "normalize_underscores",
+    "url_path_flags",
+    "overrides",
+    "alias_file",
+)
+
+
 def compile_grammar(tool: str, raw: Any, path: str) -> dict:
     where = (path, line_of(raw))
     if not isinstance(raw, dict):
         raise RulesError("grammar must be a mapping", *where)
-    only(
-        raw,
-        (
-            "style",
-            "help_flags",
-            "flags",
-            "local",
-            "commands",
-            "services",
-            "dry_run",
-            "negations",
-            "prefix_expand",
-            "context",
-            "plugins_no_flags",
-            "early_globals",
-            "normalize_underscores",
-            "url_path_flags",
-            "overrides",
-            "alias_file",
-        ),
-        where,
-    )
+    only(raw, _GRAMMAR_KEYS, where)
     style = raw.get("style", "cobra")
     if style not in STYLES:
         raise RulesError(f"unknown grammar style {style!r} (one of {', '.join(STYLES)})", *where)
     g: dict[str, Any] = {"tool": tool, "style": style}
     g["flags"] = _flag_table(raw.get("flags"), where)
     g["local"] = _flag_table(raw.get("local"), where)
+    g["help_flags"] = _help_flags(_as_list(raw, "help_flags", where), g["flags"], where)
+    commands = _commands(raw.get("commands") or {}, path)
+    for svc in _as_list(raw, "services", where):
+        commands.setdefault(str(svc), {"name": str(svc), "any_operation": True})
+    g["commands"] = commands
+    g["dry_run"] = tuple(_dry_run(item, path, where) for item in _as_list(raw, "dry_run", where))
+    neg = _as_map(raw, "negations", where)
+    for k, v in neg.items():
+        if not isinstance(v, list) or len(v) != 2:
+            raise RulesError(f"negation {k!r} must be a list of two flags", *where)
+    g["negations"] = {str(k): (str(v[0]), str(v[1])) for k, v in neg.items()}
+    g["prefix_expand"] = tuple(str(x) for x in _as_list(raw, "prefix_expand", where))
+    g["overrides"] = tuple(_override(o, path, where) for o in _as_list(raw, "overrides", where))
+    if raw.get("alias_file") is not None:
+        g["alias_file"] = _alias_file(raw["alias_file"], path, where)
+    for key in ("plugins_no_flags", "early_globals", "normalize_underscores"):
+        if raw.get(key):
+            g[key] = True
+    g["url_path_flags"] = tuple(str(f) for f in _as_list(raw, "url_path_flags", where))
+    g["context"] = _context_spec(raw.get("context") or {"resolver": "none"}, path, where)
+    return g
+
+
+def _as_list(raw: dict, key: str, where: tuple[str, int]) -> list:
+    value = raw.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise RulesError(f"{key} must be a list", where[0], key_line(raw, key, where[1]))
+    return value
+
+
+def _as_map(raw: dict, key: str, where: tuple[str, int]) -> dict:
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RulesError(f"{key} must be a mapping", where[0], key_line(raw, key, where[1]))
+    return value
+
+
+def _help_flags(specs: list, flags: dict, where: tuple[str, int]) -> frozenset[str]:
     help_flags: set[str] = set()
-    for spec in raw.get("help_flags") or ():
+    for spec in specs:
         names = _spellings(spec, where)
         canon = max(names, key=len)
         help_flags.add(canon)
         for name in names:  # a help flag is a bool the tool knows everywhere
-            g["flags"].setdefault(name, (canon, False))
-    g["help_flags"] = frozenset(help_flags)
-    commands = _commands(raw.get("commands") or {}, path)
-    for svc in raw.get("services") or ():
-        commands.setdefault(str(svc), {"name": str(svc), "any_operation": True})
-    g["commands"] = commands
-    dry: list[dict] = []
-    for item in raw.get("dry_run") or ():
-        iwhere = (path, line_of(item, where[1]))
-        if not isinstance(item, dict) or "flag" not in item or "values" not in item:
-            raise RulesError("a dry_run entry needs 'flag' and 'values'", *iwhere)
-        only(item, ("flag", "values", "verbs", "unless"), iwhere)
-        dry.append(
-            {
-                "flag": str(item["flag"]),
-                "values": tuple(str(v) for v in item["values"]),
-                "verbs": tuple(str(v) for v in (item.get("verbs") or ("*",))),
-                "unless": tuple(str(v) for v in (item.get("unless") or ())),
-            }
-        )
-    g["dry_run"] = tuple(dry)
-    neg = raw.get("negations") or {}
-    g["negations"] = {str(k): (str(v[0]), str(v[1])) for k, v in neg.items()}
-    g["prefix_expand"] = tuple(str(x) for x in raw.get("prefix_expand") or ())
-    g["overrides"] = tuple(_override(o, path, where) for o in raw.get("overrides") or ())
-    if raw.get("alias_file") is not None:
-        af = raw["alias_file"]
-        awhere = (path, line_of(af, where[1]))
-        if not isinstance(af, dict) or "path" not in af or "section" not in af:
-            raise RulesError("alias_file needs 'path' and 'section'", *awhere)
-        only(af, ("path", "section"), awhere)
-        g["alias_file"] = {
-            "path": _path_alternatives(af["path"]),
-            "section": str(af["section"]).lower(),
-        }
-    if raw.get("plugins_no_flags"):
-        g["plugins_no_flags"] = True
-    if raw.get("early_globals"):
-        g["early_globals"] = True
-    if raw.get("normalize_underscores"):
-        g["normalize_underscores"] = True
-    g["url_path_flags"] = tuple(str(f) for f in raw.get("url_path_flags") or ())
-    ctx = raw.get("context") or {"resolver": "none"}
+            flags.setdefault(name, (canon, False))
+    return frozenset(help_flags)
+
+
+def _dry_run(item: Any, path: str, where: tuple[str, int]) -> dict:
+    iwhere = (path, line_of(item, where[1]))
+    if not isinstance(item, dict) or "flag" not in item or "values" not in item:
+        raise RulesError("a dry_run entry needs 'flag' and 'values'", *iwhere)
+    only(item, ("flag", "values", "verbs", "unless"), iwhere)
+    for key in ("values", "verbs", "unless"):
+        _as_list(item, key, iwhere)
+    return {
+        "flag": str(item["flag"]),
+        "values": tuple(str(v) for v in item["values"]),
+        "verbs": tuple(str(v) for v in (item.get("verbs") or ("*",))),
+        "unless": tuple(str(v) for v in (item.get("unless") or ())),
+    }
+
+
+def _alias_file(af: Any, path: str, where: tuple[str, int]) -> dict:
+    awhere = (path, line_of(af, where[1]))
+    if not isinstance(af, dict) or "path" not in af or "section" not in af:
+        raise RulesError("alias_file needs 'path' and 'section'", *awhere)
+    only(af, ("path", "section"), awhere)
+    return {"path": _path_alternatives(af["path"]), "section": str(af["section"]).lower()}
+
+
+def _context_spec(ctx: Any, path: str, where: tuple[str, int]) -> dict:
     cwhere = (path, line_of(ctx, where[1]))
+    if not isinstance(ctx, dict):
+        raise RulesError("context must be a mapping with a 'resolver'", *cwhere)
     only(ctx, ("resolver", "flags", "env", "defaults"), cwhere)
     if ctx.get("resolver", "none") not in RESOLVERS:
         raise RulesError(
             f"unknown context resolver {ctx.get('resolver')!r} (one of {', '.join(RESOLVERS)})",
             *cwhere,
         )
-    g["context"] = {
+    return {
         "resolver": str(ctx.get("resolver", "none")),
-        "flags": {str(k): str(v) for k, v in (ctx.get("flags") or {}).items()},
+        "flags": {str(k): str(v) for k, v in _as_map(ctx, "flags", cwhere).items()},
         "env": {
             str(k): [str(x) for x in (v if isinstance(v, list) else [v])]
-            for k, v in (ctx.get("env") or {}).items()
+            for k, v in _as_map(ctx, "env", cwhere).items()
         },
-        "defaults": {str(k): str(v) for k, v in (ctx.get("defaults") or {}).items()},
+        "defaults": {str(k): str(v) for k, v in _as_map(ctx, "defaults", cwhere).items()},
     }
-    return g

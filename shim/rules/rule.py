@@ -6,6 +6,7 @@ its reason, the preview a held call runs, the hold's timeout and a required reas
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from shim.classify.invocation import ERROR, HELP, OK, UNKNOWN
@@ -237,86 +238,117 @@ def _compile_match(m: Any, rid: str, path: str, line: int) -> dict:
             )
     rule["kind"] = kinds
     if "verb" in m:
-        verbs = _globs(m["verb"], mwhere, "verb")
-        rule["verb"] = verbs
-        # the same, split for speed: plain verb paths are a set lookup (decide uses these
-        # when present and falls back to "verb" for rules compiled before they existed)
-        rule["verb_set"] = frozenset(v for v in verbs if "*" not in v and "?" not in v)
-        rule["verb_globs"] = tuple(v for v in verbs if "*" in v or "?" in v)
-        # and the globs whose first word is literal, by that word: `sts assume-role*` is only
-        # tried on sts calls
-        first: dict[str, list[str]] = {}
-        anywhere: list[str] = []
-        for g in rule["verb_globs"]:
-            head, sep, _ = g.partition(" ")
-            if sep and "*" not in head and "?" not in head:
-                first.setdefault(head, []).append(g)
-            else:
-                anywhere.append(g)
-        rule["verb_globs_first"] = {k: tuple(v) for k, v in first.items()}
-        # `*MID*` is "MID occurs", `*TAIL` is "ends with TAIL" (aws: `* create-*`)
-        contains = [g[1:-1] for g in anywhere if _is_star_literal_star(g)]
-        suffixes = [g[1:] for g in anywhere if _is_star_literal(g)]
-        rule["verb_contains"] = tuple(contains)
-        rule["verb_suffixes"] = tuple(suffixes)
-        rule["verb_globs_any"] = tuple(
-            g for g in anywhere if not _is_star_literal_star(g) and not _is_star_literal(g)
-        )
+        rule.update(_verb_match(_globs(m["verb"], mwhere, "verb")))
     if "dry_run" in m:
         if not isinstance(m["dry_run"], bool):
             raise RulesError(f"rule {rid}: dry_run must be true or false", *mwhere)
         rule["dry_run"] = m["dry_run"]
-    ic = bool(m.get("ignore_case", False))
+    ic = m.get("ignore_case", False)
+    if not isinstance(ic, bool):
+        raise RulesError(f"rule {rid}: ignore_case must be true or false", *mwhere)
     rule["ignore_case"] = ic
+    fold = (lambda pats: tuple(p.lower() for p in pats)) if ic else (lambda pats: pats)
     flags = []
-    for name, cond in (m.get("flags") or {}).items():
+    for name, cond in _mapping(m, "flags", rid, mwhere).items():
         op, pats = _condition(cond, mwhere, f"flag {name}", True)
-        flags.append((str(name), op, tuple(p.lower() for p in pats) if ic else pats))
+        flags.append((str(name), op, fold(pats)))
     rule["flags"] = tuple(flags)
     args = []
-    for idx, cond in (m.get("args") or {}).items():
+    for idx, cond in _mapping(m, "args", rid, mwhere).items():
+        if isinstance(idx, bool) or not isinstance(idx, (int, str)):
+            raise RulesError(f"rule {rid}: args keys are positions (0, 1, -1)", *mwhere)
         try:
             i = int(idx)
         except ValueError as exc:
             raise RulesError(f"rule {rid}: args keys are positions (0, 1, -1)", *mwhere) from exc
-        op, pats = _condition(cond, mwhere, f"arg {idx}", False)
-        if op == "any_except":
-            raise RulesError(f"rule {rid}: 'except' works on flags and any_arg", *mwhere)
-        if op == "any":
-            op = "glob"
-        args.append((i, op, tuple(p.lower() for p in pats) if ic else pats))
+        op, pats = _positional(cond, rid, mwhere, f"arg {idx}")
+        args.append((i, op, fold(pats)))
     rule["args"] = tuple(args)
     if "nargs" in m:
         rule["nargs"] = _nargs(m["nargs"], mwhere)
-    for key in ("any_arg", "no_arg"):
-        if key in m:
-            raw = m[key]
-            if key == "any_arg" and isinstance(raw, dict):
-                # {any: [..], except: [..]}: some word matches `any` and none of `except`
-                only(raw, ("any", "except"), mwhere)
-                if "any" not in raw:
-                    raise RulesError(f"rule {rid}: any_arg as a mapping needs 'any'", *mwhere)
-                skip = _globs(raw.get("except", []), mwhere, "any_arg except")
-                rule["any_arg_except"] = tuple(p.lower() for p in skip) if ic else skip
-                raw = raw["any"]
-            pats = _globs(raw, mwhere, key)
-            rule[key] = tuple(p.lower() for p in pats) if ic else pats
+    rule.update(_word_match(m, rid, mwhere, fold))
     ctx = []
-    for key, cond in (m.get("context") or {}).items():
-        op, pats = _condition(cond, mwhere, f"context {key}", False)
-        if op == "any_except":
-            raise RulesError(f"rule {rid}: 'except' works on flags and any_arg", *mwhere)
-        if op == "any":
-            op = "glob"
-        ctx.append((str(key), op, pats))
+    for key, cond in _mapping(m, "context", rid, mwhere).items():
+        ctx.append((str(key), *_positional(cond, rid, mwhere, f"context {key}")))
     rule["context"] = tuple(ctx)
     if "agent" in m:
         rule["agent"] = _globs(m["agent"], mwhere, "agent")
     env: list[tuple[str, str, tuple[str, ...]]] = []
-    for var, cond in (m.get("env") or {}).items():
+    for var, cond in _mapping(m, "env", rid, mwhere).items():
         if cond in ("present", "absent"):
             env.append((str(var), str(cond), ()))
         else:
             env.append((str(var), "glob", _globs(cond, mwhere, f"env {var}")))
     rule["env"] = tuple(env)
     return rule
+
+
+def _mapping(m: dict, key: str, rid: str, where: tuple[str, int]) -> dict:
+    """`m[key]` when it is a mapping (or absent: {}); a file:line error otherwise."""
+    value = m.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RulesError(
+            f"rule {rid}: {key} must be a mapping (for example {key}: {{NAME: PATTERN}}), "
+            f"not {type(value).__name__}",
+            where[0],
+            key_line(m, key, where[1]),
+        )
+    return value
+
+
+def _positional(
+    cond: Any, rid: str, where: tuple[str, int], what: str
+) -> tuple[str, tuple[str, ...]]:
+    """A condition on one value (an argument, a context key): globs, `not`, or `any`."""
+    op, pats = _condition(cond, where, what, False)
+    if op == "any_except":
+        raise RulesError(f"rule {rid}: 'except' works on flags and any_arg", *where)
+    return ("glob" if op == "any" else op), pats
+
+
+def _verb_match(verbs: tuple[str, ...]) -> dict[str, Any]:
+    """The verb globs, and the same split for speed: plain verb paths are a set lookup, globs
+    whose first word is literal are tried only on calls with that word, `*MID*` is "MID
+    occurs" and `*TAIL` is "ends with TAIL" (aws: `* create-*`)."""
+    globs = tuple(v for v in verbs if "*" in v or "?" in v)
+    first: dict[str, list[str]] = {}
+    anywhere: list[str] = []
+    for g in globs:
+        head, sep, _ = g.partition(" ")
+        if sep and "*" not in head and "?" not in head:
+            first.setdefault(head, []).append(g)
+        else:
+            anywhere.append(g)
+    return {
+        "verb": verbs,
+        "verb_set": frozenset(v for v in verbs if "*" not in v and "?" not in v),
+        "verb_globs": globs,
+        "verb_globs_first": {k: tuple(v) for k, v in first.items()},
+        "verb_contains": tuple(g[1:-1] for g in anywhere if _is_star_literal_star(g)),
+        "verb_suffixes": tuple(g[1:] for g in anywhere if _is_star_literal(g)),
+        "verb_globs_any": tuple(
+            g for g in anywhere if not _is_star_literal_star(g) and not _is_star_literal(g)
+        ),
+    }
+
+
+def _word_match(
+    m: dict, rid: str, where: tuple[str, int], fold: Callable[[tuple[str, ...]], tuple[str, ...]]
+) -> dict[str, Any]:
+    """`any_arg` (some word matches; `{any, except}` as a mapping) and `no_arg`."""
+    out: dict[str, Any] = {}
+    for key in ("any_arg", "no_arg"):
+        if key not in m:
+            continue
+        raw = m[key]
+        if key == "any_arg" and isinstance(raw, dict):
+            # {any: [..], except: [..]}: some word matches `any` and none of `except`
+            only(raw, ("any", "except"), where)
+            if "any" not in raw:
+                raise RulesError(f"rule {rid}: any_arg as a mapping needs 'any'", *where)
+            out["any_arg_except"] = fold(_globs(raw.get("except", []), where, "any_arg except"))
+            raw = raw["any"]
+        out[key] = fold(_globs(raw, where, key))
+    return out

@@ -4,7 +4,11 @@ Runs `kubectl get pods` through an installed shim (the real binary is a copy of 
 the figure is shield's own cost) and `python -I -S -c pass`, alternately, many times, and
 prints the ratio of the medians. Target (SPEC): at most 1.3.
 
-    .venv/bin/python tests/bench/hotpath.py [--rounds N]
+    .venv/bin/python tests/bench/hotpath.py [--rounds N] [--against CHECKOUT]
+
+With `--against`, a second shim installed from another checkout of the project (another
+commit, e.g. `git worktree add /tmp/before HEAD~5`) is timed in the same rounds, so that a
+change to the hot path is judged by two figures measured side by side.
 """
 
 from __future__ import annotations
@@ -28,55 +32,56 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
+def install(checkout: Path, root: Path, env: dict[str, str]) -> list[str]:
+    """Shims for kubectl from `checkout` (its own `shim` package) into root/bin; the argv."""
+    subprocess.run(
+        [sys.executable, "-m", "shim", "install", "--dir", str(root / "bin")]
+        + ["--agent", "bench", "kubectl"],
+        env={**env, "SHIELD_HOME": str(root / "home")},
+        check=True,
+        stdout=subprocess.DEVNULL,
+        cwd=checkout,
+    )
+    return [str(root / "bin" / "kubectl"), "get", "pods"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=300)
+    ap.add_argument("--against", type=Path, help="another checkout, timed in the same rounds")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="shield-bench-"))
     try:
         real = root / "real"
         real.mkdir()
         shutil.copy("/bin/true", real / "kubectl")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHIELD")}
-        env["SHIELD_HOME"] = str(root / "home")
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "shim",
-                "install",
-                "--dir",
-                str(root / "bin"),
-                "--agent",
-                "bench",
-                "kubectl",
-            ],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            cwd=REPO,
-        )
-        del env["SHIELD_HOME"]
-        env["PATH"] = f"{root / 'bin'}:{real}:/usr/bin:/bin"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIELD", "PYTHON"))}
+        env["PATH"] = f"{real}:/usr/bin:/bin"
         env["HOME"] = str(root)
-        shim_argv = [str(root / "bin" / "kubectl"), "get", "pods"]
-        floor_argv = [sys.executable, "-I", "-S", "-c", "pass"]
+        cases = {"shim": install(REPO, root / "this", env)}
+        if args.against:
+            cases["against"] = install(args.against.resolve(), root / "against", env)
+        cases["floor"] = [sys.executable, "-I", "-S", "-c", "pass"]
+        cases["real"] = [str(real / "kubectl")]
         for _ in range(20):  # warm caches (compiled rules, page cache)
-            timed(shim_argv, env)
-            timed(floor_argv, env)
-        shim_t, floor_t, true_t = [], [], []
+            for argv in cases.values():
+                timed(argv, env)
+        times: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(args.rounds):
-            shim_t.append(timed(shim_argv, env))
-            floor_t.append(timed(floor_argv, env))
-            true_t.append(timed([str(real / "kubectl")], env))
-        s, f, t = statistics.median(shim_t), statistics.median(floor_t), statistics.median(true_t)
-        lines = len((root / "home" / "log" / "shield.log").read_bytes().splitlines())
+            for name, argv in cases.items():
+                times[name].append(timed(argv, env))
+        med = {name: statistics.median(ts) for name, ts in times.items()}
+        lines = len((root / "this" / "home" / "log" / "shield.log").read_bytes().splitlines())
         print(f"rounds: {args.rounds}")
-        print(f"shim_allowed_call_median_ms: {s * 1000:.2f}")
-        print(f"python_floor_median_ms: {f * 1000:.2f}")
-        print(f"real_binary_median_ms: {t * 1000:.2f}")
+        print(f"shim_allowed_call_median_ms: {med['shim'] * 1000:.2f}")
+        print(f"python_floor_median_ms: {med['floor'] * 1000:.2f}")
+        print(f"real_binary_median_ms: {med['real'] * 1000:.2f}")
         print(f"log_entries_written: {lines}")
-        print(f"ratio_shim_to_floor: {s / f:.2f}  (target <= 1.3)")
+        print(f"ratio_shim_to_floor: {med['shim'] / med['floor']:.2f}  (target <= 1.3)")
+        if args.against:
+            print(f"against: {args.against}")
+            print(f"against_allowed_call_median_ms: {med['against'] * 1000:.2f}")
+            print(f"ratio_against_to_floor: {med['against'] / med['floor']:.2f}")
         return 0
     finally:
         shutil.rmtree(root, ignore_errors=True)
