@@ -222,12 +222,24 @@ def _aws_harness() -> Any:
         )
         raise _NoNetwork(operation_name)
 
-    # awscli vendors botocore and also imports it as `botocore`: two copies of the client class
+    # awscli vendors botocore and also imports it as `botocore`: two copies of the client class.
+    # Patched only while aws_outcome runs (_clients_patched): boto3 in other tests of the same
+    # process (the e2e tests against moto) must reach their local server.
     import botocore.client
 
-    for cls in {BaseClient, botocore.client.BaseClient}:
-        cls._make_api_call = api_call  # type: ignore[method-assign]
-    return clidriver, record
+    clients = [(cls, cls._make_api_call) for cls in {BaseClient, botocore.client.BaseClient}]
+    return clidriver, record, clients, api_call
+
+
+@contextlib.contextmanager
+def _clients_patched(clients: list[tuple[type, Any]], api_call: Any) -> Iterator[None]:
+    for cls, _ in clients:
+        cls._make_api_call = api_call  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for cls, original in clients:
+            cls._make_api_call = original  # type: ignore[attr-defined]
 
 
 _LOADER: list[Any] = []
@@ -345,10 +357,11 @@ def aws_outcome(argv: list[str], home: Path) -> AwsOutcome | None:
     harness = _aws_harness()
     if harness is None:
         return None
-    clidriver, record = harness
+    clidriver, record, clients, api_call = harness
     record.clear()
     sink = io.StringIO()
     with (
+        _clients_patched(clients, api_call),
         _quiet_loggers(),
         _aws_env(home),
         _no_network(),
