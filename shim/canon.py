@@ -79,3 +79,99 @@ def _encode(obj: object, out: list[str]) -> None:
         out.append("]")
     else:
         raise TypeError(f"not canonical JSON: {type(obj).__name__}")
+
+
+_UNESCAPE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_NUMBER = frozenset("-0123456789")
+
+
+def decode(text: str) -> object:
+    """The value of a canonical JSON text (what `encode` writes); ValueError for anything else,
+    whitespace, floats and non-canonical spellings included. For small signed statements read
+    on the shim's ask path, where importing `json` would cost more than the whole call."""
+    value, end = _decode(text, 0)
+    if end != len(text) or encode(value) != text:
+        raise ValueError("not canonical JSON")
+    return value
+
+
+def _decode(s: str, i: int) -> tuple[object, int]:
+    ch = s[i : i + 1]
+    if ch == '"':
+        return _decode_string(s, i + 1)
+    if ch == "{":
+        out: dict[str, object] = {}
+        i += 1
+        if s[i : i + 1] == "}":
+            return out, i + 1
+        while True:
+            if s[i : i + 1] != '"':
+                raise ValueError(f"expected a key at {i}")
+            key, i = _decode_string(s, i + 1)
+            if s[i : i + 1] != ":":
+                raise ValueError(f"expected ':' at {i}")
+            out[key], i = _decode(s, i + 1)
+            sep = s[i : i + 1]
+            i += 1
+            if sep == "}":
+                return out, i
+            if sep != ",":
+                raise ValueError(f"expected ',' or '}}' at {i - 1}")
+    if ch == "[":
+        items: list[object] = []
+        i += 1
+        if s[i : i + 1] == "]":
+            return items, i + 1
+        while True:
+            item, i = _decode(s, i)
+            items.append(item)
+            sep = s[i : i + 1]
+            i += 1
+            if sep == "]":
+                return items, i
+            if sep != ",":
+                raise ValueError(f"expected ',' or ']' at {i - 1}")
+    for word, value in (("null", None), ("true", True), ("false", False)):
+        if s.startswith(word, i):
+            return value, i + len(word)
+    j = i
+    while j < len(s) and s[j] in _NUMBER:
+        j += 1
+    if j == i:
+        raise ValueError(f"unexpected {ch!r} at {i}")
+    return int(s[i:j]), j
+
+
+def _decode_string(s: str, i: int) -> tuple[str, int]:
+    out: list[str] = []
+    while True:
+        j = s.find('"', i)
+        k = s.find("\\", i)
+        if j < 0:
+            raise ValueError("unterminated string")
+        if k < 0 or j < k:
+            out.append(s[i:j])
+            return "".join(out), j + 1
+        out.append(s[i:k])
+        esc = s[k + 1 : k + 2]
+        if esc == "u":
+            code = _hex4(s, k + 2)
+            i = k + 6
+            if 0xD800 <= code < 0xDC00 and s[i : i + 2] == "\\u":
+                low = _hex4(s, i + 2)
+                if 0xDC00 <= low < 0xE000:  # a pair is one character, as json.loads reads it
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    i += 6
+            out.append(chr(code))
+        elif esc in _UNESCAPE:
+            out.append(_UNESCAPE[esc])
+            i = k + 2
+        else:
+            raise ValueError(f"bad escape at {k}")
+
+
+def _hex4(s: str, i: int) -> int:
+    digits = s[i : i + 4]
+    if len(digits) != 4 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+        raise ValueError(f"bad \\u escape at {i - 2}")
+    return int(digits, 16)

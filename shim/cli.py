@@ -37,14 +37,28 @@ def _register() -> None:
         check,
         demo,
         doctor,
+        grant,
         install_cmd,
         pending,
+        report,
         rules_cmd,
         trust,
     )
     from shim.commands import log as log_cmd
 
-    for module in (check, install_cmd, doctor, rules_cmd, demo, pending, approve, approver, trust):
+    for module in (
+        check,
+        install_cmd,
+        doctor,
+        rules_cmd,
+        demo,
+        pending,
+        approve,
+        approver,
+        trust,
+        grant,
+        report,
+    ):
         module.register(app)
     app.add_typer(log_cmd.app, name="log")
 

@@ -44,3 +44,27 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
     doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     return era * 146097 + doe - 719468
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in `90s`, `15m`, `2h`, `1d`, `1w` or a sum such as `1h30m` (units required);
+    ValueError otherwise."""
+    total = 0
+    number = ""
+    body = text.strip().lower().replace(" ", "")
+    if not body:
+        raise ValueError("an empty duration")
+    for ch in body:
+        if ch.isdigit() and ch.isascii():
+            number += ch
+        elif ch in _UNITS and number:
+            total += int(number) * _UNITS[ch]
+            number = ""
+        else:
+            raise ValueError(f"{text!r} is not a duration (examples: 90s, 15m, 2h, 1h30m, 1d)")
+    if number:
+        raise ValueError(f"{text!r} is not a duration: a unit (s, m, h, d, w) is missing")
+    return total

@@ -148,7 +148,14 @@ def _hold(
         extra=bound.extra,
     )
     call.log(
-        {"event": "call", "decision": "ask", "rule": d.rule, "request": req.id, "reason": d.reason}
+        {
+            "event": "call",
+            "decision": "ask",
+            "rule": d.rule,
+            "request": req.id,
+            "reason": d.reason,
+            **d.observed(),
+        }
     )
     if timeout <= 0:
         call.log({"event": "expired", "decision": "ask", "rule": d.rule, "request": req.id})

@@ -18,6 +18,7 @@ from shim.errors import ShieldError
 from shim.home import compiled_dir, default_layers, default_spool, log_dir
 from shim.real import MARKER, is_shim
 from shim.rules.load import defaults_dir
+from shim.rules.rule import MODES
 
 TEMPLATE = """#!{python} -IS
 # {marker}
@@ -199,8 +200,12 @@ def shim_config(
     shim_dir: str,
     real: str | None = None,
     spool: str | None = None,
+    mode: str = "enforce",
 ) -> dict:
+    if mode not in MODES:
+        raise ShieldError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     return {
+        "mode": mode,
         "tool": tool,
         "agent": agent,
         "home": os.path.abspath(home),
@@ -239,6 +244,7 @@ def install(
     real: dict[str, str] | None = None,
     spool: str | None = None,
     force: bool = False,
+    mode: str = "enforce",
 ) -> dict:
     """Write shims for `tools` into `shim_dir`; compile the rules. Idempotent."""
     from shim.rules.compile import compile_layers, write_compiled
@@ -268,7 +274,13 @@ def install(
                 "choose another --dir, or move that file away",
             )
         cfg = shim_config(
-            tool, home=home, agent=agent, shim_dir=shim_dir, real=real.get(tool), spool=spool
+            tool,
+            home=home,
+            agent=agent,
+            shim_dir=shim_dir,
+            real=real.get(tool),
+            spool=spool,
+            mode=mode,
         )
         text = render_shim(tool, cfg, bundle=bundle)
         tmp = f"{path}.{os.getpid()}.tmp"
@@ -297,3 +309,29 @@ def uninstall(shim_dir: str) -> list[str]:
     if os.path.exists(bundle):
         os.unlink(bundle)
     return removed
+
+
+def baked_config(shim_path: str) -> dict | None:
+    """The configuration `shield install` baked into a shim (read, never run); None when the
+    file is not a shim or does not hold one."""
+    import ast
+
+    if not is_shim(shim_path):
+        return None
+    try:
+        with open(shim_path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in lines:
+        if not line.startswith("exec("):  # the source program (the precompiled one is indented)
+            continue
+        try:
+            program = ast.literal_eval(line[len("exec(") : -1])
+            for node in ast.walk(ast.parse(program)):
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "main":
+                    cfg = ast.literal_eval(node.args[0])
+                    return cfg if isinstance(cfg, dict) else None
+        except (ValueError, SyntaxError, IndexError, TypeError):
+            return None
+    return None

@@ -12,7 +12,14 @@ import sys
 from shim import fs
 from shim.call import Call, not_found, say
 from shim.classify.classify import classify
-from shim.classify.decide import ALLOW, DENY
+from shim.classify.decide import (
+    ALLOW,
+    ASK,
+    DENY,
+    ENFORCE,
+    WARN,
+    Decision,
+)
 from shim.errors import (
     EXIT_DENIED,
     EXIT_INTERRUPTED,
@@ -83,16 +90,14 @@ def _main(call: Call) -> int:
         real = find_real(tool, env.get("PATH", ""), list(cfg.get("shim_dirs") or ()), cwd=call.cwd)
     d = classify(compiled, call.argv, env, call.cwd, call.agent, real)
     call.context = d.context
+    install_mode = cfg.get("mode") or ENFORCE
+    if install_mode != ENFORCE and (d.policy or d.decision) != ALLOW:
+        return not_enforced(call, d, install_mode, real, depth_var, depth)
     if d.decision == ALLOW:
-        call.log({"event": "call", "decision": ALLOW, "rule": d.rule})
-        if real is None:
-            return not_found(call)
-        env[depth_var] = str(depth + 1)
-        try:
-            fs.execve(real, [real] + call.argv, env)
-        except OSError as exc:
-            say(tool, f"cannot run {real}: {exc.strerror}", "check the file's permissions")
-            return EXIT_NOT_FOUND
+        call.log({"event": "call", "decision": ALLOW, "rule": d.rule, **d.observed()})
+        if d.mode == WARN:
+            warn(call, d.policy or "", d.policy_rule, d.policy_reason, "the rule is")
+        return run_real(call, real, depth_var, depth)
     if d.decision == DENY:
         call.log({"event": "call", "decision": DENY, "rule": d.rule, "reason": d.reason})
         say(
@@ -101,6 +106,83 @@ def _main(call: Call) -> int:
             d.hint or "this call is not allowed for this agent; do not retry it in another form",
         )
         return EXIT_DENIED
+    if d.mode == WARN:
+        warn(call, d.policy or "", d.policy_rule, d.policy_reason, "the rule is")
+    if granted(call, d, compiled):
+        return run_real(call, real, depth_var, depth)
     from shim.held import hold_and_run
 
     return hold_and_run(call, d, real, depth_var, depth, compiled)
+
+
+def run_real(call: Call, real: str | None, depth_var: str, depth: int) -> int:
+    """Replace this process with the real binary, argv exact (returns only on failure)."""
+    if real is None:
+        return not_found(call)
+    call.env[depth_var] = str(depth + 1)
+    try:
+        fs.execve(real, [real] + call.argv, call.env)
+    except OSError as exc:
+        say(call.tool, f"cannot run {real}: {exc.strerror}", "check the file's permissions")
+    return EXIT_NOT_FOUND
+
+
+def not_enforced(
+    call: Call, d: Decision, mode: str, real: str | None, depth_var: str, depth: int
+) -> int:
+    """The whole install is in warn or observe mode: the call runs, and the log keeps what the
+    policy would have decided."""
+    policy, rule = d.policy or d.decision, d.policy_rule or d.rule
+    reason = d.policy_reason if d.policy else d.reason
+    call.log(
+        {
+            "event": "call",
+            "decision": ALLOW,
+            "policy": policy,
+            "mode": mode,
+            "rule": rule,
+            "reason": reason,
+        }
+    )
+    if mode == WARN:
+        warn(call, policy, rule, reason, "this agent is installed")
+    return run_real(call, real, depth_var, depth)
+
+
+def warn(call: Call, policy: str, rule: str | None, reason: str, why: str) -> None:
+    would = "deny" if policy == DENY else "hold"
+    say(
+        call.tool,
+        f"warning: rule {rule or '(no rule)'} would {would} this call ({reason}); "
+        f"it runs because {why} in warn mode",
+    )
+
+
+def granted(call: Call, d: Decision, compiled: dict) -> bool:
+    """True when a live, signed grant covers this call (its use is logged); the ask path
+    stays out of allowed calls, and this stays off the held path's imports."""
+    from time import time
+
+    from shim.approval import grants
+
+    if not grants.may_grant(d, compiled, call.agent, call.env):
+        return False
+    spool = call.env.get("SHIELD_SPOOL") or call.cfg.get("spool") or ""
+    g = grants.find_grant(
+        d, compiled, home=call.home, agent=call.agent, log=call.log, spool=spool, now=time()
+    )
+    if g is None:
+        return False
+    call.log(
+        {
+            "event": "granted",
+            "decision": ALLOW,
+            "policy": ASK,
+            "rule": d.rule,
+            "grant": g["id"],
+            "use": g["use"],
+            "approver": g["approver"],
+            "reason": g["reason"],
+        }
+    )
+    return True

@@ -39,3 +39,31 @@ def test_floats_are_refused() -> None:
 
     with pytest.raises(TypeError):
         encode({"x": 1.5})
+
+
+@settings(max_examples=500)
+@given(values)
+def test_decode_reads_back_what_encode_writes(obj: object) -> None:
+    from shim.canon import decode
+
+    assert decode(encode(obj)) == json.loads(encode(obj))
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet='{}[]",:0123456789-aeflnrstu\\ ', max_size=30))
+def test_decode_refuses_what_is_not_canonical(text: str) -> None:
+    import pytest
+
+    from shim.canon import decode
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            decode(text)
+        return
+    if reference(value) == text:
+        assert decode(text) == value
+    else:
+        with pytest.raises(ValueError):
+            decode(text)

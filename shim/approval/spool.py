@@ -323,3 +323,12 @@ def _remove(spool: str, sub: str, chosen: Callable[[str], bool]) -> None:
                     pass
     finally:
         os.close(dfd)
+
+
+def write_statement(spool: str, sub: str, st: dict[str, Any]) -> str:
+    """Drop a signed grant (`grants`) or revocation (`revocations`) into the spool."""
+    sid = str(st.get("id", ""))
+    if sub not in ("grants", "revocations") or not sid.isalnum():
+        raise SpoolError("refusing to write a malformed statement")
+    data = (canon.encode(st) + "\n").encode("ascii")
+    return _write_atomic(spool, sub, f"{sid}.json", data, True)

@@ -13,12 +13,20 @@ ALLOW = "allow"
 ASK = "ask"
 DENY = "deny"
 RANK = {ALLOW: 0, ASK: 1, DENY: 2}
+ENFORCE = "enforce"
+WARN = "warn"
+OBSERVE = "observe"
 UNRESOLVED = ("", "?", "*", None)  # "*": every namespace (kubectl -A)
 
 
 class Decision:
     __slots__ = (
         "require_reason",
+        "mode",
+        "policy",
+        "policy_rule",
+        "policy_reason",
+        "grantable",
         "decision",
         "rule",
         "reason",
@@ -49,6 +57,19 @@ class Decision:
         self.invocation = invocation
         self.context = context
         self.require_reason = False  # an approval needs a reason (a matched rule says so)
+        # a stricter decision of a rule in warn or observe mode (the call is not held or
+        # refused for it, but the log keeps it); None when the enforced decision is the policy's
+        self.policy: str | None = None
+        self.policy_rule: str | None = None
+        self.policy_reason = ""
+        self.mode = ENFORCE  # that rule's mode
+        self.grantable = True  # False when a matched restrictive rule says `grantable: false`
+
+    def observed(self) -> dict[str, object]:
+        """Log fields for a stricter rule in warn or observe mode ({} when there is none)."""
+        if self.policy is None:
+            return {}
+        return {"policy": self.policy, "policy_rule": self.policy_rule, "mode": self.mode}
 
     def as_dict(self) -> dict[str, object]:
         inv = self.invocation
@@ -65,6 +86,10 @@ class Decision:
             "matched": list(self.matched),
             "timeout": self.timeout,
             "require_reason": self.require_reason,
+            "mode": self.mode,
+            "policy": self.policy,
+            "policy_rule": self.policy_rule,
+            "grantable": self.grantable,
             "argv": list(inv.argv),
         }
 
@@ -249,33 +274,51 @@ def decide(
     env: dict[str, str] | None = None,
     risk: str | None = None,
 ) -> Decision:
-    """The decision for one call: the most restrictive matching rule, else ask."""
+    """The decision for one call: the most restrictive matching rule, else ask.
+
+    Rules in warn or observe mode (`mode:` on an ask or deny rule) do not take part in the
+    decision; when one of them is stricter than it, the Decision carries it as `policy`."""
     context = context or {}
     env = env or {}
-    best: dict | None = None
+    best: dict | None = None  # among enforcing rules
+    lenient: dict | None = None  # among rules in warn or observe mode
     matched: list[dict[str, str]] = []
     need_reason = False
+    grantable = True
     for rule in rules:
         if rule_matches(rule, inv, context, agent, env, risk):
             matched.append({"id": rule["id"], "decision": rule["decision"]})
+            if "mode" in rule:
+                if lenient is None or RANK[rule["decision"]] > RANK[lenient["decision"]]:
+                    lenient = rule
+                continue
             need_reason = need_reason or bool(rule.get("require_reason"))
+            if rule.get("grantable") is False and rule["decision"] != ALLOW:
+                grantable = False
             if best is None or RANK[rule["decision"]] > RANK[best["decision"]]:
                 best = rule
     if best is None:
-        return Decision(
+        d = Decision(
             ASK, None, _no_match_reason(inv), _no_match_hint(inv), matched, None, inv, context
         )
-    d = Decision(
-        best["decision"],
-        best["id"],
-        best.get("reason", ""),
-        best.get("hint", ""),
-        matched,
-        best.get("timeout"),
-        inv,
-        context,
-    )
+    else:
+        d = Decision(
+            best["decision"],
+            best["id"],
+            best.get("reason", ""),
+            best.get("hint", ""),
+            matched,
+            best.get("timeout"),
+            inv,
+            context,
+        )
     d.require_reason = need_reason
+    d.grantable = grantable
+    if lenient is not None and RANK[lenient["decision"]] > RANK[d.decision]:
+        d.policy = lenient["decision"]
+        d.policy_rule = lenient["id"]
+        d.policy_reason = lenient.get("reason", "")
+        d.mode = lenient["mode"]
     return d
 
 

@@ -13,11 +13,13 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from shim.approval import grant as statement
 from shim.approval import spool as spool_mod
 from shim.approval.decision import VERDICTS, sign_decision
 from shim.approval.request import is_request_id, request_from_dict
 from shim.approval.show import command_line, context_line, printable
 from shim.clock import parse_iso
+from shim.commands import grant as grant_cmd
 from shim.commands.common import SpoolOpt
 from shim.errors import SpoolError
 from shim.home import home_dir, spool_dir
@@ -75,14 +77,55 @@ def decide(request_id: str, verdict: str, reason: str, spool: str | None) -> dic
     return decision
 
 
-def approve(request_id: IdArg, reason: ReasonOpt = "", spool: SpoolOpt = None) -> None:
+def approve(
+    request_id: IdArg,
+    reason: ReasonOpt = "",
+    spool: SpoolOpt = None,
+    for_: Annotated[
+        str | None,
+        typer.Option(
+            "--for",
+            metavar="DURATION",
+            help="Also grant the same rule and target to this agent for a while (15m, 2h).",
+        ),
+    ] = None,
+) -> None:
     """Approve a held call: sign a decision with this home's approver key.
 
     The held command runs only if the request in the spool is exactly the call the shim holds.
+    With --for, the agent's next calls under the same rule and target run without a hold for
+    that long (a signed grant; see shield grant).
 
-    Example: shield approve k7m2pq --reason "planned maintenance"
+    Example: shield approve k7m2pq --reason "planned maintenance" --for 15m
     """
-    decide(request_id, "approve", reason, spool)
+    span = grant_cmd.span_seconds(for_) if for_ else None
+    decision = decide(request_id, "approve", reason, spool)
+    if span is None:
+        return
+    home = home_dir()
+    _, data = spool_mod.lookup(spool_dir(home, flag=spool), decision["id"])
+    if data is None:
+        raise SpoolError(
+            f"request {decision['id']} is gone from the spool; approved once, no grant"
+        )
+    req = request_from_dict(data)
+    if req.rule is None:
+        raise SpoolError("no rule matched this call, so there is no rule to grant; approved once")
+    target = {k: v for k, v in req.context.items() if k in statement.TARGET_KEYS}
+    st = grant_cmd.issue(
+        home,
+        spool_dir(home, flag=spool),
+        target,
+        span,
+        agent=req.agent,
+        tool=req.tool,
+        rules=[req.rule],
+        verbs=[],
+        argv=[],
+        reason=reason or f"granted while approving {req.id}",
+        max_uses=None,
+    )
+    Console(highlight=False).print(Text(grant_cmd.describe(st)))
 
 
 def deny(request_id: IdArg, reason: ReasonOpt = "", spool: SpoolOpt = None) -> None:

@@ -141,6 +141,23 @@ class Demo:
         self.say(f"    [dim]exit {proc.returncode}[/]")
         return proc.returncode
 
+    def grant_scene(self) -> list[int]:
+        """Two calls a 15-minute grant covers run at once; a third, in another namespace, is
+        held as usual (and denied)."""
+        args = ["--agent", "demo-bot", "--rule", "kubectl/mutate", "--context", "kind-dev"]
+        args += ["--namespace", "web", "--for", "15m", "--reason", "deploy window"]
+        self.show("approver", ["shield", "grant", *args])
+        self.output(self.shield(self.approver, "grant", *args, "--spool", str(self.spool)).stdout)
+        return [
+            self.agent_call(["kubectl", "-n", "web", "rollout", "restart", "deploy/api"]),
+            self.agent_call(["kubectl", "-n", "web", "scale", "deploy/api", "--replicas=3"]),
+            self.held_call(
+                ["kubectl", "-n", "payments", "rollout", "restart", "deploy/api"],
+                "deny",
+                "the grant covers web only",
+            ),
+        ]
+
     # ---------------------------------------------------------------- the session
     def setup(self) -> None:
         for d in (self.real, self.work, self.spool):
@@ -215,11 +232,13 @@ class Demo:
         denied = self.held_call(
             ["helm", "uninstall", "web"], "deny", "web is still serving traffic"
         )
-        self.say("\n[bold]5. A call denied by a team rule[/]")
+        self.say("\n[bold]5. A 15-minute grant: fewer prompts, same target[/]")
+        granted = self.grant_scene()
+        self.say("\n[bold]6. A call denied by a team rule[/]")
         ruled = self.agent_call(
             ["kubectl", "--context", "prod-eu", "delete", "namespace", "payments"]
         )
-        self.say("\n[bold]6. The log, and its verification[/]")
+        self.say("\n[bold]7. The log, and its verification[/]")
         log_path = str(self.agent / "log" / "shield.log")
         self.show("approver", ["shield", "log", "--path", "agent-home/log/shield.log"])
         from shim.commands.log import render_table
@@ -235,11 +254,13 @@ class Demo:
             codes == [0, 0, 0]
             and approved == 0
             and denied == 126
+            and granted == [0, 0, 126]
             and ruled == 126
             and verify.returncode == 0
         )
         self.say(
             "\n[bold green]demo complete[/]: allowed 3, held+approved 1 (ran), held+denied 1 (exit 126), "
+            "2 calls under a grant (ran) and 1 outside it (held, denied), "
             "denied by rule 1 (exit 126), log verified"
             if ok
             else "\n[bold red]demo finished with unexpected results[/]"

@@ -12,6 +12,7 @@ import typer
 from shim.commands.common import current_home, current_layers
 from shim.errors import ShieldError
 from shim.home import compiled_dir, keys_dir, layer_dir, load_config, log_dir, spool_dir, trust_dir
+from shim.install import baked_config
 from shim.log import storage
 from shim.real import find_real, is_shim
 
@@ -75,6 +76,7 @@ def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
     rep = Report()
     tools = check_rules(rep, home)
     check_shims(rep, tools, shim_dir, env.get("PATH", ""))
+    check_modes(rep, home, tools, shim_dir)
     check_keys(rep, home)
     check_config(rep, home)
     check_log_and_spool(rep, home, env)
@@ -134,6 +136,34 @@ def check_shims(rep: Report, tools: list[str], shim_dir: str | None, path: str) 
                 "warn",
                 f"shim {tool} writable",
                 f"this user can rewrite {shim_path}; install as another user for a real boundary",
+            )
+
+
+def check_modes(rep: Report, home: str, tools: list[str], shim_dir: str | None) -> None:
+    """A warning while any rule, or the install, is not enforcing (warn or observe mode)."""
+    from shim.rules.compile import compile_layers
+
+    try:
+        compiled = compile_layers(current_layers(home))
+    except ShieldError:
+        return
+    lenient = [
+        f"{r['id']} ({r['mode']})" for c in compiled.values() for r in c["rules"] if r.get("mode")
+    ]
+    if lenient:
+        rep.add(
+            "warn",
+            "modes",
+            f"rules not enforcing: {', '.join(lenient)}; calls they would hold or deny run",
+        )
+    for tool in tools:
+        cfg = baked_config(os.path.join(shim_dir, tool)) if shim_dir else None
+        if cfg and cfg.get("mode", "enforce") != "enforce":
+            rep.add(
+                "warn",
+                "modes",
+                f"the {tool} shim is installed in {cfg['mode']} mode: every call runs "
+                "(reinstall with --mode enforce)",
             )
 
 

@@ -33,6 +33,12 @@ def install(
     ),
     spool: str = typer.Option(None, "--spool", help="where held requests and decisions meet"),
     force: bool = typer.Option(False, "--force", help="overwrite a file that is not a shim"),
+    mode: str = typer.Option(
+        "enforce",
+        "--mode",
+        help="enforce (default); warn: held and denied calls run with a warning line; "
+        "observe: they run silently (the log keeps what the policy would have decided)",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
     """Write shims into DIR, compile the rules, and set up the agent's home and log.
@@ -55,7 +61,14 @@ def install(
         pins[tool] = path
     shim_dir = os.path.abspath(shim_dir or default_dir(home))
     result = do_install(
-        shim_dir, list(tools or []), home=home, agent=agent, real=pins, spool=spool, force=force
+        shim_dir,
+        list(tools or []),
+        home=home,
+        agent=agent,
+        real=pins,
+        spool=spool,
+        force=force,
+        mode=mode,
     )
     if as_json:
         typer.echo(json.dumps(result, default=str))
@@ -64,6 +77,12 @@ def install(
         f"installed {len(result['shims'])} shims for agent {agent!r} in {shim_dir}: {', '.join(result['tools'])}"
     )
     typer.echo(f"home: {home}")
+    if mode != "enforce":
+        typer.echo(
+            f"mode: {mode}: calls the rules would hold or deny run anyway"
+            + (" with a warning line" if mode == "warn" else "")
+            + "; shield doctor warns until you reinstall with --mode enforce"
+        )
     anchor = (result.get("log") or {}).get("anchor")
     if anchor:
         typer.echo(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import sys
 import time
@@ -21,8 +20,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from shim.clock import parse_duration
 from shim.errors import LogDamage, LogError
 from shim.home import home_dir, log_path
+from shim.keys import approver_trusted
 from shim.log import anchors
 from shim.log import verify as verify_mod
 
@@ -59,8 +60,6 @@ EVENT_STYLE = {
     "security": "bold magenta",
     "torn": "bold red",
 }
-_DURATION = re.compile(r"(\d+)\s*(s|m|h|d|w)", re.IGNORECASE)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def _path(path: str | None) -> str:
@@ -70,9 +69,11 @@ def _path(path: str | None) -> str:
 def parse_since(text: str, now: float | None = None) -> str:
     """`--since` as the log's time format: a duration back from now (`90s`, `10m`, `2h`, `1d`,
     `1w`) or an ISO-8601 time (no zone means UTC)."""
-    m = _DURATION.fullmatch(text.strip())
-    if m:
-        secs = int(m.group(1)) * _UNITS[m.group(2).lower()]
+    try:
+        secs: int | None = parse_duration(text)
+    except ValueError:
+        secs = None
+    if secs is not None:
         then = datetime.fromtimestamp(time.time() if now is None else now, UTC)
         when = then - timedelta(seconds=secs)
     else:
@@ -297,6 +298,31 @@ def show(
         raise typer.Exit(0) from None
 
 
+def verify_file(
+    home: str, file: str, anchor: str | None = None
+) -> tuple[verify_mod.VerifyReport, list[str]]:
+    """Verify the log at `file` with what this home holds (anchor, checkpoints, trusted keys);
+    (the report, notes for the human)."""
+    if not os.path.exists(file):
+        raise LogError(f"no log at {file}", "pass --path, or check SHIELD_HOME")
+    anchor_d, cps, notes = anchors.gather(home, file, anchor)
+    problem = None if anchor else anchors.anchor_problem(home, file)
+    if problem:
+        report = verify_mod.VerifyReport(
+            False,
+            0,
+            None,
+            "replaced",
+            f"{file}: replaced: {problem}",
+            log=anchors.first_log_id(file),
+        )
+        return report, notes
+    report = verify_mod.verify_log(
+        file, anchor=anchor_d, checkpoints=cps, trusted=approver_trusted(home)
+    )
+    return report, notes
+
+
 @app.command()
 def verify(
     path: PathOpt = None,
@@ -315,23 +341,7 @@ def verify(
     """
     home = home_dir()
     file = _path(path)
-    if not os.path.exists(file):
-        raise LogError(f"no log at {file}", "pass --path, or check SHIELD_HOME")
-    anchor_d, cps, notes = anchors.gather(home, file, anchor)
-    problem = None if anchor else anchors.anchor_problem(home, file)
-    if problem:
-        report = verify_mod.VerifyReport(
-            False,
-            0,
-            None,
-            "replaced",
-            f"{file}: replaced: {problem}",
-            log=anchors.first_log_id(file),
-        )
-    else:
-        report = verify_mod.verify_log(
-            file, anchor=anchor_d, checkpoints=cps, trusted=anchors.approver_trusted(home)
-        )
+    report, notes = verify_file(home, file, anchor)
     for note in notes:
         print(f"shield: log: {note}", file=sys.stderr)
     if as_json:

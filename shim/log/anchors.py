@@ -14,8 +14,8 @@ import os
 from shim import fs
 from shim.canon import encode
 from shim.clock import now_iso
-from shim.errors import KeyError_, LogDamage, LogError
-from shim.keys import PublicKey, approver_identity, load_trusted, sign
+from shim.errors import LogDamage, LogError
+from shim.keys import approver_trusted, sign
 from shim.log.append import ANCHOR_NAME, CHECKPOINT_DIR, create_file
 from shim.log.verify import checkpoint_message, is_hex, parse_line, verify_log
 
@@ -186,17 +186,6 @@ def load_checkpoints(directory: str) -> list[dict[str, object]]:
     finally:
         os.close(dfd)
     return out
-
-
-def approver_trusted(home: str) -> dict[str, PublicKey]:
-    """Keys whose checkpoints a home accepts: its trust store and its own approver key."""
-    trusted = load_trusted(home)
-    try:
-        own = approver_identity(home)
-    except KeyError_:
-        return trusted
-    trusted[own.fingerprint] = own
-    return trusted
 
 
 def gather(

@@ -14,6 +14,7 @@ from shim.errors import RulesError
 from shim.rules.yamlfile import key_line, line_of, only
 
 DECISIONS = ("allow", "ask", "deny")
+MODES = ("enforce", "warn", "observe")
 KINDS = (OK, HELP, UNKNOWN, ERROR)
 
 _MATCH_KEYS = (
@@ -42,6 +43,8 @@ _RULE_KEYS = (
     "preview",
     "risk",
     "require_reason",
+    "mode",
+    "grantable",
 )
 RISK_LEVELS = ("low", "medium", "high", "critical")  # shim.risk.LEVELS
 
@@ -153,10 +156,28 @@ def compile_rule(raw: Any, tool: str, path: str, index: int) -> dict:
                 key_line(raw, "risk", line),
             )
         rule["risk"] = raw["risk"]
-    if raw.get("require_reason") is not None:
-        if not isinstance(raw["require_reason"], bool):
-            raise RulesError(f"rule {rid}: require_reason must be true or false", *where)
-        rule["require_reason"] = raw["require_reason"]
+    for key in ("require_reason", "grantable"):
+        if raw.get(key) is not None:
+            if not isinstance(raw[key], bool):
+                raise RulesError(
+                    f"rule {rid}: {key} must be true or false", path, key_line(raw, key, line)
+                )
+            rule[key] = raw[key]
+    if raw.get("mode") is not None:
+        if raw["mode"] not in MODES:
+            raise RulesError(
+                f"rule {rid}: mode must be one of {', '.join(MODES)} (got {raw['mode']!r})",
+                path,
+                key_line(raw, "mode", line),
+            )
+        if raw["mode"] != "enforce" and decision == "allow":
+            raise RulesError(
+                f"rule {rid}: mode applies to ask and deny rules (an allow rule only allows)",
+                path,
+                key_line(raw, "mode", line),
+            )
+        if raw["mode"] != "enforce":
+            rule["mode"] = raw["mode"]
     m = raw.get("match") or {}
     alts = m if isinstance(m, list) else [m]
     if not alts:

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from shim import fs
 from shim.errors import LogDamage, LogError
-from shim.keys import init_approver
-from shim.log.anchors import approver_trusted, gather, import_anchor, sign_checkpoint
+from shim.keys import approver_trusted, init_approver
+from shim.log.anchors import gather, import_anchor, sign_checkpoint
 from shim.log.append import RESERVED, append_entry, hmac_sha256, init_log, next_key
 from shim.log.storage import filesystem_type, is_network_filesystem, lock_works
 from shim.log.verify import VerifyReport, read_entries, verify_log

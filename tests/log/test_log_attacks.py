@@ -17,10 +17,9 @@ import shutil
 import pytest
 
 from shim.errors import LogError
-from shim.keys import add_trusted, init_approver, public_key_path
+from shim.keys import add_trusted, approver_trusted, init_approver, public_key_path
 from shim.log.anchors import (
     approver_checkpoints_dir,
-    approver_trusted,
     gather,
     import_anchor,
     load_checkpoints,

@@ -1,0 +1,103 @@
+"""Bench: a call that a grant covers vs an allowed call, through real shims (SPEC: <= 1.5x).
+
+Installs a kubectl shim (the real binary is a copy of /bin/true, so the figures are shield's
+own cost), an approver key trusted by the agent's home, and a grant for `kubectl/mutate` on
+the kubeconfig's context and namespace. Then times, alternately, `kubectl get pods` (allowed),
+`kubectl rollout restart deploy/web` (held by the rules, covered by the grant) and
+`python -I -S -c pass`, and prints the medians and the ratios.
+
+    .venv/bin/python tests/bench/grant.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+KUBECONFIG = """apiVersion: v1
+kind: Config
+current-context: kind-dev
+contexts:
+- name: kind-dev
+  context:
+    cluster: dev
+    namespace: web
+"""
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv} failed: {proc.stderr.decode()}")
+    return took
+
+
+def shield(*args: str, home: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIELD")}
+    env["SHIELD_HOME"] = str(home)
+    subprocess.run(
+        [sys.executable, "-m", "shim", *args], env=env, check=True, stdout=subprocess.DEVNULL
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=200)
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="shield-bench-grant-"))
+    try:
+        real = root / "real"
+        real.mkdir()
+        shutil.copy("/bin/true", real / "kubectl")
+        (root / ".kube").mkdir()
+        (root / ".kube" / "config").write_text(KUBECONFIG)
+        agent, approver, spool = root / "agent", root / "approver", root / "spool"
+        shield("approver", "init", "--name", "alice", home=approver)
+        shield("install", "--dir", str(root / "bin"), "--agent", "bench", "kubectl", home=agent)
+        shield("trust", "add", str(approver / "keys" / "approver.pub"), home=agent)
+        shield(
+            *("grant", "--agent", "bench", "--rule", "kubectl/mutate", "--context", "kind-dev"),
+            *("--namespace", "web", "--for", "8h", "--spool", str(spool)),
+            home=approver,
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIELD", "PYTHON"))}
+        env.update(PATH=f"{root / 'bin'}:{real}:/usr/bin:/bin", HOME=str(root))
+        env["SHIELD_SPOOL"] = str(spool)
+        cases = {
+            "allowed": [str(root / "bin" / "kubectl"), "get", "pods"],
+            "granted": [str(root / "bin" / "kubectl"), "rollout", "restart", "deploy/web"],
+            "floor": [sys.executable, "-I", "-S", "-c", "pass"],
+        }
+        for _ in range(10):
+            for argv in cases.values():
+                timed(argv, env)
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(args.rounds):
+            for name, argv in cases.items():
+                times[name].append(timed(argv, env))
+        med = {name: statistics.median(ts) for name, ts in times.items()}
+        log = (agent / "log" / "shield.log").read_text()
+        print(f"rounds: {args.rounds}")
+        for name in cases:
+            print(f"{name}_median_ms: {med[name] * 1000:.2f}")
+        uses = log.count('"event":"granted"')
+        print(f"granted_uses_logged: {uses}")
+        print(f"ratio_granted_to_allowed: {med['granted'] / med['allowed']:.2f}  (target <= 1.5)")
+        print(f"ratio_allowed_to_floor: {med['allowed'] / med['floor']:.2f}")
+        return 0
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

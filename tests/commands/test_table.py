@@ -1,0 +1,57 @@
+"""One line per row at any width: cut with an ellipsis, low-priority columns dropped first."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shim.commands.table import Column, cut, render
+
+COLUMNS = [
+    Column("id", min=6, max=6, keep=9),
+    Column("agent", max=16, keep=3),
+    Column("command", min=10, max=80, keep=8, flex=True),
+    Column("cwd", max=40, keep=1, optional=True),
+    Column("age", max=6, keep=7, right=True),
+]
+ROWS = [
+    [
+        "k7m2qx",
+        "deploy-bot",
+        "kubectl -n prod delete pod web-5f6b7-kk9sd --grace-period=0",
+        "/srv/agents/deploy-bot/work",
+        "3m",
+    ],
+    ["p9aa2w", "ci-bot", "terraform apply", "/w", "12s"],
+]
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 120, 200])
+def test_every_line_fits_and_each_row_is_one_line(width: int) -> None:
+    lines = render(COLUMNS, ROWS, width)
+    assert len(lines) == 1 + len(ROWS)
+    assert all(len(line) <= width for line in lines)
+    assert all(line.split()[0] in ("id", "k7m2qx", "p9aa2w") for line in lines)
+
+
+def test_narrow_terminals_drop_the_least_important_columns_first() -> None:
+    wide, mid, narrow = (render(COLUMNS, ROWS, w)[0].split() for w in (200, 80, 26))
+    assert wide == ["id", "agent", "command", "cwd", "age"]
+    assert mid == ["id", "agent", "command", "age"]  # an optional column goes before any cut
+    assert narrow == ["id", "command", "age"]  # then the least important, once even minimums fail
+
+
+def test_long_cells_are_cut_with_an_ellipsis() -> None:
+    line = render(COLUMNS, ROWS, 80)[1]
+    assert "…" in line and "web-5f6b7-kk9sd --grace-period=0" not in line
+    assert cut("abcdef", 4) == "abc…" and cut("abc", 4) == "abc" and cut("abc", 0) == ""
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.lists(st.text(max_size=60), min_size=5, max_size=5), max_size=6),
+    st.integers(20, 250),
+)
+def test_no_line_is_ever_wider_than_the_terminal(rows: list[list[str]], width: int) -> None:
+    assert all(len(line) <= width for line in render(COLUMNS, rows, width))
