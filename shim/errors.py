@@ -26,6 +26,12 @@ class ShieldError(Exception):
         self.hint = hint
 
 
+class UsageError(ShieldError):
+    """A command was called wrongly (exit code 2)."""
+
+    cli_code = CLI_USAGE
+
+
 class RulesError(ShieldError):
     """A rule layer is invalid; the message names file and line."""
 

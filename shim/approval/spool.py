@@ -33,6 +33,7 @@ from shim.approval.request import (
     request_from_dict,
     to_dict,
 )
+from shim.approval.review import closed_status
 from shim.approval.transport import Delivery, Verdict
 from shim.clock import now_iso, parse_iso
 from shim.errors import SpoolError
@@ -143,7 +144,10 @@ def _existing_fd(spool: str, sub: str) -> int | None:
 
 
 def list_pending(spool: str, now: float | None = None) -> list[dict[str, Any]]:
-    """Well-formed, unexpired requests in the spool, oldest first. Prunes old leftovers.
+    """Well-formed, unexpired requests in the spool, oldest first, each in the JSON shape
+    rebuilt from its content: `digest` recomputed (never the file's), and `status` "pending",
+    or "modified" when the file's own digest field disagrees (edited after the hold; approve
+    refuses it). A file whose request id is not its name is skipped. Prunes old leftovers.
     SpoolError when <spool>/requests is not a plain directory."""
     now = time.time() if now is None else now
     rfd = _existing_fd(spool, "requests")
@@ -160,10 +164,12 @@ def list_pending(spool: str, now: float | None = None) -> list[dict[str, Any]]:
                 req = request_from_dict(data)
             except (OSError, ValueError, SpoolError):
                 continue
+            assert isinstance(data, dict)  # request_from_dict refuses anything else
             if req.id != rid or parse_iso(req.expires) <= now:
                 continue
-            assert isinstance(data, dict)
-            items.append((parse_iso(req.created), rid, data))
+            item = to_dict(req)
+            item["status"] = "pending" if data.get("digest") == req.digest else "modified"
+            items.append((parse_iso(req.created), rid, item))
     finally:
         os.close(rfd)
     _prune(spool, now)
@@ -171,7 +177,9 @@ def list_pending(spool: str, now: float | None = None) -> list[dict[str, Any]]:
 
 
 def lookup(spool: str, rid: str) -> tuple[str, dict[str, Any] | None]:
-    """("pending", request) or (closed status, request) or ("unknown", None)."""
+    """("pending", data) from `requests/`, (how it ended, data) from `closed/`, or ("unknown",
+    None). `data` is the file's content under that name, the agent's words: its own id may
+    be another (shim.approval.review checks it), and nothing in `closed/` is ever pending."""
     if not is_request_id(rid):
         return "unknown", None
     for sub, status in (("requests", "pending"), ("closed", "")):
@@ -189,7 +197,7 @@ def lookup(spool: str, rid: str) -> tuple[str, dict[str, Any] | None]:
             os.close(dfd)
         if not isinstance(data, dict):
             raise SpoolError(f"{path}: not a JSON object")
-        return status or str(data.get("status", "closed")), data
+        return status or closed_status(data), data
     return "unknown", None
 
 

@@ -14,73 +14,61 @@ from rich.console import Console
 from rich.text import Text
 
 from shim.approval import grant as statement
+from shim.approval import review
 from shim.approval import spool as spool_mod
 from shim.approval.decision import VERDICTS, sign_decision
-from shim.approval.request import is_request_id, request_from_dict
-from shim.approval.show import command_line, context_line, printable
-from shim.clock import parse_iso
+from shim.approval.request import HeldRequest, is_request_id, to_dict
+from shim.approval.show import printable
 from shim.commands import grant as grant_cmd
 from shim.commands.common import SpoolOpt
 from shim.errors import SpoolError
 from shim.home import home_dir, spool_dir
 
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why; recorded in the log.")]
+DigestOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--digest",
+        metavar="PREFIX",
+        help="The digest you reviewed (from shield pending); refuse if the request changed.",
+    ),
+]
 IdArg = Annotated[str, typer.Argument(metavar="ID", help="The request id from `shield pending`.")]
 
 
-def decide(request_id: str, verdict: str, reason: str, spool: str | None) -> dict[str, Any]:
-    """Sign `verdict` on a pending request and drop it into the spool; return the decision."""
+def decide(
+    request_id: str, verdict: str, reason: str, spool: str | None, digest: str | None = None
+) -> tuple[dict[str, Any], HeldRequest]:
+    """Sign `verdict` on a pending request and drop it into the spool; return the decision and
+    the request it signed. What is signed is checked first (shim.approval.review): nothing
+    read from the spool is trusted, and the spool is read once."""
     home = home_dir()
     where = spool_dir(home, flag=spool)
     rid = request_id.strip().lower()
     if not is_request_id(rid):
         raise SpoolError(f"{printable(request_id)!r} is not a request id (see: shield pending)")
+    pin = review.parse_pin(digest)
     status, data = spool_mod.lookup(where, rid)
     if data is None:
         raise SpoolError(f"no pending request {rid} in {where} (see: shield pending)")
-    if status == "cancelled":
-        raise SpoolError(f"request {rid} was cancelled by the agent; nothing was signed")
-    if status == "expired":
-        raise SpoolError(f"request {rid} expired; nothing was signed")
-    if status != "pending":
-        raise SpoolError(f"request {rid} is already {printable(status)}; nothing was signed")
-    req = request_from_dict(data)
-    if data.get("digest") != req.digest:
-        raise SpoolError(
-            f"request {rid} was modified in the spool after it was held (its content does not "
-            "match its digest); nothing was signed"
-        )
-    if parse_iso(req.expires) <= time.time():
-        raise SpoolError(
-            f"request {rid} expired at {req.expires}; nothing was signed "
-            "(the agent must run the command again)"
-        )
-    if verdict == "approve" and req.extra.get("require_reason") and not reason.strip():
-        raise SpoolError(
-            f"request {rid} needs a reason with its approval (risk {req.extra.get('risk', '?')}); "
-            "nothing was signed",
-            f'shield approve {rid} --reason "why this is safe"',
-        )
-    decision = sign_decision(home, data, verdict, reason)
-    spool_mod.write_decision(where, decision)
-    done = VERDICTS[verdict]
-    console = Console(highlight=False)
-    console.print(Text(f"{done} {rid}: {command_line([req.tool, *req.argv])}"))
-    console.print(
-        Text(
-            f"  agent {printable(req.agent)}, context {context_line(req.context)}, "
-            f"rule {printable(req.rule or '-')}; signed by {decision['approver']} "
-            f"(key {decision['key']})",
-            style="dim",
-        )
+    req = review.checked_request(
+        rid, status, data, verdict=verdict, reason=reason, pin=pin, now=time.time()
     )
-    return decision
+    decision = sign_decision(home, to_dict(req), verdict, reason)
+    spool_mod.write_decision(where, decision)
+    console = Console(highlight=False)
+    for i, line in enumerate(
+        review.signed_lines(VERDICTS[verdict], req, decision, pin is not None)
+    ):
+        console.print(Text(line, style="dim" if i == 2 else ""))
+    return decision, req
 
 
 def approve(
     request_id: IdArg,
     reason: ReasonOpt = "",
     spool: SpoolOpt = None,
+    digest: DigestOpt = None,
     for_: Annotated[
         str | None,
         typer.Option(
@@ -92,25 +80,23 @@ def approve(
 ) -> None:
     """Approve a held call: sign a decision with this home's approver key.
 
-    The held command runs only if the request in the spool is exactly the call the shim holds.
-    With --for, the agent's next calls under the same rule and target run without a hold for
-    that long (a signed grant; see shield grant).
+    Nothing is signed unless the request in the spool is the one you named (and, with
+    --digest, the one you reviewed); the held command runs only if it is exactly the call the
+    shim holds. The confirmation repeats id, command, target and digest. With --for, the
+    agent's next calls under the same rule and target run without a hold for that long (a
+    signed grant; see shield grant).
 
-    Example: shield approve k7m2pq --reason "planned maintenance" --for 15m
+    Example: shield approve k7m2pq --digest 3f2a9c1b7d4e --reason "planned maintenance"
     """
     span = grant_cmd.span_seconds(for_) if for_ else None
-    decision = decide(request_id, "approve", reason, spool)
+    _, req = decide(request_id, "approve", reason, spool, digest)
     if span is None:
         return
-    home = home_dir()
-    _, data = spool_mod.lookup(spool_dir(home, flag=spool), decision["id"])
-    if data is None:
-        raise SpoolError(
-            f"request {decision['id']} is gone from the spool; approved once, no grant"
-        )
-    req = request_from_dict(data)
+    # the grant names the request just signed, never a second read of the spool (which the
+    # agent could have rewritten in between)
     if req.rule is None:
         raise SpoolError("no rule matched this call, so there is no rule to grant; approved once")
+    home = home_dir()
     target = {k: v for k, v in req.context.items() if k in statement.TARGET_KEYS}
     st = grant_cmd.issue(
         home,
@@ -128,12 +114,14 @@ def approve(
     Console(highlight=False).print(Text(grant_cmd.describe(st)))
 
 
-def deny(request_id: IdArg, reason: ReasonOpt = "", spool: SpoolOpt = None) -> None:
+def deny(
+    request_id: IdArg, reason: ReasonOpt = "", spool: SpoolOpt = None, digest: DigestOpt = None
+) -> None:
     """Deny a held call (the agent gets exit code 126 and your reason).
 
     Example: shield deny k7m2pq --reason "use the staging cluster"
     """
-    decide(request_id, "deny", reason, spool)
+    decide(request_id, "deny", reason, spool, digest)
 
 
 def register(app: typer.Typer) -> None:

@@ -15,12 +15,17 @@ from rich.text import Text
 
 from shim.approval import spool as spool_mod
 from shim.approval.request import request_from_dict
+from shim.approval.review import short_digest
 from shim.approval.show import command_line, context_line, duration, extra_lines, printable
 from shim.clock import parse_iso
 from shim.commands.common import SpoolOpt
 from shim.home import home_dir, spool_dir
 
 WATCH_INTERVAL_S = 0.25
+MODIFIED = (
+    "this file was edited after the call was held (its digest field does not match its "
+    "content); approve refuses it"
+)
 
 
 def request_panel(item: dict[str, Any], now: float) -> Panel:
@@ -41,7 +46,10 @@ def request_panel(item: dict[str, Any], now: float) -> Panel:
             "held",
             Text(f"{duration(now - created)} ago, expires in {duration(expires - now)}"),
         ),
+        ("digest", Text(short_digest(req.digest))),
     ]
+    if item.get("status") == "modified":
+        rows.append(("WARNING", Text(MODIFIED, style="bold red")))
     risk_style = {
         "low": "green",
         "medium": "yellow",
@@ -54,7 +62,11 @@ def request_panel(item: dict[str, Any], now: float) -> Panel:
     ]
     for label, value in rows:
         grid.add_row(label, value)
-    hint = Text(f"shield approve {req.id}    shield deny {req.id} --reason ...", style="dim")
+    pin = short_digest(req.digest)
+    hint = Text(
+        f"shield approve {req.id} --digest {pin}    shield deny {req.id} --reason ...",
+        style="dim",
+    )
     return Panel(
         Group(grid, Text(""), hint),
         title=Text(f"held request {req.id}", style="bold yellow"),
@@ -103,7 +115,8 @@ def pending(
     ] = False,
     spool: SpoolOpt = None,
 ) -> None:
-    """List the calls held for a human decision (the command, why, the target, the agent, age).
+    """List the calls held for a human decision (the command, why, the target, the agent, age,
+    and the digest to pin with `shield approve ID --digest PREFIX`).
 
     Example: shield pending --watch
     """

@@ -340,7 +340,7 @@ def test_pending_json_prints_the_array_scripts_rely_on(
     req = sides.hold_in_process(extra={"preview": "namespace/prod deleted", "risk": "high"})
     result = cli(sides.approver, "pending", "--json")
     (item,) = json.loads(result.stdout)
-    assert item == to_dict(req)
+    assert item == {**to_dict(req), "status": "pending"}
     for key in ("id", "agent", "tool", "argv", "cwd", "context", "rule", "reason", "created"):
         assert key in item
     assert item["expires"] == req.expires and item["preview"] and item["risk"] == "high"
@@ -400,6 +400,72 @@ def test_approving_a_request_edited_in_the_spool_is_refused(
     Path(path).write_text(json.dumps(data))
     result = cli(sides.approver, "approve", req.id)
     assert result.exit_code == 1 and "was modified in the spool" in result.stderr
+    assert sides.decisions() == []
+
+
+def test_pending_shows_the_digest_to_pin_and_approve_repeats_what_it_signed(
+    sides: Sides, cli: Callable[..., Ran]
+) -> None:
+    req = sides.hold_in_process()
+    shown = cli(sides.approver, "pending").stdout
+    assert f"shield approve {req.id} --digest {req.digest[:12]}" in shown
+    result = cli(sides.approver, "approve", req.id, "--digest", req.digest[:8])
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"approved {req.id}: kubectl delete namespace prod"
+    assert lines[1] == (
+        f"  target context=prod-eu namespace=prod; digest {req.digest[:12]} (as pinned)"
+    )
+    (name,) = sides.decisions()
+    decision = json.loads(Path(sides.spool, "decisions", name).read_text())
+    assert (decision["id"], decision["digest"]) == (req.id, req.digest)
+
+
+@pytest.mark.parametrize("pin", ["abc", "xyz12345", "0" * 65, ""])
+def test_a_malformed_digest_pin_is_a_usage_error(
+    sides: Sides, cli: Callable[..., Ran], pin: str
+) -> None:
+    req = sides.hold_in_process()
+    result = cli(sides.approver, "approve", req.id, "--digest", pin)
+    assert result.exit_code == 2 and "--digest takes" in result.stderr
+    assert sides.decisions() == []
+
+
+def test_a_pinned_digest_that_does_not_match_signs_nothing(
+    sides: Sides, cli: Callable[..., Ran]
+) -> None:
+    req = sides.hold_in_process()
+    wrong = "0123456789ab" if not req.digest.startswith("0123") else "fedcba987654"
+    for verdict in ("approve", "deny"):
+        result = cli(sides.approver, verdict, req.id, "--digest", wrong)
+        assert result.exit_code == 1 and "is not the one you reviewed" in result.stderr
+    assert sides.decisions() == []
+
+
+def test_pending_flags_a_request_whose_file_was_edited_after_the_hold(
+    sides: Sides, cli: Callable[..., Ran]
+) -> None:
+    req = sides.hold_in_process()
+    path = request_path(sides.spool, req.id)
+    data = json.loads(Path(path).read_text())
+    data["argv"] = ["get", "pods"]  # the digest field still names the held call
+    Path(path).write_text(json.dumps(data))
+    (item,) = json.loads(cli(sides.approver, "pending", "--json").stdout)
+    assert item["status"] == "modified" and item["digest"] != req.digest  # recomputed
+    assert "was edited after the call was held" in cli(sides.approver, "pending").stdout
+
+
+def test_a_request_file_holding_another_id_signs_nothing(
+    sides: Sides, cli: Callable[..., Ran]
+) -> None:
+    a = sides.hold_in_process(argv=["scale", "deploy", "web", "--replicas=3"])
+    b = sides.hold_in_process()
+    os.replace(request_path(sides.spool, b.id), request_path(sides.spool, a.id))
+    assert json.loads(cli(sides.approver, "pending", "--json").stdout) == []
+    for verdict in ("approve", "deny"):
+        result = cli(sides.approver, verdict, a.id)
+        assert result.exit_code == 1, result.stdout
+        assert f"the spool file of request {a.id} holds request {b.id}" in result.stderr
     assert sides.decisions() == []
 
 
