@@ -216,15 +216,17 @@ def shim_config(
     }
 
 
-def prepare_home(home: str) -> dict:
-    """Create the agent side's home: dirs, the log and its first key. Returns init_log's result."""
+def prepare_home(home: str, spool: str | None = None) -> dict:
+    """Create the agent side's home: dirs, the spool and its subdirectories, the log and its
+    first key. Returns init_log's result."""
+    from shim.approval.spool import prepare
     from shim.log.append import init_log
 
     # 0755: the agent's user (often not the owner) must reach the rules, log and spool
     os.makedirs(home, mode=0o755, exist_ok=True)
     for sub in ("commands.d", "state", "trust", "log"):
         os.makedirs(os.path.join(home, sub), exist_ok=True)
-    os.makedirs(default_spool(home), exist_ok=True)
+    prepare(spool or default_spool(home))
     # held calls snapshot the files they read here (the agent's user must own it)
     os.makedirs(os.path.join(home, "state", "previews"), mode=0o700, exist_ok=True)
     # the one state file the agent writes besides the log and the spool (decisions used once)
@@ -251,7 +253,7 @@ def install(
 
     real = real or {}
     home = os.path.abspath(home)
-    log_info = prepare_home(home)
+    log_info = prepare_home(home, os.path.abspath(spool) if spool else None)
     layers = default_layers(home, defaults_dir())
     compiled = compile_layers(layers)  # raises RulesError with file:line
     write_compiled(compiled, compiled_dir(home))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +39,7 @@ from shim.approval.transport import Delivery, Verdict
 from shim.clock import now_iso, parse_iso
 from shim.errors import SpoolError
 
+SUBDIRS = ("requests", "decisions", "closed", "rejected", "tmp")
 CLOSED_KEEP_S = 24 * 3600.0
 REJECTED_KEEP_S = 7 * 24 * 3600.0
 
@@ -52,12 +54,15 @@ def _subdir_fd(spool: str, name: str, create: bool = True) -> int:
     """An open fd for <spool>/<name>, which must be a plain directory: the other side can
     write the spool, and a symlink it plants there must never lead this side's writes,
     renames or deletes elsewhere (the approver's keys, anchors, checkpoints). Every spool
-    operation goes through such an fd (`dir_fd=`), so the check cannot be raced."""
+    operation goes through such an fd (`dir_fd=`), so the check cannot be raced. A directory
+    made here is shared like the spool itself (`_share_like_spool`)."""
     path = os.path.join(spool, name)
+    made = False
     if create:
         try:
             os.makedirs(spool, exist_ok=True)
             os.mkdir(path)
+            made = True
         except FileExistsError:
             pass
         except OSError as exc:
@@ -66,13 +71,80 @@ def _subdir_fd(spool: str, name: str, create: bool = True) -> int:
                 "check --spool / SHIELD_SPOOL and that this user can write there",
             ) from exc
     try:
-        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         raise SpoolError(
             f"{path} is not a plain directory ({exc.strerror}): refusing to use it",
             "a symlink there may point anywhere; remove it and let shield recreate the "
             "directory, then find out who put it there",
         ) from exc
+    if made:
+        _share_like_spool(fd, spool)
+    return fd
+
+
+def _share_like_spool(fd: int, spool: str) -> None:
+    """Give a new spool subdirectory the spool's group, the spool's group permissions and its
+    setgid bit (and no more access for others than the spool gives). When the agent and the approver are two users sharing the spool through a
+    group, the side that creates `decisions/` or `tmp/` must leave it writable for the other:
+    setgid alone passes the group on but not the group write, which the umask (022) strips.
+    Best effort: a user outside the spool's group cannot hand a directory to it."""
+    try:
+        spool_st = os.stat(spool)
+        if os.fstat(fd).st_gid != spool_st.st_gid:
+            os.fchown(fd, -1, spool_st.st_gid)
+        own, theirs = os.fstat(fd).st_mode, spool_st.st_mode
+        group = theirs & (0o070 | stat.S_ISGID)
+        os.fchmod(fd, (own & 0o700) | group | (own & theirs & 0o007))
+    except OSError:
+        pass
+
+
+def prepare(spool: str) -> list[str]:
+    """Create the spool and every subdirectory (at install, so that each is there, shared
+    like the spool, before either side needs it); their paths."""
+    made = []
+    for name in SUBDIRS:
+        os.close(_subdir_fd(spool, name))
+        made.append(os.path.join(spool, name))
+    return made
+
+
+def sharing_problems(spool: str) -> list[str]:
+    """Why the other side could not write this spool although it is shared through its group
+    (group-writable): a subdirectory with another group, without group write, or not a plain
+    directory. [] for a spool that is not group-writable (one user) or is sound."""
+    st = os.stat(spool)
+    if not st.st_mode & 0o020:
+        return []
+    problems = []
+    for name in SUBDIRS:
+        path = os.path.join(spool, name)
+        try:
+            sub = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(sub.st_mode):
+            problems.append(f"{path} is not a plain directory")
+        elif sub.st_gid != st.st_gid:
+            problems.append(
+                f"{path} belongs to group {_group(sub.st_gid)}, not the spool's {_group(st.st_gid)}"
+            )
+        elif sub.st_mode & 0o070 != 0o070:
+            problems.append(
+                f"{path} is {stat.filemode(sub.st_mode)}: not writable by the group "
+                f"{_group(st.st_gid)}, so the other side gets Permission denied"
+            )
+    return problems
+
+
+def _group(gid: int) -> str:
+    try:
+        import grp
+
+        return f"{grp.getgrgid(gid).gr_name} ({gid})"
+    except (KeyError, ImportError):
+        return str(gid)
 
 
 def _write_atomic(spool: str, sub: str, name: str, data: bytes, no_clobber: bool = False) -> str:
@@ -90,6 +162,7 @@ def _write_atomic(spool: str, sub: str, name: str, data: bytes, no_clobber: bool
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(tmp, flags, 0o644, dir_fd=tfd)
         try:
+            os.fchmod(fd, 0o644)  # readable by the other side whatever this side's umask
             fs.write_all(fd, data)
         finally:
             os.close(fd)

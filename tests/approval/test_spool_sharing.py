@@ -1,0 +1,87 @@
+"""A spool shared by two users through a group stays writable for both (issue 14).
+
+The finding: the shim created `decisions/` as `drwxr-sr-x agent shield`, so the approver (in
+the group) got Permission denied, and `shield doctor` called the spool ok. Each side that
+creates a spool subdirectory must give it the spool's group and group write.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from shim.approval.spool import SUBDIRS, prepare, sharing_problems
+from tests.approval.support import write_held
+
+GROUP = 4242  # any gid: root may hand a directory to a group it is not in
+
+
+@pytest.fixture
+def shared_spool(tmp_path: Path):
+    if os.geteuid() != 0:
+        pytest.skip("handing a directory to another group needs root (CI runs as root)")
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    os.chown(spool, -1, GROUP)
+    spool.chmod(0o2770)
+    old = os.umask(0o022)
+    try:
+        yield spool
+    finally:
+        os.umask(old)
+
+
+def test_subdirectories_a_hold_creates_get_the_spool_group_and_group_write(
+    shared_spool: Path,
+) -> None:
+    write_held(str(shared_spool), 60)
+    made = [p for p in shared_spool.iterdir() if p.is_dir()]
+    assert {p.name for p in made} >= {"requests", "decisions", "tmp"}
+    for path in made:
+        st = path.stat()
+        assert st.st_gid == GROUP, path
+        assert stat.S_IMODE(st.st_mode) == 0o2770, (path, oct(st.st_mode))
+    (request,) = (shared_spool / "requests").iterdir()
+    assert stat.S_IMODE(request.stat().st_mode) == 0o644  # the other side can read it
+    assert sharing_problems(str(shared_spool)) == []
+
+
+def test_the_group_is_set_even_without_setgid_on_the_spool(shared_spool: Path) -> None:
+    shared_spool.chmod(0o0770)
+    prepare(str(shared_spool))
+    for name in SUBDIRS:
+        st = (shared_spool / name).stat()
+        assert (st.st_gid, stat.S_IMODE(st.st_mode)) == (GROUP, 0o770), name
+
+
+def test_a_file_made_under_umask_077_is_still_readable_by_the_other_side(
+    shared_spool: Path,
+) -> None:
+    os.umask(0o077)
+    write_held(str(shared_spool), 60)
+    (request,) = (shared_spool / "requests").iterdir()
+    assert stat.S_IMODE(request.stat().st_mode) == 0o644
+
+
+def test_sharing_problems_names_a_subdirectory_the_group_cannot_write(
+    shared_spool: Path,
+) -> None:
+    (shared_spool / "decisions").mkdir()  # as the old shim did: 2755 under umask 022
+    os.chown(shared_spool / "decisions", -1, GROUP)
+    (shared_spool / "closed").mkdir()
+    os.chown(shared_spool / "closed", -1, 0)
+    (shared_spool / "closed").chmod(0o2770)
+    problems = sharing_problems(str(shared_spool))
+    assert len(problems) == 2, problems
+    assert "decisions is drwxr-sr-x: not writable by the group" in problems[0]
+    assert "closed belongs to group" in problems[1]
+
+
+def test_a_spool_for_one_user_has_no_sharing_problems(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o755)
+    prepare(str(spool))
+    assert sharing_problems(str(spool)) == []
