@@ -10,16 +10,12 @@ ETC_LAYER = "/etc/shield/commands.d"
 
 
 def home_dir(env: dict[str, str] | None = None) -> str:
-    """The CLI's home: `SHIELD_HOME`, else platformdirs' config dir for `shield` (cold)."""
-    import os
+    """The CLI's home: `SHIELD_HOME`, else the home baked into the first shim on PATH (so the
+    agent's `shield` works where its shims do), else platformdirs' config dir (cold; see
+    shim.baked.cli_home)."""
+    from shim.baked import cli_home
 
-    env = dict(os.environ) if env is None else env
-    home = env.get("SHIELD_HOME")
-    if home:
-        return os.path.abspath(home)
-    import platformdirs
-
-    return platformdirs.user_config_dir("shield")
+    return cli_home(env).home
 
 
 def layer_dir(home: str) -> str:
@@ -51,15 +47,19 @@ def default_spool(home: str) -> str:
 
 
 def spool_dir(home: str, env: dict[str, str] | None = None, flag: str | None = None) -> str:
-    """`--spool` beats `SHIELD_SPOOL` beats `<home>/state/spool` (cold)."""
+    """`--spool` beats `SHIELD_SPOOL` beats the spool baked into the shims on PATH that work
+    on `home` beats `<home>/state/spool`: the shim's own order (cold)."""
     import os
+
+    from shim.baked import baked_for
 
     env = dict(os.environ) if env is None else env
     if flag:
         return os.path.abspath(flag)
     if env.get("SHIELD_SPOOL"):
         return os.path.abspath(env["SHIELD_SPOOL"])
-    return default_spool(home)
+    cfg = baked_for(home, env)
+    return cfg["spool"] if cfg else default_spool(home)
 
 
 def default_layers(home: str, package_defaults: str) -> list[str]:

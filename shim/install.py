@@ -315,25 +315,7 @@ def uninstall(shim_dir: str) -> list[str]:
 
 def baked_config(shim_path: str) -> dict | None:
     """The configuration `shield install` baked into a shim (read, never run); None when the
-    file is not a shim or does not hold one."""
-    import ast
+    file is not a shim or does not hold one. The one reader is shim.baked.read_shim_config."""
+    from shim.baked import read_shim_config
 
-    if not is_shim(shim_path):
-        return None
-    try:
-        with open(shim_path, encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
-    for line in lines:
-        if not line.startswith("exec("):  # the source program (the precompiled one is indented)
-            continue
-        try:
-            program = ast.literal_eval(line[len("exec(") : -1])
-            for node in ast.walk(ast.parse(program)):
-                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "main":
-                    cfg = ast.literal_eval(node.args[0])
-                    return cfg if isinstance(cfg, dict) else None
-        except (ValueError, SyntaxError, IndexError, TypeError):
-            return None
-    return None
+    return read_shim_config(shim_path)

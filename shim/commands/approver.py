@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from shim import keys
-from shim.home import home_dir
+from shim.baked import cli_home
+from shim.errors import ShieldError
 
 approver_app = typer.Typer(help="The approver's signing key.", no_args_is_help=True)
 
@@ -23,7 +24,14 @@ def approver_init(
 
     Example: SHIELD_HOME=~/.shield-approver shield approver init --name alice
     """
-    home = home_dir()
+    where = cli_home()
+    if where.source == "shim":
+        raise ShieldError(
+            f"without SHIELD_HOME this would be the agent's home {where.describe()}: an "
+            "approver key there lets the agent sign its own approvals; nothing was created",
+            f"SHIELD_HOME=~/.shield-approver shield approver init --name {name}",
+        )
+    home = where.home
     path = keys.init_approver(home, name, force=force)
     pub = keys.load_public_key(path)
     typer.echo(f"approver key for {pub.name} created (fingerprint {pub.fingerprint})")

@@ -7,7 +7,8 @@ import os
 
 import typer
 
-from shim.commands.common import DECISION_STYLE, load_rules
+from shim.baked import baked_for
+from shim.commands.common import DECISION_STYLE, current_home, load_rules
 from shim.errors import ShieldError
 from shim.real import find_real
 from shim.run import classify
@@ -28,12 +29,15 @@ def check(
     exit_code: bool = typer.Option(
         False, "--exit-code", help="exit 0 for allow, 10 for ask, 11 for deny"
     ),
-    agent: str = typer.Option("agent", "--agent", help="classify as this agent"),
+    agent: str = typer.Option(
+        None, "--agent", help="classify as this agent (default: the shims' agent, else agent)"
+    ),
 ) -> int:
     """Classify a call as allow, ask or deny without running it.
 
     Prints the decision, the rule and its reason, the resolved verb and target context, and
-    every rule that matched.
+    every rule that matched. Without SHIELD_HOME it decides as the first shims on PATH do:
+    their home, rule layers and agent name.
 
     Example:
 
@@ -52,9 +56,14 @@ def check(
         raise ShieldError(
             f"name the tool, not a path: {tool}", "example: shield check -- kubectl get pods"
         )
-    compiled = load_rules(tool)
+    home = current_home()
+    compiled = load_rules(tool, home)
     env = dict(os.environ)
-    real = find_real(tool, env.get("PATH", ""), [])
+    cfg = baked_for(home, env, tool) or baked_for(home, env) or {}
+    agent = agent or cfg.get("agent") or "agent"
+    real = cfg.get("real") if cfg.get("tool") == tool else None  # as the shim: pinned first
+    if not real or not os.path.isfile(real):
+        real = find_real(tool, env.get("PATH", ""), list(cfg.get("shim_dirs") or ()))
     d = classify(compiled, args, env, os.getcwd(), agent, real)
     out = d.as_dict()
     if as_json:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from shim.baked import baked_for
 from shim.home import compiled_dir, default_layers, home_dir
 from shim.rules.compile import load_tool
 from shim.rules.load import defaults_dir
@@ -19,7 +20,11 @@ def current_home() -> str:
 
 
 def current_layers(home: str | None = None) -> list[str]:
-    return default_layers(home or current_home(), defaults_dir())
+    """The rule layers of `home`; the package defaults the shims were installed with when the
+    shims on PATH work on this home (so `shield check` decides as they do)."""
+    home = home or current_home()
+    cfg = baked_for(home)
+    return default_layers(home, cfg["defaults"] if cfg else defaults_dir())
 
 
 def load_rules(tool: str, home: str | None = None) -> dict:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 
 import typer
 
-from shim.commands.common import current_home, current_layers
-from shim.errors import ShieldError
+from shim.approval.spool import SUBDIRS, sharing_problems
+from shim.baked import CliHome, baked_for, cli_home, read_shim_config
+from shim.commands.common import SpoolOpt, current_layers
+from shim.errors import KeyError_, ShieldError
 from shim.home import compiled_dir, keys_dir, layer_dir, load_config, log_dir, spool_dir, trust_dir
-from shim.install import baked_config
-from shim.log import storage
+from shim.keys import approver_identity, private_key_path
+from shim.log import anchors, storage
 from shim.real import find_real, is_shim
 
 
@@ -72,15 +75,39 @@ def interpreter_problem(shim_path: str) -> str | None:
     return None
 
 
-def run_checks(home: str, shim_dir: str | None, env: dict[str, str]) -> Report:
+def run_checks(
+    home: str,
+    shim_dir: str | None,
+    env: dict[str, str],
+    spool: str | None = None,
+    where: CliHome | None = None,
+) -> Report:
+    """The agent side: the home, rules, shims and real binaries, keys, config, log, spool."""
     rep = Report()
+    check_home(rep, where or CliHome(home, "SHIELD_HOME"), env)
     tools = check_rules(rep, home)
     check_shims(rep, tools, shim_dir, env.get("PATH", ""))
     check_modes(rep, home, tools, shim_dir)
     check_keys(rep, home)
     check_config(rep, home)
-    check_log_and_spool(rep, home, env)
+    check_log_and_spool(rep, home, env, spool)
     return rep
+
+
+def check_home(rep: Report, where: CliHome, env: dict[str, str]) -> None:
+    """Which home this is and why; a warning when the shims on PATH work on another one (then
+    `shield check` and `shield log` here say other things than the shims do)."""
+    rep.add("ok", "home", where.describe())
+    if where.source == "shim":
+        return
+    first = cli_home({"PATH": env.get("PATH", "")})
+    if first.source == "shim" and first.home != where.home:
+        rep.add(
+            "warn",
+            "home of the shims",
+            f"the first shim on PATH ({first.shim}) works on {first.home}, not on {where.home}: "
+            "`shield` and the shims disagree (unset SHIELD_HOME to use the shims' home)",
+        )
 
 
 def check_rules(rep: Report, home: str) -> list[str]:
@@ -117,12 +144,8 @@ def check_shims(rep: Report, tools: list[str], shim_dir: str | None, path: str) 
                 )
         elif shim_path and first:
             rep.add("ok", f"PATH {tool}", f"`{tool}` resolves to the shim")
-        real = find_real(tool, path, [shim_dir] if shim_dir else [])
-        if real:
-            rep.add("ok", f"real {tool}", real)
-        else:
-            detail = f"no real {tool} on PATH after the shim dir (calls would exit 127)"
-            rep.add("warn", f"real {tool}", detail)
+        cfg = read_shim_config(shim_path) if shim_path else None
+        check_real(rep, tool, cfg, path, [shim_dir] if shim_dir else [])
         if shim_path and is_shim(shim_path):
             problem = interpreter_problem(shim_path)
             if problem and problem not in seen_problems:
@@ -157,7 +180,7 @@ def check_modes(rep: Report, home: str, tools: list[str], shim_dir: str | None) 
             f"rules not enforcing: {', '.join(lenient)}; calls they would hold or deny run",
         )
     for tool in tools:
-        cfg = baked_config(os.path.join(shim_dir, tool)) if shim_dir else None
+        cfg = read_shim_config(os.path.join(shim_dir, tool)) if shim_dir else None
         if cfg and cfg.get("mode", "enforce") != "enforce":
             rep.add(
                 "warn",
@@ -165,6 +188,37 @@ def check_modes(rep: Report, home: str, tools: list[str], shim_dir: str | None) 
                 f"the {tool} shim is installed in {cfg['mode']} mode: every call runs "
                 "(reinstall with --mode enforce)",
             )
+
+
+def check_real(rep: Report, tool: str, cfg: dict | None, path: str, shim_dirs: list[str]) -> None:
+    """The real binary the shim runs: the one pinned at install (`--real`), as the shim reads
+    it, else the next on PATH. And a warning for a real one still on the agent's PATH: an
+    absolute path, or a shell that cannot start the shim's Python, runs it unchecked."""
+    shim_dirs = list((cfg or {}).get("shim_dirs") or shim_dirs)
+    on_path = find_real(tool, path, shim_dirs)
+    pinned = (cfg or {}).get("real")
+    if pinned and os.path.isfile(pinned) and os.access(pinned, os.X_OK):
+        rep.add("ok", f"real {tool}", f"{pinned} (pinned at install)")
+    elif pinned:
+        rep.add(
+            "warn",
+            f"real {tool}",
+            f"the pinned {pinned} is missing or not executable: the shim falls back to "
+            f"{on_path or 'PATH, where there is none (exit 127)'}",
+        )
+    elif on_path:
+        rep.add("ok", f"real {tool}", on_path)
+    else:
+        detail = f"no real {tool} on PATH after the shim dir (calls would exit 127)"
+        rep.add("warn", f"real {tool}", detail)
+    if on_path:
+        rep.add(
+            "warn",
+            f"real {tool} on PATH",
+            f"{on_path} is on the agent's PATH after the shim dir: a call by absolute path, or "
+            "from a shell that cannot start the shim, runs it unchecked. Move it off the "
+            f"agent's PATH and pin it (install.sh --real {tool}=PATH)",
+        )
 
 
 def check_keys(rep: Report, home: str) -> None:
@@ -214,7 +268,9 @@ def check_config(rep: Report, home: str) -> None:
         )
 
 
-def check_log_and_spool(rep: Report, home: str, env: dict[str, str]) -> None:
+def check_log_and_spool(
+    rep: Report, home: str, env: dict[str, str], spool_flag: str | None = None
+) -> None:
     """The log and the spool are writable, on a filesystem where flock works."""
     ld = log_dir(home)
     if os.path.isdir(ld) and os.access(ld, os.W_OK):
@@ -231,11 +287,8 @@ def check_log_and_spool(rep: Report, home: str, env: dict[str, str]) -> None:
             "log anchor",
             f"{ld}/anchor.json holds the first log key: move it to the approver (shield log anchor import) and delete it",
         )
-    spool = spool_dir(home, env)
-    if os.path.isdir(spool) and os.access(spool, os.W_OK):
-        rep.add("ok", "spool", spool)
-    else:
-        rep.add("fail", "spool", f"{spool} is missing or not writable")
+    spool = spool_dir(home, env, spool_flag)
+    check_spool(rep, spool)
     for label, p in (("log", ld), ("spool", spool)):
         kind = storage.filesystem_type(p) if os.path.isdir(p) else None
         if kind in storage.NETWORK_FILESYSTEMS:
@@ -243,6 +296,46 @@ def check_log_and_spool(rep: Report, home: str, env: dict[str, str]) -> None:
                 "warn", f"{label} filesystem", f"{p} is on {kind}: flock may not be reliable there"
             )
     check_locking(rep, ld)
+
+
+def check_spool(rep: Report, spool: str) -> None:
+    """This user can write the spool and what is in it; when it is shared through its group,
+    the other side can too (group and mode of every subdirectory, not only os.access)."""
+    rwx = os.W_OK | os.X_OK | os.R_OK
+    subs = [os.path.join(spool, n) for n in SUBDIRS if os.path.isdir(os.path.join(spool, n))]
+    if not os.path.isdir(spool):
+        rep.add("fail", "spool", f"{spool} is missing (run: shield install, or check --spool)")
+        return
+    blocked = [p for p in [spool, *subs] if not os.access(p, rwx)]
+    if blocked:
+        rep.add(
+            "fail",
+            "spool",
+            f"this user cannot write {', '.join(blocked)}: held calls or decisions would fail "
+            "(make the spool group-writable for both users: install.sh --approver-group G)",
+        )
+        return
+    st = os.stat(spool)
+    problems = sharing_problems(spool)
+    for problem in problems:
+        rep.add("fail", "spool shared", problem + " (chmod 2770 and chgrp it like the spool)")
+    if not st.st_mode & 0o020:
+        rep.add(
+            "ok",
+            "spool",
+            f"{spool} (writable by its owner only: for an approver who is another user, make "
+            "it group-writable: install.sh --approver-group G)",
+        )
+        return
+    if not problems:
+        rep.add("ok", "spool", f"{spool} (shared: group {st.st_gid}, {stat.filemode(st.st_mode)})")
+    if not st.st_mode & stat.S_ISGID:
+        rep.add(
+            "warn",
+            "spool setgid",
+            f"{spool} has no setgid bit: files the other side makes get its own group "
+            f"(chmod g+s {spool})",
+        )
 
 
 def check_locking(rep: Report, ld: str) -> None:
@@ -265,31 +358,150 @@ def check_locking(rep: Report, ld: str) -> None:
         )
 
 
+def run_approver_checks(
+    where: CliHome, log: str | None, env: dict[str, str], spool: str | None = None
+) -> Report:
+    """The approver side: this home's key (there, private), the anchors imported, and that
+    this user can read the agent's log and write the spool."""
+    rep = Report()
+    home = where.home
+    rep.add("ok", "home", f"approver home {where.describe()}")
+    check_approver_key(rep, home)
+    ids = anchors.known_log_ids(home)
+    anchored = [
+        i for i in ids if os.path.exists(os.path.join(anchors.anchors_dir(home), i + ".json"))
+    ]
+    if anchored:
+        rep.add("ok", "anchors", f"{len(anchored)} log anchor(s): {', '.join(anchored)}")
+    else:
+        rep.add(
+            "warn",
+            "anchors",
+            "no log anchor imported: log verify cannot check MACs (shield log anchor import "
+            "<agent home>/log/anchor.json)",
+        )
+    check_agent_log(rep, home, log, anchored)
+    check_spool(rep, spool_dir(home, env, spool))
+    return rep
+
+
+def check_approver_key(rep: Report, home: str) -> None:
+    key = private_key_path(home)
+    try:
+        ident = approver_identity(home)
+        st = os.stat(key)
+    except (KeyError_, OSError) as exc:
+        detail = exc.message if isinstance(exc, KeyError_) else f"{key}: {exc.strerror}"
+        rep.add("fail", "approver key", f"{detail} (shield approver init --name NAME)")
+        return
+    if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        rep.add(
+            "fail",
+            "approver key",
+            f"{key} is {stat.filemode(st.st_mode)}, owner uid {st.st_uid}: only you may read it "
+            f"(chmod 600 {key})",
+        )
+    else:
+        rep.add("ok", "approver key", f"{ident.name} (fingerprint {ident.fingerprint}), private")
+    mode = os.stat(home).st_mode
+    if mode & 0o022:
+        rep.add(
+            "warn",
+            "approver home",
+            f"{home} is {stat.filemode(mode)}: others could replace files in it (chmod 700 {home})",
+        )
+
+
+def check_agent_log(rep: Report, home: str, log: str | None, anchored: list[str]) -> None:
+    """The agent's log is readable by this user, and this home holds its anchor."""
+    if not log:
+        rep.add(
+            "note",
+            "agent log",
+            "not checked: pass --log <agent home>/log/shield.log to check that you can read it",
+        )
+        return
+    try:
+        with open(log, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        rep.add(
+            "fail",
+            "agent log",
+            f"cannot read {log} ({exc.strerror}): the approver needs group read on the log's "
+            "directory and file (install.sh --approver-group G)",
+        )
+        return
+    log_id = anchors.first_log_id(log)
+    if log_id is None or log_id in anchored:
+        rep.add("ok", "agent log", f"{log} is readable" + (f" (log {log_id})" if log_id else ""))
+    else:
+        rep.add(
+            "warn",
+            "agent log",
+            f"{log} is readable, but this home holds no anchor for its log {log_id}: import it "
+            f"(shield log anchor import {os.path.join(os.path.dirname(log), 'anchor.json')})",
+        )
+
+
+def is_approver_home(home: str) -> bool:
+    """A home with an approver key and no log of its own: the approver's, not an agent's."""
+    return os.path.exists(private_key_path(home)) and not os.path.exists(log_dir(home))
+
+
+def default_shim_dir(where: CliHome) -> str:
+    """The shims of this home: those on PATH that work on it, else <home>/bin."""
+    cfg = where.cfg if where.source == "shim" else baked_for(where.home)
+    dirs = (cfg or {}).get("shim_dirs") or []
+    return dirs[0] if dirs else os.path.join(where.home, "bin")
+
+
 def doctor(
-    shim_dir: str = typer.Option(None, "--dir", help="the shim dir (default: <home>/bin)"),
+    shim_dir: str = typer.Option(None, "--dir", help="the shim dir (default: the shims' own)"),
     as_json: bool = typer.Option(False, "--json"),
+    approver: bool = typer.Option(
+        False, "--approver", help="check an approver's home (default when it has a key, no log)"
+    ),
+    log: str = typer.Option(None, "--log", help="with --approver: the agent's log to read"),
+    spool: SpoolOpt = None,
 ) -> int:
     """Check the setup: PATH order, real binaries, rules, keys and trust, log, spool, locking.
 
-    Warns about weak setups (an approver key or writable rules in the agent's reach).
+    Warns about weak setups (an approver key or writable rules in the agent's reach, a real
+    binary still on the agent's PATH). With --approver (the default in a home that holds an
+    approver key and no log), checks the approver's side instead: the key is there and
+    private, anchors are imported, the agent's log (--log) is readable, the spool is writable.
     Exit 1 when a check fails.
 
     Example:
 
         shield doctor --dir /opt/shield/bin
+
+        shield doctor --approver --log /opt/shield/home/log/shield.log
     """
-    home = current_home()
-    shim_dir = os.path.abspath(shim_dir or os.path.join(home, "bin"))
-    rep = run_checks(home, shim_dir, dict(os.environ))
+    where = cli_home()
+    env = dict(os.environ)
+    if approver or is_approver_home(where.home):
+        rep = run_approver_checks(where, log, env, spool)
+    else:
+        shim_dir = os.path.abspath(shim_dir or default_shim_dir(where))
+        rep = run_checks(where.home, shim_dir, env, spool, where)
     if as_json:
         typer.echo(json.dumps({"ok": not rep.failed, "checks": rep.items}))
     else:
         from rich.console import Console
+        from rich.markup import escape
 
         console = Console()
-        mark = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+        mark = {
+            "ok": "[green]ok  [/]",
+            "note": "[blue]note[/]",
+            "warn": "[yellow]warn[/]",
+            "fail": "[red]FAIL[/]",
+        }
         for item in rep.items:
             console.print(
-                f"{mark[item['status']]} {item['check']}: {item['detail']}", highlight=False
+                f"{mark[item['status']]} {escape(item['check'])}: {escape(item['detail'])}",
+                highlight=False,
             )
     return 1 if rep.failed else 0
