@@ -55,14 +55,12 @@ def _subdir_fd(spool: str, name: str, create: bool = True) -> int:
     write the spool, and a symlink it plants there must never lead this side's writes,
     renames or deletes elsewhere (the approver's keys, anchors, checkpoints). Every spool
     operation goes through such an fd (`dir_fd=`), so the check cannot be raced. A directory
-    made here is shared like the spool itself (`_share_like_spool`)."""
+    made here is shared like the spool itself (`_mkdir_shared`)."""
     path = os.path.join(spool, name)
-    made = False
     if create:
         try:
             os.makedirs(spool, exist_ok=True)
-            os.mkdir(path)
-            made = True
+            _mkdir_shared(path, spool)
         except FileExistsError:
             pass
         except OSError as exc:
@@ -71,31 +69,33 @@ def _subdir_fd(spool: str, name: str, create: bool = True) -> int:
                 "check --spool / SHIELD_SPOOL and that this user can write there",
             ) from exc
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         raise SpoolError(
             f"{path} is not a plain directory ({exc.strerror}): refusing to use it",
             "a symlink there may point anywhere; remove it and let shield recreate the "
             "directory, then find out who put it there",
         ) from exc
-    if made:
-        _share_like_spool(fd, spool)
-    return fd
 
 
-def _share_like_spool(fd: int, spool: str) -> None:
-    """Give a new spool subdirectory the spool's group, the spool's group permissions and its
-    setgid bit (and no more access for others than the spool gives). When the agent and the approver are two users sharing the spool through a
-    group, the side that creates `decisions/` or `tmp/` must leave it writable for the other:
-    setgid alone passes the group on but not the group write, which the umask (022) strips.
-    Best effort: a user outside the spool's group cannot hand a directory to it."""
+def _mkdir_shared(path: str, spool: str) -> None:
+    """mkdir a spool subdirectory with the spool's group permissions (and no more access for
+    others than the spool and the umask give). When the agent and the approver share the
+    spool through a group, the side that creates `decisions/` or `tmp/` must leave it
+    writable for the other: a setgid spool passes its group on, but the umask (022) strips
+    the group write, and a chmod afterwards would drop the setgid bit for a user outside the
+    group. So the mode is set at mkdir, under a zero umask. Where the spool is not setgid,
+    the directory is handed to the spool's group when this user may (best effort)."""
+    theirs = os.stat(spool).st_mode
+    old = os.umask(0)
     try:
-        spool_st = os.stat(spool)
-        if os.fstat(fd).st_gid != spool_st.st_gid:
-            os.fchown(fd, -1, spool_st.st_gid)
-        own, theirs = os.fstat(fd).st_mode, spool_st.st_mode
-        group = theirs & (0o070 | stat.S_ISGID)
-        os.fchmod(fd, (own & 0o700) | group | (own & theirs & 0o007))
+        os.mkdir(path, 0o700 | (theirs & 0o070) | (theirs & 0o007 & ~old))
+    finally:
+        os.umask(old)
+    try:
+        gid = os.stat(spool).st_gid
+        if os.lstat(path).st_gid != gid:
+            os.chown(path, -1, gid, follow_symlinks=False)
     except OSError:
         pass
 

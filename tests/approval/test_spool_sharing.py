@@ -8,13 +8,17 @@ creates a spool subdirectory must give it the spool's group and group write.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from shim.approval.spool import SUBDIRS, prepare, sharing_problems
 from tests.approval.support import write_held
+from tests.conftest import REPO
 
 GROUP = 4242  # any gid: root may hand a directory to a group it is not in
 
@@ -85,3 +89,27 @@ def test_a_spool_for_one_user_has_no_sharing_problems(tmp_path: Path) -> None:
     spool.mkdir(mode=0o755)
     prepare(str(spool))
     assert sharing_problems(str(spool)) == []
+
+
+def test_an_agent_outside_the_group_keeps_setgid_and_group_write(tmp_path: Path) -> None:
+    # The agent's user owns the spool but is not in the approver's group: a chmod after mkdir
+    # would drop the setgid bit for it, so the mode is set at mkdir.
+    python, setpriv = "/usr/bin/python3", shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None or not os.access(python, os.X_OK):
+        pytest.skip("needs root, setpriv and /usr/bin/python3 to act as another user")
+    base = Path(tempfile.mkdtemp())
+    try:
+        base.chmod(0o755)
+        spool = base / "spool"
+        spool.mkdir()
+        os.chown(spool, 23456, GROUP)
+        spool.chmod(0o2770)
+        code = f"import sys; sys.path.insert(0, {str(REPO)!r}); from shim.approval.spool import prepare; prepare({str(spool)!r})"
+        user = ["--reuid=23456", "--regid=23456", "--clear-groups"]
+        subprocess.run([setpriv, *user, python, "-I", "-c", code], check=True, timeout=60)
+        for name in SUBDIRS:
+            st = (spool / name).stat()
+            assert (st.st_uid, st.st_gid) == (23456, GROUP), name
+            assert stat.S_IMODE(st.st_mode) == 0o2770, (name, oct(st.st_mode))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
