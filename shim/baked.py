@@ -135,3 +135,9 @@ def baked_for(
     if found is None or os.path.abspath(found[1]["home"]) != os.path.abspath(home):
         return None
     return found[1]
+
+
+def shim_dir_of(home: str) -> str:
+    """The shim dir of a home: that of the shims on PATH working on it, else <home>/bin."""
+    dirs = (baked_for(home) or {}).get("shim_dirs") or []
+    return dirs[0] if dirs else os.path.join(home, "bin")

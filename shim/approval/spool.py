@@ -128,17 +128,17 @@ def sharing_problems(spool: str) -> list[str]:
             problems.append(f"{path} is not a plain directory")
         elif sub.st_gid != st.st_gid:
             problems.append(
-                f"{path} belongs to group {_group(sub.st_gid)}, not the spool's {_group(st.st_gid)}"
+                f"{path} belongs to group {group_name(sub.st_gid)}, not the spool's {group_name(st.st_gid)}"
             )
         elif sub.st_mode & 0o070 != 0o070:
             problems.append(
                 f"{path} is {stat.filemode(sub.st_mode)}: not writable by the group "
-                f"{_group(st.st_gid)}, so the other side gets Permission denied"
+                f"{group_name(st.st_gid)}, so the other side gets Permission denied"
             )
     return problems
 
 
-def _group(gid: int) -> str:
+def group_name(gid: int) -> str:
     try:
         import grp
 

@@ -10,8 +10,8 @@ import tempfile
 
 import typer
 
-from shim.approval.spool import SUBDIRS, sharing_problems
-from shim.baked import CliHome, baked_for, cli_home, read_shim_config
+from shim.approval.spool import SUBDIRS, group_name, sharing_problems
+from shim.baked import CliHome, cli_home, read_shim_config, shim_dir_of
 from shim.commands.common import SpoolOpt, current_layers
 from shim.errors import KeyError_, ShieldError
 from shim.home import compiled_dir, keys_dir, layer_dir, load_config, log_dir, spool_dir, trust_dir
@@ -328,7 +328,11 @@ def check_spool(rep: Report, spool: str) -> None:
         )
         return
     if not problems:
-        rep.add("ok", "spool", f"{spool} (shared: group {st.st_gid}, {stat.filemode(st.st_mode)})")
+        rep.add(
+            "ok",
+            "spool",
+            f"{spool} (shared: group {group_name(st.st_gid)}, {stat.filemode(st.st_mode)})",
+        )
     if not st.st_mode & stat.S_ISGID:
         rep.add(
             "warn",
@@ -449,13 +453,6 @@ def is_approver_home(home: str) -> bool:
     return os.path.exists(private_key_path(home)) and not os.path.exists(log_dir(home))
 
 
-def default_shim_dir(where: CliHome) -> str:
-    """The shims of this home: those on PATH that work on it, else <home>/bin."""
-    cfg = where.cfg if where.source == "shim" else baked_for(where.home)
-    dirs = (cfg or {}).get("shim_dirs") or []
-    return dirs[0] if dirs else os.path.join(where.home, "bin")
-
-
 def doctor(
     shim_dir: str = typer.Option(None, "--dir", help="the shim dir (default: the shims' own)"),
     as_json: bool = typer.Option(False, "--json"),
@@ -484,7 +481,7 @@ def doctor(
     if approver or is_approver_home(where.home):
         rep = run_approver_checks(where, log, env, spool)
     else:
-        shim_dir = os.path.abspath(shim_dir or default_shim_dir(where))
+        shim_dir = os.path.abspath(shim_dir or shim_dir_of(where.home))
         rep = run_checks(where.home, shim_dir, env, spool, where)
     if as_json:
         typer.echo(json.dumps({"ok": not rep.failed, "checks": rep.items}))

@@ -7,6 +7,7 @@ import os
 
 import typer
 
+from shim.baked import shim_dir_of
 from shim.commands.common import current_home
 from shim.errors import ShieldError
 from shim.install import install as do_install
@@ -19,13 +20,14 @@ def register(app: typer.Typer) -> None:
 
 
 def default_dir(home: str) -> str:
-    return os.path.join(home, "bin")
+    """<home>/bin, or where the shims on PATH that work on this home are."""
+    return shim_dir_of(home)
 
 
 def install(
     tools: list[str] = typer.Argument(None, help="tools to shim (default: every tool with rules)"),
     shim_dir: str = typer.Option(
-        None, "--dir", help="where to write the shims (default: <home>/bin)"
+        None, "--dir", help="where to write the shims (default: the home's shims, else <home>/bin)"
     ),
     agent: str = typer.Option("agent", "--agent", help="the agent's name, baked into its shims"),
     real: list[str] = typer.Option(
