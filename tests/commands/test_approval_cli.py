@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from shim import keys
+from shim.approval import spool as spool_mod
 from shim.approval.decision import verify_decision
 from shim.approval.request import HeldRequest, to_dict
 from shim.approval.spool import request_path
@@ -467,6 +468,27 @@ def test_a_request_file_holding_another_id_signs_nothing(
         assert result.exit_code == 1, result.stdout
         assert f"the spool file of request {a.id} holds request {b.id}" in result.stderr
     assert sides.decisions() == []
+
+
+def test_approve_for_grants_the_request_it_signed_not_a_second_read_of_the_spool(
+    sides: Sides, cli: Callable[..., Ran], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `approve --for` used to look the request up again after signing it, to build the grant:
+    # an agent rewriting the file in between got a grant for another rule, target or agent.
+    a = sides.hold_in_process(argv=["scale", "deploy", "web"], rule="kubectl/mutate")
+    b = to_dict(sides.hold_in_process(agent="other-bot", rule="kubectl/delete-namespace"))
+    reads: list[str] = []
+    real_lookup = spool_mod.lookup
+
+    def lookup(spool: str, rid: str) -> tuple[str, dict[str, Any] | None]:
+        reads.append(rid)
+        return real_lookup(spool, rid) if len(reads) == 1 else ("pending", {**b, "id": rid})
+
+    monkeypatch.setattr(spool_mod, "lookup", lookup)
+    result = cli(sides.approver, "approve", a.id, "--for", "15m")
+    assert result.exit_code == 0, result.stderr
+    assert reads == [a.id]
+    assert "deploy-bot may run kubectl kubectl/mutate on context=prod-eu" in result.stdout
 
 
 def test_deny_writes_a_signed_denial_for_the_request(sides: Sides, cli: Callable[..., Ran]) -> None:
