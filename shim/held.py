@@ -215,8 +215,6 @@ def _wait(
         "wait for the decision; do not retry with another spelling. "
         "If it is denied or times out, report that to your operator.",
     )
-    for transport in transports[1:]:
-        transport.publish()
     return wait_for_decision(
         req,
         transports,
@@ -224,6 +222,7 @@ def _wait(
         used_path=fs.join(call.home, "state", "used-decisions"),
         log=log,
         clock_skew_s=float(config.get("clock_skew", 30)),
+        publish=transports[1:],
     )
 
 

@@ -153,10 +153,13 @@ def wait_for_decision(
     log: LogFn,
     clock_skew_s: float = 30.0,
     poll_s: float = 0.02,
+    publish: Sequence[Transport] = (),
 ) -> Verdict:
-    """Block until a valid decision from one of `transports` (already published), the
-    request's deadline, or SIGINT/SIGTERM. Exceptions from `log` propagate (the request is
-    withdrawn first)."""
+    """Block until a valid decision from one of `transports`, the request's deadline, or
+    SIGINT/SIGTERM. The transports in `publish` (a prompt, a notify hook) are published here,
+    once the signal handlers are in place, so a Ctrl-C as the prompt appears still withdraws
+    the request; the others were published by the caller. Exceptions from `log` propagate
+    (the request is withdrawn first)."""
     remaining = parse_iso(req.expires) - time.time()
     deadline = time.monotonic() + max(0.0, remaining)
     caught: list[int] = []
@@ -173,6 +176,8 @@ def wait_for_decision(
     waiter: Waiter | None = None
     try:
         waiter = Waiter(req, transports, trusted, used_path, log, clock_skew_s, poll_s)
+        for transport in publish:
+            transport.publish()
         return waiter.run(deadline, caught)
     finally:
         if waiter is None or not waiter.closed:

@@ -44,6 +44,12 @@ def wait_held(
     """What a held shim does once its request is in the spool: publish the other transports
     (shim.approval.channels), then wait for a decision."""
     transports = transports_for(req, spool, tty=tty, notify=notify, log=log)
-    for transport in transports[1:]:
-        transport.publish()
-    return wait_for_decision(req, transports, trusted=trusted, used_path=used_path, log=log, **kw)
+    return wait_for_decision(
+        req,
+        transports,
+        trusted=trusted,
+        used_path=used_path,
+        log=log,
+        publish=transports[1:],
+        **kw,
+    )

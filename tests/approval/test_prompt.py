@@ -48,10 +48,9 @@ def log(fields):
         fh.write(json.dumps(fields) + "\n")
 
 transports = transports_for(req, spool, tty=True, log=log)
-for transport in transports[1:]:
-    transport.publish()
 verdict = wait_for_decision(
-    req, transports, trusted=keys.load_trusted(agent), used_path=agent + "/state/used", log=log
+    req, transports, trusted=keys.load_trusted(agent), used_path=agent + "/state/used", log=log,
+    publish=transports[1:],
 )
 stdin = sys.stdin.read()
 with open(out, "w") as fh:
