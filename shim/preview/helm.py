@@ -14,7 +14,6 @@ from shim.preview.manifest import diff_manifests
 from shim.preview.runner import Failed, Runner, first_error
 
 _HELM_TARGET = (
-    "--kubeconfig",
     "--kube-context",
     "--kube-token",
     "--kube-as-user",

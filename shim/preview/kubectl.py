@@ -12,7 +12,6 @@ from shim.preview.job import Job
 from shim.preview.runner import Failed, first_error
 
 KUBE_TARGET = (
-    "--kubeconfig",
     "--context",
     "--cluster",
     "--user",
