@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from shim.preview.flags import flag_args, rewrite_flag_values
+from shim.preview.flags import flag_args, flag_args_argv, rewrite_flag_values
 from shim.preview.kubepin import KubeconfigError, flatten, kube_files, server_of
 from shim.preview.sealed import SealedSet, SealError
 
@@ -46,6 +46,12 @@ class Pin:
         self.kubeconfig: str | None = None  # the sealed kubeconfig's path
         self.dir_id: str | None = None  # terraform: "dev:ino realpath" of the directory
         self.conflicts: list[str] = []  # the sealed target differs from the classified one
+        self.rewrites: dict[str, str] = {}  # argv token -> token (aws file:// parameters)
+        self.inputs: list[dict] = []  # sealed parameter files, shown to the approver
+
+    @property
+    def changes_argv(self) -> bool:
+        return bool(self.args or self.rewrites or self.kubeconfig)
 
     def settle(self, resolve: Resolve | None, argv: list[str], env: dict[str, str]) -> None:
         """Resolve the target again from what was pinned: keys the classifier could not
@@ -71,7 +77,7 @@ class Pin:
     def argv(self, argv: list[str]) -> list[str]:
         """`argv` as the approved run gives it: the pinned flags first, and any `--kubeconfig`
         of the call pointing at the sealed copy (the last value would win otherwise)."""
-        out = list(argv)
+        out = [self.rewrites.get(a, a) for a in argv]
         if self.kubeconfig:
             given = [a.split("=", 1)[1] for a in flag_args_argv(out, "--kubeconfig")]
             if given:
@@ -103,24 +109,6 @@ class Pin:
         return out
 
 
-def flag_args_argv(argv: list[str], name: str) -> list[str]:
-    """`name=value` for every `name value` / `name=value` in argv (before `--`)."""
-    out = []
-    i = 0
-    while i < len(argv):
-        tok = argv[i]
-        if tok == "--":
-            break
-        if tok == name and i + 1 < len(argv):
-            out.append(f"{name}={argv[i + 1]}")
-            i += 2
-            continue
-        if tok.startswith(name + "="):
-            out.append(tok)
-        i += 1
-    return out
-
-
 def dir_identity(path: str) -> str | None:
     try:
         real = os.path.realpath(path)
@@ -136,6 +124,7 @@ def pin_target(
     env: dict[str, str],
     sealed: SealedSet,
     resolve: Resolve | None = None,
+    cwd: str | None = None,
 ) -> Pin:
     """Pin what `inv` targets, and settle it against `resolve` (see Pin.settle). Never raises:
     what cannot be pinned is noted, and checked again before the run (`Pin.drift`)."""
@@ -145,6 +134,7 @@ def pin_target(
             _pin_kube(pin, inv, context, env, sealed)
         elif inv.tool == "aws":
             _pin_aws(pin, context, env, sealed)
+            _seal_aws_params(pin, inv, cwd or os.getcwd(), sealed)
         elif inv.tool == "terraform":
             _pin_terraform(pin, inv, context)
     except (KubeconfigError, SealError, OSError) as exc:
@@ -262,3 +252,35 @@ def _pin_terraform(pin: Pin, inv: Any, context: dict[str, str]) -> None:
     pin.shown.update({"workspace": ws, "dir": d})
     if pin.dir_id is not None:
         pin.shown["dir_id"] = pin.dir_id
+
+
+_PARAM_PREFIXES = ("file://", "fileb://")
+MAX_PARAM_FILE = 16 << 20
+MAX_PARAM_TEXT = 64 << 10
+
+
+def _seal_aws_params(pin: Pin, inv: Any, cwd: str, sealed: SealedSet) -> None:
+    """Every `file://` and `fileb://` parameter (`--cli-input-json file://...` too): read once,
+    sealed, the argv token pointing at the sealed copy; the text shown to the approver."""
+    for tok in inv.argv:
+        head, eq, value = tok.partition("=") if tok.startswith("--") else ("", "", tok)
+        prefix = next((p for p in _PARAM_PREFIXES if value.startswith(p)), None)
+        if prefix is None or tok in pin.rewrites:
+            continue
+        path = os.path.expanduser(value[len(prefix) :])
+        full = os.path.join(cwd, path)
+        try:
+            with open(full, "rb") as fh:
+                data = fh.read(MAX_PARAM_FILE + 1)
+        except OSError:
+            continue  # the CLI fails the same way on the missing file
+        if len(data) > MAX_PARAM_FILE:
+            raise SealError(f"{path} is larger than {MAX_PARAM_FILE} bytes")
+        item = sealed.seal(value, data)
+        pin.rewrites[tok] = f"{head}{eq}{prefix}{item.path}"
+        entry: dict[str, Any] = {"source": value, "sha256": item.sha256, "bytes": len(data)}
+        if prefix == "file://" and len(data) <= MAX_PARAM_TEXT:
+            entry["text"] = data.decode("utf-8", "replace")
+        else:
+            entry["note"] = "binary or larger than 64 KiB: not shown"
+        pin.inputs.append(entry)

@@ -103,7 +103,7 @@ def prepare(
     deadline = start + timeout_s
     sealed = sealed if sealed is not None else SealedSet()
     if pin is None:
-        pin = pin_target(inv, context, env, sealed)
+        pin = pin_target(inv, context, env, sealed, cwd=cwd)
     concrete = select_kind(kind, inv) if kind in KINDS else None
     if concrete is None:
         if kind in KINDS:
@@ -176,7 +176,7 @@ def pinned(res: dict, pin: Pin, inv: Any) -> dict:
     """`res` with the pinned target in the run: its flags before `run_argv` (the call's argv
     when the preview bound nothing), its variables under the preview's own `run_env`."""
     res = dict(res)
-    if pin.args:
+    if pin.changes_argv:
         base = res["run_argv"] if res["run_argv"] is not None else list(inv.argv)
         try:
             res["run_argv"] = pin.argv(base)
@@ -335,7 +335,7 @@ def hold_preview(
     from shim.preview import risk
 
     sealed = SealedSet()
-    pin = pin_target(inv, context, env, sealed, resolve)
+    pin = pin_target(inv, context, env, sealed, resolve, cwd)
     spec = (rule or {}).get("preview")
     res: dict | None = None
     workdir: str | None = None
@@ -356,8 +356,9 @@ def hold_preview(
         extra["snapshots"] = dict(res["snapshots"])
         extra["sealed"] = sealed.digests()
         extra["workdir"] = workdir
-    if res["inputs"]:
-        extra["inputs"] = res["inputs"]
+    inputs = [*pin.inputs, *res["inputs"]]
+    if inputs:
+        extra["inputs"] = inputs
     if res["write_back"]:
         extra["write_back"] = res["write_back"]
     extra["risk"] = risk.assess(rule, context, pv)

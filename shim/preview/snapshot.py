@@ -185,14 +185,16 @@ class Snapper:
         show: bool = False,
         skip: frozenset[str] = frozenset(),
         dest: str | None = None,
+        follow: bool = False,
     ) -> str:
         """Copy the directory `src` whole (listing and content) under the workdir; names in
-        `skip` (top level only) are left out. Returns the copy's path."""
+        `skip` (top level only) are left out; with `follow`, symlinked directories are copied
+        too (and symlinked files always, as their content). Returns the copy's path."""
         full = self.full(src, base)
         if dest is None:
             dest = os.path.join(self._slot(), os.path.basename(full.rstrip("/")) or "root")
         os.makedirs(dest, mode=0o700, exist_ok=True)
-        for root, dirs, names in os.walk(full):
+        for root, dirs, names in os.walk(full, followlinks=follow):
             if root == full:
                 dirs[:] = [d for d in dirs if d not in skip]
                 names = [n for n in names if n not in skip]
@@ -217,6 +219,7 @@ class Snapper:
         if len(data) > MAX_SNAPSHOT - self.total:
             raise Failed(f"{src} is larger than the snapshot limit ({MAX_SNAPSHOT} bytes)")
         self._write(dest, data, st.st_mode)
+        os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))  # s3 sync compares mtimes
         return data
 
 
