@@ -307,6 +307,11 @@ def _run_approved(
     env = {**call.env, **launch.env}
     status, duration_ms = run_child(real, launch.argv, env, launch.stdin, launch.pass_fds)
     launch.fields.update(bound.finish())
+    if launch.fields.get("changed_while_running"):
+        detail = "files bound to the approval changed while the command ran: " + ", ".join(
+            launch.fields["changed_while_running"]
+        )
+        call.log({"event": "security", **fields, "detail": detail})
     try:
         call.log(
             {

@@ -61,9 +61,15 @@ def snap_filenames(
                 mapped.append(item)
                 res.preview_args += [short, item]
                 continue
-            copy = snap.path(item, exts=exts)
-            mapped.append(copy)
-            res.preview_args += [short, copy]
+            if exts and os.path.isdir(snap.full(item)):
+                # a directory of manifests: each one sealed, in the order kubectl reads them
+                recursive = any(v == "true" for v in inv.flags.get("--recursive", ()))
+                copies = snap.dir_files(item, exts, recursive)
+            else:
+                copies = [snap.path(item, exts=exts)]
+            mapped += copies
+            for copy in copies:
+                res.preview_args += [short, copy]
         new_values.append(join_list(mapped))
     if new_values != values:
         res.run_argv = rewrite_flag_values(

@@ -53,7 +53,7 @@ from shim.preview.runner import (
     one_line,
 )
 from shim.preview.sealed import SealedSet, SealError
-from shim.preview.snapshot import Snapper, check_snapshots, drop_unbound
+from shim.preview.snapshot import Snapper, check_snapshots, drop_unbound, stamp
 
 # One table: the implementation of each kind (one module per tool, as commands.d has one file
 # per tool).
@@ -168,6 +168,7 @@ def prepare(
         "snapshots": dict(pv.snapshots),
         "inputs": list(pv.inputs),
         "write_back": pv.write_back if error is None else None,
+        "stamps": dict(pv.stamps) if pv.snapshots else {},
     }
     return pinned(res, pin, inv)
 
@@ -195,6 +196,7 @@ def _nothing() -> dict:
         "snapshots": {},
         "inputs": [],
         "write_back": None,
+        "stamps": {},
     }
 
 
@@ -228,8 +230,10 @@ class Bound:
         workdir: str | None,
         sealed: SealedSet | None = None,
         pin: Pin | None = None,
+        stamps: dict[str, str] | None = None,
     ) -> None:
         self.extra = extra
+        self.stamps = stamps
         self.workdir = workdir
         self.sealed = sealed or SealedSet()
         self.pin = pin
@@ -269,7 +273,8 @@ class Bound:
         unchanged (nothing added), the target resolved again equal to the one shown."""
         out = Launch()
         snaps = self.extra.get("snapshots") or {}
-        out.problems += check_snapshots(self.workdir, snaps) if snaps and self.workdir else []
+        if snaps and self.workdir:
+            out.problems += check_snapshots(self.workdir, snaps, self.stamps)
         out.problems += self.sealed.broken()
         run_argv = self.extra.get("run_argv")
         out.argv = list(run_argv) if run_argv is not None else list(argv)
@@ -292,17 +297,33 @@ class Bound:
 
     def finish(self) -> dict:
         """After the approved run: write back what a terraform apply wrote in its snapshot of
-        the directory; fields for the log's `executed` entry."""
+        the directory, and name any bound file that changed while the command ran (the
+        same-user window: logged, it cannot be undone); fields for the `executed` entry."""
+        out: dict = {}
+        if self.stamps and self.workdir:
+            touched = []
+            for name, before in sorted(self.stamps.items()):
+                try:
+                    now = stamp(os.path.join(self.workdir, name))
+                except OSError:
+                    now = None
+                if now != before:
+                    touched.append(name)
+            if touched:
+                out["changed_while_running"] = touched
         wb = self.extra.get("write_back")
         if not isinstance(wb, dict) or not self.workdir:
-            return {}
+            return out
         from shim.preview.tfsnap import write_back
 
         try:
             done = write_back(wb["from"], wb["to"], self.extra.get("snapshots") or {}, self.workdir)
         except OSError as exc:
-            return {"write_back_error": f"{exc.filename}: {exc.strerror}"}
-        return {"wrote_back": done} if done else {}
+            out["write_back_error"] = f"{exc.filename}: {exc.strerror}"
+            return out
+        if done:
+            out["wrote_back"] = done
+        return out
 
     def cleanup(self) -> None:
         self.sealed.close()
@@ -362,7 +383,7 @@ def hold_preview(
     if res["write_back"]:
         extra["write_back"] = res["write_back"]
     extra["risk"] = risk.assess(rule, context, pv)
-    return Bound(extra, workdir, sealed, pin)
+    return Bound(extra, workdir, sealed, pin, res.get("stamps") or None)
 
 
 def _run_declared(

@@ -51,11 +51,21 @@ def drop_unbound(workdir: str, keep: dict[str, str]) -> None:
                 pass
 
 
-def check_snapshots(workdir: str, snapshots: dict[str, str]) -> list[str]:
+def stamp(path: str) -> str:
+    """A file's identity and last change: inode and ctime. Any write, chmod, rename or
+    replacement changes it, and no process can set a ctime back (only the clock moves it)."""
+    st = os.lstat(path)
+    return f"{st.st_ino}:{st.st_ctime_ns}"
+
+
+def check_snapshots(
+    workdir: str, snapshots: dict[str, str], stamps: dict[str, str] | None = None
+) -> list[str]:
     """Names (relative to workdir) whose file is missing or no longer has the bound hash, and
     anything in workdir that is not a bound file (a file added to a snapshotted directory
-    would run with the approval). Call it just before running an approved
-    `run_argv`/`stdin_file`; refuse to run unless it returns []."""
+    would run with the approval). With `stamps` ({name: stamp}), also every file touched since
+    it was written, even if its bytes were put back (a swap during the preview, restored
+    after it). Call it just before running an approved `run_argv`; refuse unless it is []."""
     bad: list[str] = []
     for root, dirs, names in os.walk(workdir):
         for n in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
@@ -71,7 +81,12 @@ def check_snapshots(workdir: str, snapshots: dict[str, str]) -> list[str]:
             if digest.startswith(LINK):
                 if not os.path.islink(path) or LINK + os.readlink(path) != digest:
                     bad.append(name)
-            elif os.path.islink(path) or sha256_file(path) != digest:
+            elif (
+                os.path.islink(path)
+                or sha256_file(path) != digest
+                or stamps is not None
+                and stamps.get(name) != stamp(path)
+            ):
                 bad.append(name)
         except OSError:
             bad.append(name)
@@ -95,6 +110,7 @@ class Snapper:
         self.files = 0
         self.seq = 0
         self.text_left = MAX_INPUT_TEXT
+        self.stamps = pv.stamps
 
     def _count(self, size: int, capped: bool = True) -> None:
         self.total += size
@@ -117,6 +133,7 @@ class Snapper:
         os.chmod(dest, mode & 0o555 | 0o400)  # read-only; a script stays executable
         name = os.path.relpath(dest, self.workdir)
         self.pv.snapshots[name] = hashlib.sha256(data).hexdigest()
+        self.stamps[name] = stamp(dest)
         self._count(len(data))
 
     def _slot(self) -> str:
@@ -158,7 +175,8 @@ class Snapper:
         """Seal the regular file `src` (relative to `base`, default cwd); its /proc/self/fd path."""
         full = self.full(src, base)
         data = read_capped(full, MAX_SNAPSHOT - self.total)
-        return self.seal(src, data, show).path
+        label = os.path.relpath(full, self.cwd) if os.path.isabs(src) else src
+        return self.seal(label if not label.startswith("..") else full, data, show).path
 
     def path(self, src: str, base: str | None = None, exts: tuple[str, ...] = ()) -> str:
         """Snapshot the file or directory `src` (relative to `base`, default cwd): a file is
@@ -176,6 +194,26 @@ class Snapper:
         if not stat.S_ISDIR(st.st_mode):
             raise Failed(f"{src} is not a regular file or directory; it cannot be snapshotted")
         return self.tree(src, base, exts=exts, show=bool(exts))
+
+    def dir_files(self, src: str, exts: tuple[str, ...], recursive: bool) -> list[str]:
+        """The files kubectl reads from the directory `src` (those ending in `exts`; the whole
+        tree with `recursive`), each sealed; their paths in the order kubectl visits them."""
+        found: list[str] = []
+
+        def walk(d: str) -> None:  # filepath.Walk: names sorted in each directory
+            for name in sorted(os.listdir(d)):
+                p = os.path.join(d, name)
+                if os.path.isdir(p) and not os.path.islink(p):
+                    if recursive:
+                        walk(p)
+                elif name.endswith(exts):
+                    found.append(p)
+
+        walk(self.full(src))
+        out = [self.file(p) for p in found if os.path.isfile(p)]
+        if not out:
+            raise Failed(f"{src} holds no {', '.join(exts)} file to snapshot")
+        return out
 
     def tree(
         self,
@@ -220,6 +258,7 @@ class Snapper:
             raise Failed(f"{src} is larger than the snapshot limit ({MAX_SNAPSHOT} bytes)")
         self._write(dest, data, st.st_mode)
         os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))  # s3 sync compares mtimes
+        self.stamps[os.path.relpath(dest, self.workdir)] = stamp(dest)
         return data
 
 

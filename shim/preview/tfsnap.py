@@ -23,7 +23,7 @@ import json
 import os
 
 from shim.preview.runner import Failed
-from shim.preview.snapshot import LINK, Snapper
+from shim.preview.snapshot import LINK, Snapper, stamp
 
 STATE_NAMES = ("terraform.tfstate", "terraform.tfstate.backup", "terraform.tfstate.d")
 SKIP = frozenset(
@@ -34,7 +34,9 @@ SKIP = frozenset(
 def _link(snap: Snapper, link: str, target: str) -> None:
     os.makedirs(os.path.dirname(link), mode=0o700, exist_ok=True)
     os.symlink(target, link)
-    snap.pv.snapshots[os.path.relpath(link, snap.workdir)] = LINK + target
+    name = os.path.relpath(link, snap.workdir)
+    snap.pv.snapshots[name] = LINK + target
+    snap.stamps[name] = stamp(link)
 
 
 def _module_dirs(data_dir: str, tfdir: str) -> list[str]:

@@ -632,7 +632,9 @@ def test_attack_manifest_edited_while_held_the_approved_call_reads_the_snapshot(
     work = tmp_path / "agent-cwd"
     work.mkdir()
     (work / "app.yaml").write_text("kind: Deployment\nmetadata: {name: web}\n")
-    proc = start(world, "kubectl", "apply", "-f", "app.yaml", cwd=work, env=world.env(STANDIN_CAT="1"))
+    proc = start(
+        world, "kubectl", "apply", "-f", "app.yaml", cwd=work, env=world.env(STANDIN_CAT="1")
+    )
     item = approver.wait_for_request()
     snap = item["run_argv"][2]
     assert snap.startswith("/proc/self/fd/")

@@ -26,7 +26,7 @@ from shim.preview.manifest import diff_manifests
 from shim.preview.prepare import Bound, hold_preview, prepare
 from shim.preview.runner import MAX_LINES
 from shim.preview.sealed import SealedSet
-from shim.preview.snapshot import check_snapshots, sha256_file
+from shim.preview.snapshot import check_snapshots
 from shim.rules import rule
 from tests.classify.support import classify, parse
 
@@ -222,6 +222,7 @@ def test_a_kind_that_does_not_apply_runs_nothing(kubectl: Bench) -> None:
         "snapshots": {},
         "inputs": [],
         "write_back": None,
+        "stamps": {},
     }
     assert kubectl.calls() == []
 
@@ -373,9 +374,7 @@ def test_kubectl_apply_from_piped_stdin_is_read_once_and_bound(kubectl: Bench) -
         os.close(r)
     [sealed] = kubectl.sealed.files
     stdin_snap = sealed.path
-    assert kubectl.calls() == [
-        ["diff", "-f", stdin_snap, "--context=kind-dev", "--namespace=shop"]
-    ]
+    assert kubectl.calls() == [["diff", "-f", stdin_snap, "--context=kind-dev", "--namespace=shop"]]
     pv = res["preview"]
     assert pv["ok"] is True, pv
     assert pv["counts"] == {"objects": 2, "create": 1, "lines_added": 6, "lines_removed": 2}
@@ -425,9 +424,8 @@ def test_attack_editing_the_manifest_after_the_preview_changes_nothing_that_runs
     manifest.write_text("kind: Namespace\nmetadata: {name: kube-system}\n")  # the swap
     assert Path(snap).read_text().startswith("kind: Deployment")
     # and the sealed copy itself cannot be written, through its path or any other
-    with pytest.raises(PermissionError):
-        with open(snap, "r+b") as fh:
-            fh.write(b"kind: Namespace\n")
+    with pytest.raises(PermissionError), open(snap, "r+b") as fh:
+        fh.write(b"kind: Namespace\n")
     with pytest.raises(OSError):
         os.truncate(snap, 0)
     assert kubectl.sealed.broken() == []
@@ -442,30 +440,52 @@ def test_kubectl_apply_f_directory_snapshots_the_manifests_in_it(kubectl: Bench)
     (d / "notes.txt").write_text("not a manifest")
     kubectl.answer(["diff", "-f"], "", code=0, prefix=True)
     res = kubectl.prepare(["apply", "-R", "-f", "k8s"])
-    names = sorted(res["snapshots"])
-    assert [n.split("/", 1)[1] for n in names] == ["k8s/a.yaml", "k8s/sub/b.json"]
-    assert res["run_argv"][:3] == ["apply", "-R", "-f"]
-    assert res["run_argv"][3].endswith("/k8s")
+    # each manifest is sealed, in the order kubectl reads a directory (names sorted per level)
+    assert [s.label for s in kubectl.sealed.files] == ["k8s/a.yaml", "k8s/sub/b.json"]
+    paths = [s.path for s in kubectl.sealed.files]
+    assert res["run_argv"] == ["apply", "-R", "-f", ",".join(paths)]
+    assert res["snapshots"] == {}
+    [call] = kubectl.calls()
+    assert call[:5] == ["diff", "-f", paths[0], "-f", paths[1]]
+    # without -R kubectl reads the top level only
+    kubectl.prepare(["apply", "-f", "k8s"])
+    assert [s.label for s in kubectl.sealed.files] == ["k8s/a.yaml"]
 
 
-def test_attack_a_file_added_to_a_snapshotted_directory_is_caught(kubectl: Bench) -> None:
-    # kubectl apply -f DIR reads every manifest in the snapshot directory, also one the agent
-    # adds there while the call is held: the check lists the directory, not only the hashes
+def test_attack_a_file_added_to_a_manifest_directory_after_the_hold_is_not_read(
+    kubectl: Bench,
+) -> None:
     d = kubectl.cwd / "manifests"
     d.mkdir()
     (d / "a.yaml").write_text("kind: ConfigMap\n")
     kubectl.answer(["diff", "-f"], "", code=0, prefix=True)
     res = kubectl.prepare(["apply", "-f", "manifests/"])
-    assert check_snapshots(str(kubectl.workdir), res["snapshots"]) == []
+    (d / "b-evil.yaml").write_text("kind: ClusterRoleBinding\n")
+    # the approved run names each sealed manifest, never the directory
+    assert res["run_argv"] == ["apply", "-f", kubectl.sealed.files[0].path]
+    assert len(kubectl.sealed.files) == 1
+
+
+def test_attack_a_directory_snapshot_swapped_and_put_back_is_caught(helm: Bench) -> None:
+    # a directory that must stay a directory (a chart, an s3 sync source, a terraform
+    # working directory) is copied to disk, where a process of the same user can write: a
+    # file swapped while the preview reads it and put back afterwards has the bound bytes
+    # again, but not the same inode and ctime, and the run is refused
+    chart = helm.cwd / "chart"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text("name: web\n")
+    helm.answer(["history", "web", "-o", "json"], HISTORY)
+    helm.answer(["template", "web"], NEW, prefix=True)
+    res = helm.prepare(["upgrade", "web", "./chart"])
     [name] = res["snapshots"]
-    evil = Path(kubectl.workdir, name).parent / "b-evil.yaml"
-    evil.write_text("kind: ClusterRoleBinding\n")
-    assert check_snapshots(str(kubectl.workdir), res["snapshots"]) == [
-        os.path.relpath(evil, kubectl.workdir)
-    ]
-    evil.unlink()
-    os.symlink("/etc", Path(kubectl.workdir, name).parent / "etc")  # a directory link, too
-    assert check_snapshots(str(kubectl.workdir), res["snapshots"]) != []
+    copy = helm.workdir / name
+    assert check_snapshots(str(helm.workdir), res["snapshots"], res["stamps"]) == []
+    copy.chmod(0o600)
+    copy.write_text("name: evil\n")
+    copy.write_text("name: web\n")  # put back: the same bytes
+    copy.chmod(0o400)
+    assert check_snapshots(str(helm.workdir), res["snapshots"]) == []  # bytes alone: fooled
+    assert check_snapshots(str(helm.workdir), res["snapshots"], res["stamps"]) == [name]
 
 
 def test_attack_a_preview_that_fails_partway_binds_and_lists_nothing(kubectl: Bench) -> None:
@@ -1035,17 +1055,19 @@ def test_hold_preview_binds_snapshots_in_a_private_dir_and_cleans_up(kubectl: Be
     assert not os.path.exists(bound.workdir)
 
 
-def test_bound_command_reports_a_snapshot_changed_after_the_preview(kubectl: Bench) -> None:
-    (kubectl.cwd / "app.yaml").write_text("kind: Deployment\n")
-    kubectl.answer(["diff"], "", prefix=True)
-    (kubectl.cwd / "k8s").mkdir()
-    (kubectl.cwd / "k8s" / "app.yaml").write_text("kind: Deployment\n")
-    bound = _hold(kubectl, ["apply", "-f", "k8s"], {"id": "r", "preview": {"kind": "auto"}})
+def test_bound_launch_reports_a_snapshot_changed_after_the_preview(helm: Bench) -> None:
+    (helm.cwd / "chart").mkdir()
+    (helm.cwd / "chart" / "Chart.yaml").write_text("name: web\n")
+    helm.answer(["history"], HISTORY, prefix=True)
+    helm.answer(["get"], OLD, prefix=True)
+    helm.answer(["template"], NEW, prefix=True)
+    bound = _hold(helm, ["upgrade", "web", "./chart"], {"id": "r", "preview": {"kind": "auto"}})
     [name] = bound.extra["snapshots"]
+    assert bound.launch(["upgrade", "web", "./chart"]).problems == []
     path = Path(bound.workdir, name)
     path.chmod(0o600)
-    path.write_text("kind: Namespace\n")
-    assert bound.launch(["apply", "-f", "k8s"]).problems == [name]
+    path.write_text("name: evil\n")
+    assert bound.launch(["upgrade", "web", "./chart"]).problems == [name]
     bound.cleanup()
 
 
