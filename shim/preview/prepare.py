@@ -169,6 +169,7 @@ def prepare(
         "inputs": list(pv.inputs),
         "write_back": pv.write_back if error is None else None,
         "stamps": dict(pv.stamps) if pv.snapshots else {},
+        "created": list(pv.created),
     }
     return pinned(res, pin, inv)
 
@@ -197,6 +198,7 @@ def _nothing() -> dict:
         "inputs": [],
         "write_back": None,
         "stamps": {},
+        "created": [],
     }
 
 
@@ -234,6 +236,7 @@ class Bound:
     ) -> None:
         self.extra = extra
         self.stamps = stamps
+        self.created: list[str] = []  # empty files made for the run: removed if still empty
         self.workdir = workdir
         self.sealed = sealed or SealedSet()
         self.pin = pin
@@ -327,6 +330,12 @@ class Bound:
 
     def cleanup(self) -> None:
         self.sealed.close()
+        for path in self.created:
+            try:
+                if os.stat(path).st_size == 0:
+                    os.unlink(path)
+            except OSError:
+                pass
         if self.workdir:
             import shutil
 
@@ -383,7 +392,9 @@ def hold_preview(
     if res["write_back"]:
         extra["write_back"] = res["write_back"]
     extra["risk"] = risk.assess(rule, context, pv)
-    return Bound(extra, workdir, sealed, pin, res.get("stamps") or None)
+    bound = Bound(extra, workdir, sealed, pin, res.get("stamps") or None)
+    bound.created = list(res.get("created") or ())
+    return bound
 
 
 def _run_declared(

@@ -44,6 +44,7 @@ class Preview:
         self.stdin_file: str | None = None  # /proc/self/fd/N of the sealed stdin
         self.snapshots: dict[str, str] = {}  # copies on disk (directories): {name: sha256}
         self.inputs: list[dict] = []
+        self.created: list[str] = []  # empty files made outside the workdir (removed if unused)
         self.stamps: dict[str, str] = {}  # {snapshot name: inode and ctime} (not in the request)
         self.write_back: dict[str, str] | None = None  # terraform: {from: copy, to: real dir}
         self.run_env: dict[

@@ -90,7 +90,16 @@ def snapshot_tfdir(snap: Snapper, tfdir: str, data_dir_name: str) -> tuple[str, 
     snap.tree(real, skip=SKIP | {data_dir_name.split("/")[0]}, dest=copy)
     for mod in mods:
         snap.tree(mod, skip=SKIP, dest=os.path.join(base, os.path.relpath(mod, root)))
-    state = [*STATE_NAMES, *_backend_paths(data_dir)]
+    backend = _backend_paths(data_dir)
+    state = [*STATE_NAMES, *backend]
+    default_state = os.path.join(real, "terraform.tfstate")
+    if not backend and not os.path.lexists(default_state):
+        # terraform removes a state file it created and left empty: through the link, that
+        # would remove the link, and the apply would write its state into the copy. An empty
+        # file it did not create is left alone (and read as "no state").
+        with open(default_state, "xb"):
+            pass
+        snap.pv.created.append(default_state)
     for name in dict.fromkeys(state):
         if name.split(os.sep)[0] in (".terraform", ".."):
             continue

@@ -11,7 +11,6 @@ shown, or it is refused with a `security` entry.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys

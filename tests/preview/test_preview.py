@@ -223,6 +223,7 @@ def test_a_kind_that_does_not_apply_runs_nothing(kubectl: Bench) -> None:
         "inputs": [],
         "write_back": None,
         "stamps": {},
+        "created": [],
     }
     assert kubectl.calls() == []
 
