@@ -81,7 +81,7 @@ def _entries(doc: dict, key: str) -> list[tuple[str, dict]]:
 
 
 def _resolve(path: str, base: str) -> str:
-    return path if not path or os.path.isabs(path) else os.path.join(base, path)
+    return path if not path or os.path.isabs(path) else os.path.normpath(os.path.join(base, path))
 
 
 def _inline(body: dict, kind: str, base: str, notes: list[str]) -> dict:

@@ -187,6 +187,20 @@ def _pin_kube(
         pin.shown["server"] = server
 
 
+def _expand(path: str, env: dict[str, str]) -> str:
+    """botocore's expandvars then expanduser, over the call's environment (not the shim's)."""
+    import re
+
+    def var(m: re.Match) -> str:
+        name = m.group(1) or m.group(2)
+        return env.get(name, m.group(0))
+
+    path = re.sub(r"\$(?:(\w+)|\{([^}]*)\})", var, path)
+    if path == "~" or path.startswith("~/"):
+        return _home(env) + path[1:]
+    return os.path.expanduser(path)
+
+
 def _read_or_empty(path: str) -> tuple[bytes, bool]:
     try:
         with open(path, "rb") as fh:
@@ -205,9 +219,7 @@ def _pin_aws(pin: Pin, context: dict[str, str], env: dict[str, str], sealed: Sea
         ("AWS_CONFIG_FILE", "config"),
         ("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
     ):
-        path = os.path.expanduser(os.path.expandvars(env.get(var) or f"~/.aws/{name}"))
-        if path.startswith("~"):
-            path = os.path.join(_home(env), path[2:])
+        path = _expand(env.get(var) or f"~/.aws/{name}", env)
         data, there = _read_or_empty(path)
         item = sealed.seal(f"aws {name} {path}" if there else f"aws {name} (none)", data)
         pin.env[var] = item.path

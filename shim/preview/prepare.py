@@ -111,6 +111,7 @@ def prepare(
         concrete = kind
     pv = Preview(concrete)
     error: str | None = None
+    pinned_files = len(sealed.files)
     try:
         os.makedirs(workdir, mode=0o700, exist_ok=True)
         penv = dict(env)
@@ -149,7 +150,9 @@ def prepare(
         # stays bound (the run gets exactly those bytes, or nothing runs).
         pv.snapshots = {}
         pv.run_env = {}
+        pv.inputs = [i for i in pv.inputs if i["source"] == "stdin"]
         drop_unbound(workdir, pv.snapshots)
+        sealed.drop_after(pinned_files, keep=pv.stdin_file)
     preview = {
         "kind": concrete,
         "ok": error is None,

@@ -121,6 +121,13 @@ class SealedSet:
         """Labels of sealed files that are no longer intact (refuse the run if any)."""
         return [f"{s.label} ({s.path})" for s in self.files if not s.intact()]
 
+    def drop_after(self, n: int, keep: str | None = None) -> None:
+        """Close the files sealed after the first `n` (but the one at path `keep`)."""
+        for s in self.files[n:]:
+            if s.path != keep:
+                os.close(s.fd)
+        self.files = self.files[:n] + [s for s in self.files[n:] if s.path == keep]
+
     def close(self) -> None:
         for s in self.files:
             try:
