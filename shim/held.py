@@ -51,6 +51,19 @@ def hold_timeout(rule_timeout: int | None, config: dict, env: dict[str, str]) ->
     return timeout
 
 
+def not_dumpable() -> None:
+    """PR_SET_DUMPABLE 0 for the held shim: another process of the agent's own user (without
+    CAP_SYS_PTRACE) can no longer ptrace it, read its memory or open its descriptors through
+    /proc/<pid>/fd, for as long as the call is held. The children it starts (preview commands,
+    the approved run) are dumpable again after exec: that window stays (docs/previews.md)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):
+        pass
+
+
 def _rule_of(compiled: dict | None, rule_id: str | None) -> dict | None:
     for rule in (compiled or {}).get("rules") or ():
         if rule_id is not None and rule.get("id") == rule_id:
@@ -68,6 +81,7 @@ def hold_and_run(
 ) -> int:
     """Preview, hold, wait, run what was approved; the preview's snapshots are removed
     however the hold ends."""
+    not_dumpable()
     config = load_config(call.home)
     timeout = hold_timeout(d.timeout, config, call.env)
 

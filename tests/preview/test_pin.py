@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -175,3 +177,56 @@ def test_the_panel_shows_target_and_inputs_one_line_each() -> None:
     assert ("target", "context=dev") in rows and ("", "namespace=shop") in rows
     assert ("inputs", f"app.yaml (12 bytes, sha256 {'ab' * 8})") in rows
     assert all(len(text) < 200 for _, text in rows)
+
+
+HOLDER = """
+import os, sys, time
+{source}
+if sys.argv[1] == "shielded":
+    not_dumpable()
+fd = os.memfd_create("shield-test", os.MFD_ALLOW_SEALING)
+os.write(fd, b"kind: Pod\\n")
+print(fd, flush=True)
+time.sleep(30)
+"""
+PROBE = """
+import os, sys
+try:
+    os.close(os.open(f"/proc/{sys.argv[1]}/fd/{sys.argv[2]}", os.O_RDONLY))
+    print("opened")
+except OSError as exc:
+    print(exc.strerror)
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv") or not os.path.exists("/usr/bin/python3"),
+    reason="needs root, setpriv and a python the other user can run",
+)
+@pytest.mark.parametrize(("mode", "want"), [("plain", "opened"), ("shielded", "Permission denied")])
+def test_a_held_shim_is_out_of_reach_of_other_processes_of_its_user(mode: str, want: str) -> None:
+    # two processes of the same unprivileged user: the agent's probe opens the plain process's
+    # descriptors through /proc, and not the held shim's (PR_SET_DUMPABLE 0)
+    import inspect
+
+    from shim.held import not_dumpable
+
+    user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3"]
+    holder = subprocess.Popen(
+        [*user, "-c", HOLDER.format(source=inspect.getsource(not_dumpable)), mode],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        fd = holder.stdout.readline().strip()
+        probe = subprocess.run(
+            [*user, "-c", PROBE, str(holder.pid), fd],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert probe.stdout.strip() == want, probe.stderr
+    finally:
+        holder.kill()
+        holder.wait()
