@@ -110,38 +110,18 @@ def prepare(
             return pinned(_nothing(), pin, inv)
         concrete = kind
     pv = Preview(concrete)
-    error: str | None = None
     pinned_files = len(sealed.files)
-    try:
-        os.makedirs(workdir, mode=0o700, exist_ok=True)
-        penv = dict(env)
-        penv[PREVIEW_ENV] = "1"  # lets a stand-in, a wrapper or a log tell preview runs apart
-        if inv.tool == "aws":
-            penv["AWS_PAGER"] = ""  # v2 would page its output otherwise
-        penv.update(pin.env)
-        runner = Runner(
-            pv,
-            inv.tool,
-            real,
-            penv,
-            cwd,
-            deadline,
-            timeout_s,
-            is_read_only,
-            pin=pin.args,
-            sealed=sealed,
-        )
-        snap = Snapper(pv, workdir, cwd, sealed)
-        impl = IMPLS.get(concrete)
-        if impl is None:
-            raise Failed(f"unknown preview kind {kind!r} (known: {', '.join(KINDS)})")
-        job = Job(pv, inv, context, runner, snap, stdin_fd, deadline)
-        job.pin = pin
-        impl(job)
-    except Failed as exc:
-        error = str(exc)
-    except Exception as exc:  # a preview never breaks the request
-        error = f"preview failed: {type(exc).__name__}: {exc}"
+    penv = dict(env)
+    penv[PREVIEW_ENV] = "1"  # lets a stand-in, a wrapper or a log tell preview runs apart
+    if inv.tool == "aws":
+        penv["AWS_PAGER"] = ""  # v2 would page its output otherwise
+    penv.update(pin.env)
+    runner = Runner(
+        pv, inv.tool, real, penv, cwd, deadline, timeout_s, is_read_only, pin.args, sealed
+    )
+    job = Job(pv, inv, context, runner, Snapper(pv, workdir, cwd, sealed), stdin_fd, deadline)
+    job.pin = pin
+    error = _run_kind(job, concrete, kind, workdir)
     if error and not pv.summary:
         pv.summary = f"preview failed: {error}"
     if error and pv.run_argv is None:
@@ -153,8 +133,27 @@ def prepare(
         pv.inputs = [i for i in pv.inputs if i["source"] == "stdin"]
         drop_unbound(workdir, pv.snapshots)
         sealed.drop_after(pinned_files, keep=pv.stdin_file)
+    return pinned(_result(pv, error, start), pin, inv)
+
+
+def _run_kind(job: Job, concrete: str, kind: str, workdir: str) -> str | None:
+    """Run the kind's implementation; its error for the approver, or None."""
+    try:
+        os.makedirs(workdir, mode=0o700, exist_ok=True)
+        impl = IMPLS.get(concrete)
+        if impl is None:
+            raise Failed(f"unknown preview kind {kind!r} (known: {', '.join(KINDS)})")
+        impl(job)
+    except Failed as exc:
+        return str(exc)
+    except Exception as exc:  # a preview never breaks the request
+        return f"preview failed: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _result(pv: Preview, error: str | None, start: float) -> dict:
     preview = {
-        "kind": concrete,
+        "kind": pv.kind,
         "ok": error is None,
         "summary": one_line(pv.summary),
         "lines": clip_lines(pv.lines),
@@ -163,7 +162,7 @@ def prepare(
         "argv": pv.argvs,
         "duration_ms": int((time.monotonic() - start) * 1000),
     }
-    res = {
+    return {
         "preview": preview,
         "run_argv": pv.run_argv,
         "run_env": dict(pv.run_env),
@@ -174,7 +173,6 @@ def prepare(
         "stamps": dict(pv.stamps) if pv.snapshots else {},
         "created": list(pv.created),
     }
-    return pinned(res, pin, inv)
 
 
 def pinned(res: dict, pin: Pin, inv: Any) -> dict:
