@@ -102,6 +102,9 @@ def test_kube_target_is_sealed_and_given_explicitly(tmp_path: Path, sealed: Seal
     ]
     assert pin.shown["server"] == "https://dev.example:6443"
     assert pin.shown["kubeconfig"]["sha256"] == item.sha256
+    # helm names the context flag --kube-context
+    helm = pin_target(parse("helm", ["uninstall", "web"]), {"context": "dev"}, env, sealed)
+    assert helm.args == [f"--kubeconfig={sealed.files[-1].path}", "--kube-context=dev"]
 
 
 def test_a_target_that_changed_before_the_seal_is_a_conflict(

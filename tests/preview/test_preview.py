@@ -1184,3 +1184,32 @@ def test_kubectl_diff_exit_1_without_a_diff_is_an_error(kubectl: Bench) -> None:
     assert res["preview"]["ok"] is False
     assert "no objects passed to diff" in res["preview"]["error"]
     assert any("--prune" in ln for ln in res["preview"]["lines"])
+
+
+def test_kubectl_k_is_rendered_once_and_the_run_applies_that_rendering(kubectl: Bench) -> None:
+    (kubectl.cwd / "overlay").mkdir()
+    rendered = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n"
+    kubectl.answer(["kustomize", "overlay"], rendered)
+    kubectl.answer(["diff", "-f"], "", code=0, prefix=True)
+    res = kubectl.prepare(["apply", "-k", "overlay", "--server-side"])
+    [item] = kubectl.sealed.files
+    assert item.read() == rendered.encode() and item.label == "kubectl kustomize overlay"
+    assert res["run_argv"] == ["apply", "-f", item.path, "--server-side"]
+    assert kubectl.calls()[1][:3] == ["diff", "-f", item.path]
+    assert res["inputs"][0]["text"] == rendered
+
+
+def test_helm_set_file_files_are_sealed_and_rendered_from_the_seal(helm: Bench) -> None:
+    (helm.cwd / "chart").mkdir()
+    (helm.cwd / "cert.pem").write_text("CERT\n")
+    helm.answer(["history", "web", "-o", "json"], HISTORY)
+    helm.answer(["get", "manifest", "web"], OLD)
+    helm.answer(["template", "web"], NEW, prefix=True)
+    res = helm.prepare(
+        ["upgrade", "web", "./chart", "--set-file", "tls.crt=cert.pem"], is_read_only=anything
+    )
+    [item] = helm.sealed.files
+    assert item.read() == b"CERT\n"
+    assert res["run_argv"][-2:] == ["--set-file", f"tls.crt={item.path}"]
+    template = [c for c in helm.calls() if c[0] == "template"][0]
+    assert f"--set-file=tls.crt={item.path}" in template
