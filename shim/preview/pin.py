@@ -137,9 +137,10 @@ def pin_target(
             _seal_aws_params(pin, inv, cwd or os.getcwd(), sealed)
         elif inv.tool == "terraform":
             _pin_terraform(pin, inv, context)
+        pin.argv(list(inv.argv))  # an argv it cannot rewrite is not pinned
     except (KubeconfigError, SealError, OSError) as exc:
         pin.args = flag_args(inv, ("--kubeconfig",)) if inv.tool in ("kubectl", "helm") else []
-        pin.env = {}
+        pin.env, pin.rewrites, pin.inputs = {}, {}, []
         pin.kubeconfig = None
         pin.notes.append(f"not pinned ({exc}): the target is resolved again before the run")
     pin.settle(resolve, pin.argv(list(inv.argv)), {**env, **pin.env})
