@@ -164,6 +164,9 @@ def report(label: str, figures: dict[str, list[tuple[float, float]]], sides: dic
         for k, v in figures.items()
     }
     b, a = med["before"], med["after"]
+    if os.environ.get("BENCH_VERBOSE"):
+        for k, v in figures.items():
+            print(f"{label}_{k}_hold_s:", " ".join(f"{h:.3f}" for h, _ in v))
     for k, side in sides.items():
         print(f"{label}_{k}_preview: {side.summary}")
     print(f"{label}_hold_median_s: before {b[0]:.3f}  after {a[0]:.3f}  ratio {a[0] / b[0]:.2f}")
