@@ -246,6 +246,8 @@ _TF_COMMENT = re.compile(
     r"replaced|will be replaced.*|will be created|will be updated in-place|will be read during "
     r"apply|will be imported|has moved to .+|will no longer be managed by Terraform)$"
 )
+# objects changed outside terraform, as `terraform show` lists them in a refresh-only plan
+_TF_DRIFT = re.compile(r"^\s*# \S+ has (?:changed|been deleted)$", re.M)
 _TF_PLAN_LINE = re.compile(
     r"^Plan: (?:(?P<imp>\d+) to import, )?(?P<add>\d+) to add, (?P<chg>\d+) to change, "
     r"(?P<des>\d+) to destroy"
@@ -293,12 +295,15 @@ def _tf_summarise_text(pv: Preview, out: str, ws: str) -> None:
             }
             if p.group("imp"):
                 counts["import"] = int(p.group("imp"))
+    refresh = "refresh-only plan" in out
     if counts is None:
-        if "No changes." in out:
+        if "No changes." in out or refresh:
             counts = {"add": 0, "change": 0, "destroy": 0}
         else:
             raise Failed("terraform show printed no 'Plan:' line for this plan file")
     counts["replace"] = sum(1 for c in changes if c[0] == "replace")
+    if refresh:
+        counts["drift"] = len(_TF_DRIFT.findall(out))
     pv.counts = counts
-    pv.summary = _tf_sentence(counts, ws)
+    pv.summary = _tf_sentence(counts, ws, refresh)
     _tf_list(pv, changes)

@@ -1213,3 +1213,35 @@ def test_helm_set_file_files_are_sealed_and_rendered_from_the_seal(helm: Bench) 
     assert res["run_argv"][-2:] == ["--set-file", f"tls.crt={item.path}"]
     template = [c for c in helm.calls() if c[0] == "template"][0]
     assert f"--set-file=tls.crt={item.path}" in template
+
+
+REFRESH_ONLY_SHOW = """
+Note: Objects have changed outside of Terraform
+
+Terraform detected the following changes made outside of Terraform since the
+last "terraform apply" which may have affected this plan:
+
+  # aws_instance.web has changed
+  ~ resource "aws_instance" "web" {
+      ~ instance_type = "t3.micro" -> "t3.large"
+    }
+
+  # aws_s3_bucket.logs has been deleted
+  - resource "aws_s3_bucket" "logs" {
+    }
+
+This is a refresh-only plan, so Terraform will not take any actions to undo
+these. If you were expecting these changes then you can apply this plan to
+record the updated values in the Terraform state without changing any remote
+objects.
+"""
+
+
+def test_a_refresh_only_plan_is_summarised_from_its_show_text() -> None:
+    from shim.preview.runner import Preview
+    from shim.preview.terraform import _tf_summarise_text
+
+    pv = Preview("terraform-plan")
+    _tf_summarise_text(pv, REFRESH_ONLY_SHOW, "prod")
+    assert pv.summary == "terraform refresh-only plan (workspace prod): 2 drifted"
+    assert pv.counts == {"add": 0, "change": 0, "destroy": 0, "replace": 0, "drift": 2}
