@@ -35,17 +35,24 @@ def _terminal_delivers(sig_name: str) -> bool:
 
 
 def run_child(
-    real: str, argv: list[str], env: dict[str, str], stdin_file: str | None
+    real: str,
+    argv: list[str],
+    env: dict[str, str],
+    stdin_file: str | None,
+    pass_fds: tuple[int, ...] = (),
 ) -> tuple[int, int]:
-    """Run `real argv` (stdin from `stdin_file` when given) to its end: (exit status, 128+n
-    for a death by signal n; duration in ms)."""
-    stdin = open(stdin_file, "rb") if stdin_file else None  # noqa: SIM115 - closed below
+    """Run `real argv` (stdin from `stdin_file` when given: a sealed /proc/self/fd/N path,
+    opened afresh at offset 0) to its end, with the sealed descriptors `pass_fds` inherited
+    at the same numbers: (exit status, 128+n for a death by signal n; duration in ms)."""
+    stdin = os.open(stdin_file, os.O_RDONLY | os.O_CLOEXEC) if stdin_file else None
     start = time.monotonic()
     try:
-        proc = subprocess.Popen([real] + argv, env=env, executable=real, stdin=stdin)
+        proc = subprocess.Popen(
+            [real] + argv, env=env, executable=real, stdin=stdin, pass_fds=pass_fds
+        )
     finally:
         if stdin is not None:
-            stdin.close()
+            os.close(stdin)
 
     def forward(signum: int, _frame: object) -> None:
         if _terminal_delivers(signal.Signals(signum).name):

@@ -24,6 +24,7 @@ from shim.classify.classify import classify
 from shim.classify.decide import Decision, decide
 from shim.errors import EXIT_DENIED, EXIT_INTERRUPTED, EXIT_TIMEOUT, ShieldError
 from shim.home import default_spool, load_config
+from shim.preview.pin import Resolve
 from shim.preview.prepare import Bound, hold_preview
 
 DEFAULT_HOLD_S = 600
@@ -50,6 +51,19 @@ def hold_timeout(rule_timeout: int | None, config: dict, env: dict[str, str]) ->
     return timeout
 
 
+def not_dumpable() -> None:
+    """PR_SET_DUMPABLE 0 for the held shim: another process of the agent's own user (without
+    CAP_SYS_PTRACE) can no longer ptrace it, read its memory or open its descriptors through
+    /proc/<pid>/fd, for as long as the call is held. The children it starts (preview commands,
+    the approved run) are dumpable again after exec: that window stays (docs/previews.md)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):
+        pass
+
+
 def _rule_of(compiled: dict | None, rule_id: str | None) -> dict | None:
     for rule in (compiled or {}).get("rules") or ():
         if rule_id is not None and rule.get("id") == rule_id:
@@ -67,6 +81,7 @@ def hold_and_run(
 ) -> int:
     """Preview, hold, wait, run what was approved; the preview's snapshots are removed
     however the hold ends."""
+    not_dumpable()
     config = load_config(call.home)
     timeout = hold_timeout(d.timeout, config, call.env)
 
@@ -75,6 +90,12 @@ def hold_and_run(
         if compiled is None:
             return False
         return classify(compiled, argv, call.env, call.cwd, call.agent, real).decision == "allow"
+
+    def resolve(argv: list[str], env: dict[str, str]) -> dict[str, str]:
+        # the target as the classifier resolves it for this argv and environment
+        if compiled is None:
+            return dict(d.context)
+        return classify(compiled, argv, env, call.cwd, call.agent, real).context
 
     bound = hold_preview(
         _rule_of(compiled, d.rule),
@@ -87,14 +108,37 @@ def hold_and_run(
         is_read_only=is_read_only,
         run=timeout > 0,
         limit_s=timeout,
+        resolve=resolve,
     )
     try:
+        if bound.conflicts:
+            return _conflict(call, d, bound)
         refused = _decide_again(call, d, compiled, bound)
         if refused is not None:
             return refused
-        return _hold(call, d, real, depth_var, depth, config, timeout, bound)
+        return _hold(call, d, real, depth_var, depth, config, timeout, bound, resolve)
     finally:
         bound.cleanup()
+
+
+def _conflict(call: Call, d: Decision, bound: Bound) -> int:
+    """The target read again when it was pinned is not the one the call was classified with
+    (its files changed in between): refuse, never hold."""
+    detail = "the target changed while it was pinned: " + "; ".join(bound.conflicts)
+    call.log(
+        {
+            "event": "security",
+            "decision": "ask",
+            "rule": d.rule,
+            "detail": detail + "; not held",
+        }
+    )
+    say(
+        call.tool,
+        f"{detail}; the call was not held",
+        "do not change the target while a call is held",
+    )
+    return EXIT_DENIED
 
 
 def _decide_again(call: Call, d: Decision, compiled: dict | None, bound: Bound) -> int | None:
@@ -135,6 +179,7 @@ def _hold(
     config: dict,
     timeout: float,
     bound: Bound,
+    resolve: Resolve,
 ) -> int:
     req = new_request(
         agent=call.agent,
@@ -181,7 +226,7 @@ def _hold(
         if real is None:
             return not_found(call)
         call.env[depth_var] = str(depth + 1)
-        return _run_approved(call, d, req.id, verdict.approver, real, bound)
+        return _run_approved(call, d, req.id, verdict.approver, real, bound, resolve)
     return _refused(call, req, verdict, timeout)
 
 
@@ -248,16 +293,23 @@ def _refused(call: Call, req: HeldRequest, verdict: Verdict, timeout: float) -> 
 
 
 def _run_approved(
-    call: Call, d: Decision, request: str, approver: str | None, real: str, bound: Bound
+    call: Call,
+    d: Decision,
+    request: str,
+    approver: str | None,
+    real: str,
+    bound: Bound,
+    resolve: Resolve,
 ) -> int:
     """Run the approved command as a child and log how it ended.
 
-    What runs is what the approver signed: the preview's `run_argv` on its snapshots (stdin
-    from the stdin snapshot) when it bound any; a snapshot whose hash changed runs nothing."""
-    argv, stdin_file, changed, ran = bound.command(call.argv)
+    What runs is what the approver signed: `run_argv` and `run_env` on the sealed files and
+    snapshots (stdin from the sealed stdin), on the pinned target. A sealed file or snapshot
+    that changed, or a target that resolves otherwise now, runs nothing."""
+    launch = bound.launch(call.argv, resolve)
     fields = {"decision": "ask", "rule": d.rule, "request": request, "approver": approver}
-    if changed:
-        detail = f"a file bound to the approval changed after the preview: {', '.join(changed)}"
+    if launch.problems:
+        detail = "what was approved changed after the preview: " + "; ".join(launch.problems)
         call.log({"event": "security", **fields, "detail": detail + "; not run"})
         say(
             call.tool,
@@ -265,9 +317,24 @@ def _run_approved(
             "tell your operator; do not retry this call in another form",
         )
         return EXIT_DENIED
-    status, duration_ms = run_child(real, argv, call.env, stdin_file)
+    env = {**call.env, **launch.env}
+    status, duration_ms = run_child(real, launch.argv, env, launch.stdin, launch.pass_fds)
+    launch.fields.update(bound.finish())
+    if launch.fields.get("changed_while_running"):
+        detail = "files bound to the approval changed while the command ran: " + ", ".join(
+            launch.fields["changed_while_running"]
+        )
+        call.log({"event": "security", **fields, "detail": detail})
     try:
-        call.log({"event": "executed", **fields, "exit": status, "duration_ms": duration_ms, **ran})
+        call.log(
+            {
+                "event": "executed",
+                **fields,
+                "exit": status,
+                "duration_ms": duration_ms,
+                **launch.fields,
+            }
+        )
     except ShieldError as exc:
         say(call.tool, f"the command ran, but its exit status could not be logged: {exc.message}")
     return status

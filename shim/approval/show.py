@@ -55,7 +55,7 @@ def extra_lines(extra: dict[str, object]) -> list[tuple[str, str]]:
     from shim import canon
 
     rows: list[tuple[str, str]] = []
-    first = {"risk": 0, "preview": 1}
+    first = {"risk": 0, "target": 1, "preview": 2, "inputs": 3}
     for key in sorted(extra, key=lambda k: (first.get(k, 2), k)):
         value = extra[key]
         if value is None:
@@ -66,6 +66,8 @@ def extra_lines(extra: dict[str, object]) -> list[tuple[str, str]]:
             lines = [command_line([str(a) for a in value])]
         elif key == "snapshots" and isinstance(value, dict):
             lines = [f"{digest[:16]}  {name}" for name, digest in sorted(value.items())]
+        elif key in ("inputs", "sealed", "target", "run_env"):
+            lines = pinned_lines(key, value)
         else:
             text = value if isinstance(value, str) else canon.encode(value)
             lines = text.splitlines() or [""]
@@ -74,6 +76,34 @@ def extra_lines(extra: dict[str, object]) -> list[tuple[str, str]]:
         for i, line in enumerate(lines):
             rows.append((printable(key) if i == 0 else "", printable(line)))
     return rows
+
+
+def pinned_lines(key: str, value: object) -> list[str]:
+    """The pinned target, the run's variables, the sealed files and the inputs, one line each
+    (the inputs' text itself is in the request, for `shield show`)."""
+    if key == "inputs" and isinstance(value, list):
+        out = []
+        for item in value:
+            if isinstance(item, dict):
+                note = f"; {item['note']}" if item.get("note") else ""
+                out.append(
+                    f"{item.get('source')} ({item.get('bytes')} bytes, sha256 "
+                    f"{str(item.get('sha256') or '')[:16]}{note})"
+                )
+        return out
+    if key == "sealed" and isinstance(value, dict):
+        return [
+            f"{str(v.get('sha256'))[:16]}  {k}  {v.get('source')}"
+            for k, v in sorted(value.items())
+            if isinstance(v, dict)
+        ]
+    if isinstance(value, dict):
+        from shim import canon
+
+        return [
+            f"{k}={v if isinstance(v, str) else canon.encode(v)}" for k, v in sorted(value.items())
+        ]
+    return [str(value)]
 
 
 def render_lines(pv: dict) -> list[str]:

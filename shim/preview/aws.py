@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 from shim.preview.flags import flag, flag_args, truthy
 from shim.preview.job import Job
-from shim.preview.runner import MAX_LINES, Failed, Preview, Runner
+from shim.preview.runner import MAX_LINES, Failed, Runner
 
 _AWS_TARGET = (
     "--profile",
@@ -66,7 +65,7 @@ def aws_s3_objects(job: Job) -> None:
     target = flag_args(inv, _AWS_TARGET)
     where = f"profile {context.get('profile') or '?'}, region {context.get('region') or '?'}"
     if verb == "sync":
-        _aws_s3_sync(pv, inv, run, target, where)
+        _aws_s3_sync(job, target, where)
         return
     if not inv.args or not inv.args[0].startswith("s3://"):
         raise Failed(f"s3 {verb}: no s3:// path")
@@ -97,7 +96,8 @@ def aws_s3_objects(job: Job) -> None:
     keys = sorted(sizes)
     if filtered or not recursive:
         # the exact set: rm's own dry run (same filters), sizes from the listing
-        _, out, _ = run.run([*inv.argv, "--dryrun"])
+        argv = job.pin.argv(list(inv.argv)) if job.pin is not None else list(inv.argv)
+        _, out, _ = run.run([*argv, "--dryrun"])
         keys = [k for action, k in _s3_dry(out, bucket) if action == "delete"]
         n = len(keys)
         size = sum(sizes.get(k, 0) for k in keys)
@@ -127,9 +127,31 @@ def _s3_dry(out: str, bucket: str = "") -> list[tuple[str, str]]:
     return found
 
 
-def _aws_s3_sync(pv: Preview, inv: Any, run: Runner, target: list[str], where: str) -> None:
-    """The sync's own dry run (every filter and option kept) lists what it would do."""
-    _, out, _ = run.run([*inv.argv, "--dryrun"])
+def _bind_sync_source(job: Job) -> list[str]:
+    """`s3 sync DIR s3://...`: the local source directory copied whole (listing, content and
+    mtimes, which sync compares); the argv with DIR pointing at the copy."""
+    inv, snap = job.inv, job.snap
+    argv = job.pin.argv(list(inv.argv)) if job.pin is not None else list(inv.argv)
+    src = inv.args[0] if inv.args else ""
+    if not src or src.startswith("s3://"):
+        return argv  # a download: the local side is the destination, not an input
+    follow = not truthy(flag(inv, "--no-follow-symlinks"))
+    copy = snap.tree(src, follow=follow)
+    hits = [i for i, t in enumerate(argv) if t == src]
+    if len(hits) != 1:
+        raise Failed(f"could not bind the sync source {src} to its snapshot")
+    argv[hits[0]] = copy
+    job.pv.run_argv = argv
+    job.pv.line(f"(source {src} snapshotted: {snap.files} file(s), the run uploads those)")
+    return argv
+
+
+def _aws_s3_sync(job: Job, target: list[str], where: str) -> None:
+    """The sync's own dry run (every filter and option kept), on the snapshot of its local
+    source, lists what it would do."""
+    pv, inv, run = job.pv, job.inv, job.run
+    argv = _bind_sync_source(job)
+    _, out, _ = run.run([*argv, "--dryrun"])
     acts: dict[str, list[str]] = {}
     for action, what in _s3_dry(out):
         acts.setdefault(action, []).append(what)

@@ -61,9 +61,15 @@ def snap_filenames(
                 mapped.append(item)
                 res.preview_args += [short, item]
                 continue
-            copy = snap.path(item, exts=exts)
-            mapped.append(copy)
-            res.preview_args += [short, copy]
+            if exts and os.path.isdir(snap.full(item)):
+                # a directory of manifests: each one sealed, in the order kubectl reads them
+                recursive = any(v == "true" for v in inv.flags.get("--recursive", ()))
+                copies = snap.dir_files(item, exts, recursive)
+            else:
+                copies = [snap.path(item, exts=exts)]
+            mapped += copies
+            for copy in copies:
+                res.preview_args += [short, copy]
         new_values.append(join_list(mapped))
     if new_values != values:
         res.run_argv = rewrite_flag_values(
@@ -75,6 +81,8 @@ def snap_filenames(
 
 
 def snap_stdin(pv: Preview, snap: Snapper, stdin_fd: int | None, deadline: float) -> str | None:
+    """Read piped stdin to EOF once into a sealed file (`pv.stdin_file`); its path, or None
+    when there is no stdin to bind (a terminal, or none given to the preview)."""
     if stdin_fd is None:
         pv.line("(stdin is not available to the preview: -f - is not bound)")
         return None
@@ -85,17 +93,16 @@ def snap_stdin(pv: Preview, snap: Snapper, stdin_fd: int | None, deadline: float
     except OSError:
         return None
     data, problem = read_stdin(stdin_fd, deadline)
-    # stdin is consumed now: the approved run gets this snapshot, or it must not run at all
-    path = os.path.join(snap.workdir, "stdin.yaml")
-    pv.stdin_file = path
+    # stdin is consumed now: the approved run gets these sealed bytes, or it must not run at all
     try:
-        snap.data("stdin.yaml", data)
-    except OSError as exc:
-        pv.snapshots["stdin.yaml"] = "0" * 64  # matches no file: check_snapshots refuses
-        raise Failed(f"cannot store stdin in {snap.workdir}: {exc.strerror}") from exc
+        sealed = snap.seal("stdin", data, capped=False)
+    except Failed as exc:
+        pv.stdin_file = "/proc/self/fd/-1"  # nothing to open: the approved run cannot start
+        raise Failed(f"cannot seal stdin: {exc}") from exc
+    pv.stdin_file = sealed.path
     if problem:
         raise Failed(
             f"{problem}; only the {len(data)} bytes read are bound, and approving runs "
             "exactly those"
         )
-    return path
+    return sealed.path

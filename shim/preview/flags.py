@@ -100,3 +100,21 @@ def rewrite_flag_values(
 
 def is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
+
+
+def flag_args_argv(argv: list[str], name: str) -> list[str]:
+    """`name=value` for every `name value` / `name=value` in argv (before `--`)."""
+    out = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            break
+        if tok == name and i + 1 < len(argv):
+            out.append(f"{name}={argv[i + 1]}")
+            i += 2
+            continue
+        if tok.startswith(name + "="):
+            out.append(tok)
+        i += 1
+    return out

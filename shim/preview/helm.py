@@ -7,14 +7,13 @@ import json
 import os
 
 from shim.preview.bind import snap_filenames
-from shim.preview.flags import flag, flag_args
+from shim.preview.flags import flag, flag_args, flag_args_argv, rewrite_flag_values
 from shim.preview.job import Job
 from shim.preview.kubectl import kube_where
 from shim.preview.manifest import diff_manifests
 from shim.preview.runner import Failed, Runner, first_error
 
 _HELM_TARGET = (
-    "--kubeconfig",
     "--kube-context",
     "--kube-token",
     "--kube-as-user",
@@ -40,6 +39,14 @@ _HELM_RENDER = (
 )
 _HELM_VALUE_SHORTS = frozenset(("-n", "-o", "-a", "-s", "-m", "-d", "-l", "-v"))
 _HELM_BOOL_SHORTS = frozenset(("-i", "-A", "-q", "-g", "-r", "-h"))
+
+
+def _render_flags(job: Job) -> list[str]:
+    """The render flags for `helm template`, `--set-file` pointing at the sealed copies."""
+    run_argv = job.pv.run_argv or []
+    sealed = [a.split("=", 1)[1] for a in flag_args_argv(run_argv, "--set-file")]
+    out = [a for a in flag_args(job.inv, _HELM_RENDER) if not a.startswith("--set-file=")]
+    return out + [f"--set-file={v}" for v in sealed]
 
 
 def _helm_history(run: Runner, release: str, target: list[str]) -> list[dict]:
@@ -129,6 +136,7 @@ def _bind_upgrade(job: Job) -> tuple[str | None, list[str]]:
     run_argv = files.run_argv
     for note in files.notes:
         pv.line(f"({note})")
+    run_argv = _bind_set_files(job, run_argv or list(inv.argv))
     if chart_ref and os.path.exists(os.path.join(run.cwd, chart_ref)):
         copy = snap.path(chart_ref)
         base = list(run_argv or inv.argv)
@@ -144,6 +152,28 @@ def _bind_upgrade(job: Job) -> tuple[str | None, list[str]]:
     return chart_ref, files.preview_args
 
 
+def _bind_set_files(job: Job, argv: list[str]) -> list[str]:
+    """`--set-file key=PATH[,key2=PATH2]`: each file sealed, the argv pointing at the copies."""
+    values = list(job.inv.flags.get("--set-file", ()))
+    if not values:
+        return argv
+    new_values = []
+    for value in values:
+        parts = []
+        for pair in value.split(","):
+            key, eq, path = pair.partition("=")
+            if eq and path:
+                path = job.snap.file(path)
+            parts.append(f"{key}{eq}{path}")
+        new_values.append(",".join(parts))
+    out = rewrite_flag_values(
+        argv, "--set-file", "--set-file", values, new_values, _HELM_VALUE_SHORTS, _HELM_BOOL_SHORTS
+    )
+    if out is None:
+        raise Failed("could not bind the --set-file files to their snapshots")
+    return out
+
+
 def _upgrade_manifest(
     job: Job, release: str, chart_ref: str | None, values: list[str], target: list[str]
 ) -> tuple[str, str | None]:
@@ -151,7 +181,7 @@ def _upgrade_manifest(
     inv = job.inv
     if chart_ref is None:
         raise Failed("helm upgrade without a chart")
-    render = ["template", release, chart_ref, *values, *flag_args(inv, _HELM_RENDER), *target]
+    render = ["template", release, chart_ref, *values, *_render_flags(job), *target]
     got = job.run.try_run([*render, "--is-upgrade", "--no-hooks"])
     if flag(inv, "--reuse-values") or flag(inv, "--reset-then-reuse-values"):
         job.pv.line("(--reuse-values: the diff renders only the values given on this command line)")

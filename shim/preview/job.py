@@ -28,6 +28,7 @@ class Job:
         self.snap = snap
         self.stdin_fd = stdin_fd
         self.deadline = deadline
+        self.pin: Any = None  # the pinned target (shim.preview.pin.Pin)
 
 
 # --------------------------------------------------------------------------- prepare

@@ -12,7 +12,6 @@ from shim.preview.job import Job
 from shim.preview.runner import Failed, first_error
 
 KUBE_TARGET = (
-    "--kubeconfig",
     "--context",
     "--cluster",
     "--user",
@@ -35,6 +34,44 @@ KUBE_TARGET = (
 
 def kube_target(inv: Any) -> list[str]:
     return flag_args(inv, KUBE_TARGET)
+
+
+def replace_kustomize(argv: list[str], path: str) -> list[str] | None:
+    """`argv` with its one `-k DIR` (any spelling) turned into `-f PATH`; None when it has
+    several or a spelling this scan does not read (then nothing is rebound)."""
+    out = list(argv)
+    hits = []
+    for i, tok in enumerate(out):
+        if tok == "--":
+            break
+        if tok in ("-k", "--kustomize") and i + 1 < len(out):
+            hits.append((i, ["-f", path]))
+        elif (
+            tok.startswith(("--kustomize=", "-k="))
+            or tok.startswith("-k")
+            and not tok.startswith("--")
+        ):
+            hits.append((i, [f"--filename={path}"]))
+    if len(hits) != 1:
+        return None
+    i, new = hits[0]
+    width = 2 if len(new) == 2 else 1
+    return out[:i] + new + out[i + width :]
+
+
+def render_kustomize(job: Job) -> list[str]:
+    """`-k DIR`: render it once (`kubectl kustomize DIR`), seal the result, and make the
+    approved run apply (or delete) exactly that with `-f`; the preview's args."""
+    inv, pv = job.inv, job.pv
+    kust = inv.flags.get("--kustomize") or []
+    _, out, _ = job.run.run(["kustomize", kust[-1]])
+    path = job.snap.seal(f"kubectl kustomize {kust[-1]}", out.encode()).path
+    new = replace_kustomize(pv.run_argv or list(inv.argv), path)
+    if len(kust) != 1 or new is None:
+        raise Failed("could not bind -k to its rendered snapshot")
+    pv.run_argv = new
+    pv.line(f"(-k {kust[-1]} rendered once: the approved run applies those objects with -f)")
+    return ["-f", path]
 
 
 def kube_where(inv: Any, context: dict[str, str]) -> str:
@@ -75,8 +112,7 @@ def kubectl_delete(job: Job) -> None:
         return
     args = ["get", *names, *files.preview_args]
     if kust:
-        args += ["-k", kust[-1]]
-        pv.line(f"(-k {kust[-1]} is rendered again on approval: not snapshotted)")
+        args += render_kustomize(job)
     args += selectors_ + flag_args(inv, ("--all-namespaces", "--recursive"))
     args += kube_target(inv) + ["-o", "name"]
     _, out, _ = run.run(args)
@@ -163,8 +199,7 @@ def kubectl_diff(job: Job) -> None:
         raise Failed(f"kubectl {verb} without -f or -k: nothing to diff")
     args = ["diff", *files.preview_args]
     if kust:
-        args += ["-k", kust[-1]]
-        pv.line(f"(-k {kust[-1]} is rendered again on approval: not snapshotted)")
+        args += render_kustomize(job)
     args += flag_args(
         inv, ("--server-side", "--force-conflicts", "--field-manager", "--recursive", "--selector")
     )

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 MAX_LINES = 40  # detail lines per preview
 MAX_LINE_CHARS = 200
@@ -40,8 +41,15 @@ class Preview:
         self.counts: dict[str, int] = {}
         self.argvs: list[list[str]] = []
         self.run_argv: list[str] | None = None
-        self.stdin_file: str | None = None
-        self.snapshots: dict[str, str] = {}
+        self.stdin_file: str | None = None  # /proc/self/fd/N of the sealed stdin
+        self.snapshots: dict[str, str] = {}  # copies on disk (directories): {name: sha256}
+        self.inputs: list[dict] = []
+        self.created: list[str] = []  # empty files made outside the workdir (removed if unused)
+        self.stamps: dict[str, str] = {}  # {snapshot name: inode and ctime} (not in the request)
+        self.write_back: dict[str, str] | None = None  # terraform: {from: copy, to: real dir}
+        self.run_env: dict[
+            str, str
+        ] = {}  # variables the approved run gets (terraform)  # what the approved command reads, as text for the approver
 
     def line(self, text: str) -> None:
         self.lines.append(text)
@@ -76,8 +84,13 @@ class Runner:
         deadline: float,
         timeout_s: float,
         is_read_only: ReadOnly,
+        pin: list[str] | None = None,
+        sealed: Any = None,
     ) -> None:
         self.pv = pv
+        self.pin = list(pin or ())  # the pinned target's flags, put before every preview argv
+        self.sealed = sealed  # the sealed files (/proc/self/fd/N) the commands may read
+        self.extra_fds: tuple[int, ...] = ()  # and an unsealed one being written (plan -out)
         self.tool = tool
         self.real = real
         self.env = env
@@ -86,6 +99,10 @@ class Runner:
         self.timeout_s = timeout_s
         self.is_read_only = is_read_only
 
+    @property
+    def pass_fds(self) -> tuple[int, ...]:
+        return (*(self.sealed.fds if self.sealed is not None else ()), *self.extra_fds)
+
     def allowed(self, args: list[str]) -> bool:
         try:
             return bool(self.is_read_only(list(args)))
@@ -93,15 +110,17 @@ class Runner:
             return False
 
     def run(self, args: list[str], ok: tuple[int, ...] = (0,)) -> tuple[int, str, str]:
-        """Run `tool args` if the classifier allows it; (exit code, stdout, stderr).
-        Raises Failed when refused, timed out, too large, or the exit code is not in `ok`."""
+        """Run `tool args` (after the pinned target's flags) if the classifier allows it;
+        (exit code, stdout, stderr). Raises Failed when refused, timed out, too large, or the
+        exit code is not in `ok`."""
+        args = [*self.pin, *args]
         self.pv.argvs.append([self.tool, *args])
         if not self.allowed(args):
             raise Failed(
                 f"not read-only: {shlex.join([self.tool, *args])} (the shim would not allow it)"
             )
         code, out, err = run_capped(
-            [self.real, *args], self.env, self.cwd, self.deadline, self.timeout_s
+            [self.real, *args], self.env, self.cwd, self.deadline, self.timeout_s, self.pass_fds
         )
         if code not in ok:
             raise Failed(
@@ -112,8 +131,8 @@ class Runner:
     def try_run(self, args: list[str], ok: tuple[int, ...] = (0,)) -> tuple[int, str, str] | None:
         """Like run, for an optional step: None (and a note) when it is refused; other
         failures still raise."""
-        if not self.allowed(args):
-            self.pv.argvs.append([self.tool, *args])
+        if not self.allowed([*self.pin, *args]):
+            self.pv.argvs.append([self.tool, *self.pin, *args])
             self.pv.line(f"(skipped, not allowed for this agent: {shlex.join([self.tool, *args])})")
             return None
         return self.run(args, ok)
@@ -129,7 +148,12 @@ def first_error(err: str, out: str = "") -> str:
 
 
 def run_capped(
-    argv: list[str], env: dict[str, str], cwd: str, deadline: float, timeout_s: float
+    argv: list[str],
+    env: dict[str, str],
+    cwd: str,
+    deadline: float,
+    timeout_s: float,
+    pass_fds: tuple[int, ...] = (),
 ) -> tuple[int, str, str]:
     """Run argv (stdin /dev/null, own process group) until `deadline`; (code, stdout, stderr).
     Raises Failed on a timeout, on too much output, or when it cannot start."""
@@ -143,6 +167,7 @@ def run_capped(
             cwd=cwd,
             start_new_session=True,
             close_fds=True,
+            pass_fds=pass_fds,
         )
     except OSError as exc:
         raise Failed(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -10,7 +9,8 @@ import shlex
 
 from shim.preview.job import Job
 from shim.preview.runner import Failed, Preview, first_error, one_line
-from shim.preview.snapshot import MAX_SNAPSHOT, read_capped
+from shim.preview.sealed import SealError, open_unsealed, seal_fd
+from shim.preview.tfsnap import snapshot_tfdir
 
 # Go `flag` options of apply/destroy that take a value (the rest are bools, `-x` or `-x=v`).
 _TF_VALUE = frozenset(
@@ -73,7 +73,24 @@ def _tf_walk(tokens: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
     return flags, []
 
 
+# path-valued options, made absolute against the real directory (the plan runs in a copy)
+_TF_PATHS = frozenset(("-var-file", "-state", "-state-out", "-backup"))
+
+
+def _absolute(flags: list[tuple[str, str]], tfdir: str) -> list[tuple[str, str]]:
+    out = []
+    for name, tok in flags:
+        if name in _TF_PATHS and "=" in tok:
+            value = tok.split("=", 1)[1]
+            if value and value != "-" and not os.path.isabs(value):
+                tok = f"{name}={os.path.join(tfdir, value)}"
+        out.append((name, tok))
+    return out
+
+
 def terraform_plan(job: Job) -> None:
+    """Snapshot the working directory, make (or seal) the saved plan, show it from the sealed
+    bytes; the approved run applies that plan in that snapshot, on the real state."""
     pv, inv, context, run, snap = job.pv, job.inv, job.context, job.run, job.snap
     argv = list(inv.argv)
     k = 0
@@ -88,25 +105,48 @@ def terraform_plan(job: Job) -> None:
             injected = shlex.split(extra)
         except ValueError as exc:
             raise Failed(f"TF_CLI_ARGS_{verb} does not parse: {exc}") from exc
-    flags, positionals = _tf_walk(argv[k + 1 :])
-    inj_flags, _ = _tf_walk(injected)
     chdir = pre[-1].split("=", 1)[1] if pre else ""
     tfdir = os.path.normpath(os.path.join(run.cwd, chdir)) if chdir else run.cwd
+    flags, positionals = _tf_walk(argv[k + 1 :])
+    flags = _absolute(flags, tfdir)
+    inj_flags = _absolute(_tf_walk(injected)[0], tfdir)
     ws = context.get("workspace") or run.env.get("TF_WORKSPACE") or "default"
     apply_flags = [t for n, t in flags if n in _TF_RUN or n in _TF_APPLY_ONLY or n == "-state"]
     if verb == "destroy":  # TF_CLI_ARGS_destroy would not reach `apply <plan>`
         apply_flags = [
             t for n, t in inj_flags if n in _TF_RUN or n in _TF_APPLY_ONLY or n == "-state"
         ] + apply_flags
+    if positionals and (verb != "apply" or len(positionals) != 1):
+        raise Failed(f"terraform {verb} {' '.join(positionals)}: not a single saved plan")
+    copy, data_dir = snapshot_tfdir(snap, tfdir, run.env.get("TF_DATA_DIR") or ".terraform")
+    pre = [f"-chdir={copy}"]
+    pv.run_env["TF_DATA_DIR"] = data_dir
+    run.env["TF_DATA_DIR"] = data_dir
     if positionals:
-        # apply PLANFILE: bind a copy of it (terraform reads it relative to -chdir)
-        if verb != "apply" or len(positionals) != 1:
-            raise Failed(f"terraform {verb} {' '.join(positionals)}: not a single saved plan")
-        plan = snap.path(positionals[0], base=tfdir)
-        pv.run_argv = [*pre, "apply", "-input=false", *apply_flags, plan]
-        _, out, _ = run.run([*pre, "show", "-no-color", plan])
-        _tf_summarise_text(pv, out, ws)
-        return
+        # apply PLANFILE: seal its bytes (terraform reads it relative to -chdir)
+        plan = snap.file(positionals[0], base=tfdir, show=False)
+    else:
+        plan = _make_plan(job, pre, verb, flags, inj_flags)
+    pv.run_argv = [*pre, "apply", "-input=false", *apply_flags, plan]
+    pv.write_back = {"from": copy, "to": os.path.realpath(tfdir)}
+    _, out, _ = run.run([*pre, "show", "-no-color", plan])
+    snap.show("terraform show of the saved plan", out.encode(), "")
+    _tf_summarise_text(pv, out, ws)
+    if positionals:
+        pv.summary += " (saved plan)"
+
+
+def _make_plan(
+    job: Job,
+    pre: list[str],
+    verb: str,
+    flags: list[tuple[str, str]],
+    inj_flags: list[tuple[str, str]],
+) -> str:
+    """`terraform plan -out` into an unsealed memfd, sealed once plan has exited; its path.
+    The plan command's own output is used for its errors only: the summary is taken from the
+    sealed bytes."""
+    run, snap = job.run, job.snap
     plan_flags = [t for n, t in inj_flags + flags if n in _TF_PLAN_ONLY or n in _TF_BOTH]
     plan_flags += [
         t
@@ -115,18 +155,29 @@ def terraform_plan(job: Job) -> None:
     ]
     if verb == "destroy":
         plan_flags.insert(0, "-destroy")
-    target = os.path.join(snap.workdir, "plan.tfplan")
-    code, out, err = run.run(
-        [*pre, "plan", "-input=false", "-json", f"-out={target}", *plan_flags], ok=(0, 1)
-    )
-    events = _tf_events(out)
-    if code != 0 or not os.path.isfile(target):
-        raise Failed(f"terraform plan failed (exit {code}): {_tf_diag(events) or first_error(err)}")
-    data = read_capped(target, MAX_SNAPSHOT)
-    os.chmod(target, 0o400)
-    pv.snapshots["plan.tfplan"] = hashlib.sha256(data).hexdigest()
-    pv.run_argv = [*pre, "apply", "-input=false", *apply_flags, target]
-    _tf_summarise_events(pv, events, ws)
+    try:
+        fd = open_unsealed("plan.tfplan")
+    except SealError as exc:
+        raise Failed(str(exc)) from exc
+    try:
+        run.extra_fds = (fd,)
+        try:
+            code, out, err = run.run(
+                [*pre, "plan", "-input=false", "-json", f"-out=/proc/self/fd/{fd}", *plan_flags],
+                ok=(0, 1),
+            )
+        finally:
+            run.extra_fds = ()
+        if code != 0 or os.fstat(fd).st_size == 0:
+            events = _tf_events(out)
+            raise Failed(
+                f"terraform plan failed (exit {code}): {_tf_diag(events) or first_error(err)}"
+            )
+        item = snap.sealed.add(seal_fd(fd, "plan.tfplan"))
+    except BaseException:
+        os.close(fd)
+        raise
+    return item.path
 
 
 def _tf_events(out: str) -> list[dict]:
@@ -176,43 +227,6 @@ def _tf_list(pv: Preview, changes: list[tuple[str, str, str]]) -> None:
         pv.line(f"{_TF_SYMBOL.get(action, action)} {addr}{note}")
 
 
-def _tf_summarise_events(pv: Preview, events: list[dict], ws: str) -> None:
-    changes: list[tuple[str, str, str]] = []
-    summary: dict | None = None
-    drift = 0
-    for ev in events:
-        kind = ev.get("type")
-        if kind == "planned_change":
-            ch = ev.get("change") or {}
-            addr = str((ch.get("resource") or {}).get("addr") or "?")
-            action = str(ch.get("action") or "?")
-            if action != "noop":
-                changes.append((action, addr, str(ch.get("reason") or "").replace("_", " ")))
-        elif kind == "resource_drift":
-            drift += 1
-        elif kind == "change_summary":
-            summary = ev.get("changes") or {}
-    if summary is None:
-        raise Failed("terraform plan printed no change summary")
-    replace = sum(1 for c in changes if c[0] == "replace")
-    counts = {
-        "add": int(summary.get("add") or 0),
-        "change": int(summary.get("change") or 0),
-        "destroy": int(summary.get("remove") or 0),
-        "replace": replace,
-    }
-    if summary.get("import"):
-        counts["import"] = int(summary["import"])
-    if drift:
-        counts["drift"] = drift
-    forget = sum(1 for c in changes if c[0] == "remove")
-    if forget:
-        counts["forget"] = forget
-    pv.counts = counts
-    pv.summary = _tf_sentence(counts, ws, summary.get("operation") == "refresh")
-    _tf_list(pv, changes)
-
-
 def _tf_sentence(counts: dict[str, int], ws: str, refresh: bool = False) -> str:
     if refresh:
         return f"terraform refresh-only plan (workspace {ws}): {counts.get('drift', 0)} drifted"
@@ -232,6 +246,8 @@ _TF_COMMENT = re.compile(
     r"replaced|will be replaced.*|will be created|will be updated in-place|will be read during "
     r"apply|will be imported|has moved to .+|will no longer be managed by Terraform)$"
 )
+# objects changed outside terraform, as `terraform show` lists them in a refresh-only plan
+_TF_DRIFT = re.compile(r"^\s*# \S+ has (?:changed|been deleted)$", re.M)
 _TF_PLAN_LINE = re.compile(
     r"^Plan: (?:(?P<imp>\d+) to import, )?(?P<add>\d+) to add, (?P<chg>\d+) to change, "
     r"(?P<des>\d+) to destroy"
@@ -239,8 +255,8 @@ _TF_PLAN_LINE = re.compile(
 
 
 def _tf_summarise_text(pv: Preview, out: str, ws: str) -> None:
-    """`terraform show PLAN` (human form: the JSON form prints sensitive values, which the
-    default policy holds for a human)."""
+    """`terraform show PLAN` of the sealed plan (the human form: the JSON form prints
+    sensitive values, which the default policy holds for a human)."""
     changes: list[tuple[str, str, str]] = []
     counts: dict[str, int] | None = None
     for line in out.splitlines():
@@ -265,6 +281,11 @@ def _tf_summarise_text(pv: Preview, out: str, ws: str) -> None:
                 action = "remove"
             changes.append((action, m.group("addr"), ""))
             continue
+        why = line.strip()
+        if changes and why.startswith("# (because ") and why.endswith(")"):
+            action, addr, _ = changes[-1]
+            changes[-1] = (action, addr, why[3:-1])
+            continue
         p = _TF_PLAN_LINE.match(line.strip())
         if p:
             counts = {
@@ -274,12 +295,15 @@ def _tf_summarise_text(pv: Preview, out: str, ws: str) -> None:
             }
             if p.group("imp"):
                 counts["import"] = int(p.group("imp"))
+    refresh = "refresh-only plan" in out
     if counts is None:
-        if "No changes." in out:
+        if "No changes." in out or refresh:
             counts = {"add": 0, "change": 0, "destroy": 0}
         else:
             raise Failed("terraform show printed no 'Plan:' line for this plan file")
     counts["replace"] = sum(1 for c in changes if c[0] == "replace")
+    if refresh:
+        counts["drift"] = len(_TF_DRIFT.findall(out))
     pv.counts = counts
-    pv.summary = _tf_sentence(counts, ws) + " (saved plan)"
+    pv.summary = _tf_sentence(counts, ws, refresh)
     _tf_list(pv, changes)

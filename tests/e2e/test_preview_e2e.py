@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from shim.preview.prepare import prepare
+from shim.preview.sealed import SealedSet
 from shim.preview.snapshot import check_snapshots, sha256_file
 from tests.classify.support import classify, parse
 from tests.conftest import free_port
@@ -43,6 +44,7 @@ def held(
         asked.append(a)
         return classify(tool, a, env=env).decision == "allow"
 
+    sealed = SealedSet()
     res = prepare(
         "auto",
         inv,
@@ -54,19 +56,34 @@ def held(
         timeout_s=timeout_s,
         is_read_only=is_read_only,
         stdin_fd=stdin_fd,
+        sealed=sealed,
     )
     # every command the preview ran was put to the classifier first
     assert [a[1:] for a in res["preview"]["argv"]] == asked
+    res["_sealed"] = sealed
     return res
 
 
 def approved(real: str, res: dict, original: list[str], env: dict[str, str], cwd: Path):
-    """What the hold path runs on approval: run_argv (or the original) on the snapshots."""
+    """What the hold path runs on approval: run_argv (or the original) and run_env on the
+    sealed files and snapshots."""
     argv = res["run_argv"] if res["run_argv"] is not None else original
-    data = Path(res["stdin_file"]).read_bytes() if res["stdin_file"] else b""
-    return subprocess.run(
-        [real, *argv], env=env, cwd=cwd, capture_output=True, input=data, timeout=120
-    )
+    sealed = res["_sealed"]
+    assert sealed.broken() == []
+    stdin = os.open(res["stdin_file"], os.O_RDONLY) if res["stdin_file"] else subprocess.DEVNULL
+    try:
+        return subprocess.run(
+            [real, *argv],
+            env={**env, **res["run_env"]},
+            cwd=cwd,
+            capture_output=True,
+            stdin=stdin,
+            timeout=120,
+            pass_fds=sealed.fds,
+        )
+    finally:
+        if isinstance(stdin, int) and stdin >= 0:
+            os.close(stdin)
 
 
 # --------------------------------------------------------------------------- terraform
@@ -163,27 +180,34 @@ def test_terraform_apply_preview_counts_and_names_what_is_destroyed_and_replaced
     assert pv["ok"] is True, pv
     assert pv["counts"] == {"add": 2, "change": 1, "destroy": 2, "replace": 1}
     assert pv["lines"][:2] == [
-        "- terraform_data.gone (delete because no resource config)",
-        "-/+ terraform_data.swap (cannot update)",
+        "- terraform_data.gone (because terraform_data.gone is not in configuration)",
+        "-/+ terraform_data.swap",
     ]
     assert "~ terraform_data.edit" in pv["lines"] and "+ terraform_data.new" in pv["lines"]
     assert pv["summary"] == (
         "terraform plan (workspace default): 2 to add, 1 to change, 2 to destroy (1 replaced)"
     )
-    snap = str(cwd / "work" / "plan.tfplan")
+    copy = str(cwd / "work" / "tf")
+    [plan] = res["_sealed"].files
     assert pv["argv"] == [
         [
             "terraform",
-            "-chdir=infra",
+            f"-chdir={copy}",
             "plan",
             "-input=false",
             "-json",
-            f"-out={snap}",
+            f"-out={plan.path}",
             "-var=suffix=b",
-        ]
+        ],
+        ["terraform", f"-chdir={copy}", "show", "-no-color", plan.path],
     ]
-    assert res["run_argv"] == ["-chdir=infra", "apply", "-input=false", snap]
-    assert res["snapshots"] == {"plan.tfplan": sha256_file(snap)}
+    assert res["run_argv"] == [f"-chdir={copy}", "apply", "-input=false", plan.path]
+    assert res["run_env"]["TF_DATA_DIR"] == f"{copy}/.terraform"
+    # the approver gets the saved plan as `terraform show` prints it
+    [shown] = res["inputs"]
+    assert shown["source"] == "terraform show of the saved plan"
+    assert "# terraform_data.gone will be destroyed" in shown["text"]
+    assert res["snapshots"]["tf/main.tf"] == sha256_file(str(infra / "main.tf"))
     assert state_of(infra) == {"keep": "keep", "gone": "gone", "swap": ["v1"], "edit": "e1"}
 
     # the agent rewrites main.tf after the preview; the approved run applies the saved plan
@@ -237,12 +261,14 @@ def test_terraform_apply_of_a_saved_plan_shows_it_and_binds_a_copy(tf) -> None:
     pv = res["preview"]
     assert pv["ok"] is True, pv
     assert pv["counts"] == {"add": 2, "change": 1, "destroy": 2, "replace": 1}
-    assert "- terraform_data.gone" in pv["lines"] and "-/+ terraform_data.swap" in pv["lines"]
+    assert "-/+ terraform_data.swap" in pv["lines"]
+    assert pv["lines"][0].startswith("- terraform_data.gone")
     assert pv["summary"].endswith("(saved plan)")
-    [name] = res["snapshots"]
-    copy = str(cwd / "work" / name)
-    assert res["run_argv"] == ["-chdir=infra", "apply", "-input=false", copy]
-    assert pv["argv"] == [["terraform", "-chdir=infra", "show", "-no-color", copy]]
+    [plan] = res["_sealed"].files
+    assert plan.read() == (infra / "agent.tfplan").read_bytes()
+    copy = str(cwd / "work" / "tf")
+    assert res["run_argv"] == [f"-chdir={copy}", "apply", "-input=false", plan.path]
+    assert pv["argv"] == [["terraform", f"-chdir={copy}", "show", "-no-color", plan.path]]
 
     # attack: after the preview the agent replaces its plan file with a destroy plan
     (infra / "main.tf").write_text(MAIN_SNEAKY)
@@ -260,16 +286,27 @@ def test_terraform_apply_of_a_saved_plan_shows_it_and_binds_a_copy(tf) -> None:
     assert state_of(infra) == {"keep": "keep", "swap": ["v2"], "edit": "e2", "new": "new-a"}
 
 
-def test_terraform_plan_snapshot_tampered_after_the_preview_is_detected(tf) -> None:
+def test_terraform_plan_is_sealed_and_cannot_be_written_after_the_preview(tf) -> None:
     real, env, cwd, infra = tf
     res = held(
         "terraform", ["-chdir=infra", "apply"], real=real, env=env, cwd=cwd, workdir=cwd / "w"
     )
-    snap = cwd / "w" / "plan.tfplan"
-    snap.chmod(0o600)
-    with open(snap, "ab") as fh:
-        fh.write(b"\0")
-    assert check_snapshots(str(cwd / "w"), res["snapshots"]) == ["plan.tfplan"]
+    [plan] = res["_sealed"].files
+    # the agent opens the sealed plan through /proc and tries to change it: the seals refuse
+    fd = os.open(f"/proc/{os.getpid()}/fd/{plan.fd}", os.O_RDWR)
+    try:
+        with pytest.raises(PermissionError):
+            os.write(fd, b"PK")
+        with pytest.raises(PermissionError):
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
+    assert res["_sealed"].broken() == []
+    # a file changed in the snapshot of the working directory is caught before the run
+    script = cwd / "w" / "tf" / "main.tf"
+    script.chmod(0o600)
+    script.write_text("# changed\n")
+    assert check_snapshots(str(cwd / "w"), res["snapshots"]) == ["tf/main.tf"]
 
 
 def test_terraform_plan_that_fails_is_reported_and_binds_nothing(tf) -> None:
@@ -525,10 +562,14 @@ def test_shim_terraform_apply_runs_the_previewed_plan_after_main_tf_changes(
     pv = item["preview"]
     assert pv["ok"] is True, pv
     assert pv["counts"] == {"add": 2, "change": 1, "destroy": 2, "replace": 1}
-    assert "- terraform_data.gone (delete because no resource config)" in pv["lines"]
+    assert pv["lines"][0].startswith("- terraform_data.gone")
     assert item["risk"] == "high"
-    assert item["run_argv"][:3] == [f"-chdir={infra}", "apply", "-input=false"]
-    assert list(item["snapshots"]) == ["plan.tfplan"]
+    copy = f"{item['workdir']}/tf"
+    assert item["run_argv"][:3] == [f"-chdir={copy}", "apply", "-input=false"]
+    assert item["target"]["workspace"] == "default" and item["target"]["dir"] == str(infra)
+    assert item["run_env"]["TF_WORKSPACE"] == "default"
+    assert [s["source"] for s in item["sealed"].values()] == ["plan.tfplan"]
+    assert "tf/main.tf" in item["snapshots"]
     (infra / "main.tf").write_text(MAIN_SNEAKY)  # the agent changes the config while held
     approver.cli("approve", item["id"])
     code, _, err = finish(proc)
@@ -560,7 +601,10 @@ def test_shim_kubectl_apply_from_stdin_previews_and_runs_the_snapshot(world, app
         [b"diff", b"-f", snap.encode(), b"--context=kind-dev", b"--namespace=shop"]
     ]
     assert world.argvs() == []  # nothing but the preview ran while held
-    assert Path(snap).read_bytes() == manifest
+    # the approver is shown the sealed bytes themselves, not a path into the agent's home
+    [stdin] = item["inputs"]
+    assert stdin["source"] == "stdin" and stdin["text"] == manifest.decode()
+    assert item["sealed"][snap]["sha256"] == stdin["sha256"]
     approver.cli("approve", item["id"])
     code = proc.wait(timeout=60)
     assert proc.stderr is not None and proc.stdout is not None
@@ -588,38 +632,22 @@ def test_attack_manifest_edited_while_held_the_approved_call_reads_the_snapshot(
     work = tmp_path / "agent-cwd"
     work.mkdir()
     (work / "app.yaml").write_text("kind: Deployment\nmetadata: {name: web}\n")
-    proc = start(world, "kubectl", "apply", "-f", "app.yaml", cwd=work)
+    proc = start(
+        world, "kubectl", "apply", "-f", "app.yaml", cwd=work, env=world.env(STANDIN_CAT="1")
+    )
     item = approver.wait_for_request()
     snap = item["run_argv"][2]
+    assert snap.startswith("/proc/self/fd/")
+    assert item["inputs"][0]["text"] == "kind: Deployment\nmetadata: {name: web}\n"
     (work / "app.yaml").write_text("kind: Namespace\nmetadata: {name: kube-system}\n")
-    assert Path(snap).read_text() == "kind: Deployment\nmetadata: {name: web}\n"
     approver.cli("approve", item["id"])
-    code, _, err = finish(proc)
+    code, out, err = finish(proc)
     assert code == 0, err
     assert world.argvs()[-1] == [b"apply", b"-f", snap.encode()]
+    # what the approved kubectl read through that path: the bytes shown, not the edit
+    assert b"kind: Deployment" in out and b"kube-system" not in out
     executed = [e for e in _events(world, item["id"]) if e["event"] == "executed"]
     assert executed[-1]["ran"] == ["apply", "-f", snap]
-
-
-def test_attack_snapshot_tampered_while_held_is_refused_and_logged(
-    world, approver, tmp_path: Path
-) -> None:
-    work = tmp_path / "agent-cwd"
-    work.mkdir()
-    (work / "app.yaml").write_text("kind: Deployment\nmetadata: {name: web}\n")
-    proc = start(world, "kubectl", "delete", "-f", "app.yaml", cwd=work)
-    item = approver.wait_for_request()
-    snap = Path(item["run_argv"][2])
-    snap.chmod(0o600)
-    snap.write_text("kind: Namespace\nmetadata: {name: kube-system}\n")  # the agent's swap
-    approver.cli("approve", item["id"])
-    code, _, err = finish(proc)
-    assert code == 126
-    assert b"changed after the preview" in err
-    assert [a[0] for a in world.argvs(previews=True)] == [b"get"]  # the preview ran
-    assert world.argvs() == []  # and the delete never did
-    security = [e for e in _events(world, item["id"]) if e["event"] == "security"]
-    assert security and "changed after the preview" in security[-1]["detail"]
 
 
 def test_a_failing_preview_does_not_block_the_request(world, approver) -> None:

@@ -25,7 +25,8 @@ from shim.preview.kubectl import parse_kubectl_diff
 from shim.preview.manifest import diff_manifests
 from shim.preview.prepare import Bound, hold_preview, prepare
 from shim.preview.runner import MAX_LINES
-from shim.preview.snapshot import check_snapshots, sha256_file
+from shim.preview.sealed import SealedSet
+from shim.preview.snapshot import check_snapshots
 from shim.rules import rule
 from tests.classify.support import classify, parse
 
@@ -102,6 +103,7 @@ class Bench:
             def is_read_only(a: list[str]) -> bool:
                 return classify(self.tool, a, env=e).decision == "allow"
 
+        self.sealed = SealedSet()
         return prepare(
             kind,
             inv,
@@ -113,7 +115,13 @@ class Bench:
             timeout_s=timeout_s,
             is_read_only=is_read_only,
             stdin_fd=stdin_fd,
+            sealed=self.sealed,
         )
+
+    def sealed_text(self, path: str) -> bytes:
+        """The bytes of a sealed file by its /proc/self/fd path."""
+        [item] = [s for s in self.sealed.files if s.path == path]
+        return item.read()
 
 
 def anything(_argv: list[str]) -> bool:
@@ -206,7 +214,17 @@ def test_select_kind_picks_the_kind_for_the_verb(
 
 def test_a_kind_that_does_not_apply_runs_nothing(kubectl: Bench) -> None:
     res = kubectl.prepare(["label", "pod", "web", "a=b"], kind="kubectl-delete")
-    assert res == {"preview": None, "run_argv": None, "stdin_file": None, "snapshots": {}}
+    assert res == {
+        "preview": None,
+        "run_argv": None,
+        "run_env": {},
+        "stdin_file": None,
+        "snapshots": {},
+        "inputs": [],
+        "write_back": None,
+        "stamps": {},
+        "created": [],
+    }
     assert kubectl.calls() == []
 
 
@@ -253,11 +271,12 @@ def test_kubectl_delete_by_names_lists_them_with_the_same_context_and_namespace(
         ),
         (
             "delete pods --field-selector=status.phase=Failed --kubeconfig /k/cfg",
+            # a kubeconfig that is not there is not sealed: given as the call gave it, first
             [
+                "--kubeconfig=/k/cfg",
                 "get",
                 "pods",
                 "--field-selector=status.phase=Failed",
-                "--kubeconfig=/k/cfg",
                 "-o",
                 "name",
             ],
@@ -292,14 +311,22 @@ def test_kubectl_delete_f_file_is_snapshotted_and_bound(kubectl: Bench) -> None:
     [call] = kubectl.calls()
     snap = call[2]
     assert call == ["get", "-f", snap, "--namespace=shop", "-o", "name"]
-    assert snap.startswith(str(kubectl.workdir)) and snap.endswith("/app.yaml")
+    [sealed] = kubectl.sealed.files
+    assert snap == sealed.path == f"/proc/self/fd/{sealed.fd}"
     assert res["run_argv"] == ["delete", "-f", snap, "-n", "shop"]
-    name = os.path.relpath(snap, kubectl.workdir)
-    assert res["snapshots"] == {name: sha256_file(snap)}
+    assert res["snapshots"] == {}  # nothing on disk: the bytes are sealed in memory
+    assert res["inputs"] == [
+        {
+            "source": "app.yaml",
+            "sha256": sealed.sha256,
+            "bytes": 39,
+            "text": "kind: Deployment\nmetadata: {name: web}\n",
+        }
+    ]
     # the agent edits its manifest after the preview: the approved command still reads the copy
     manifest.write_text("kind: Namespace\nmetadata: {name: prod}\n")
     assert Path(snap).read_text() == "kind: Deployment\nmetadata: {name: web}\n"
-    assert check_snapshots(str(kubectl.workdir), res["snapshots"]) == []
+    assert kubectl.sealed.broken() == []
 
 
 # --------------------------------------------------------------------------- kubectl diff
@@ -337,9 +364,7 @@ def test_kubectl_apply_from_piped_stdin_is_read_once_and_bound(kubectl: Bench) -
     r, w = os.pipe()
     os.write(w, manifest)
     os.close(w)
-    stdin_snap = str(kubectl.workdir / "stdin.yaml")
-    want = ["diff", "-f", stdin_snap, "--context=kind-dev", "--namespace=shop"]
-    kubectl.answer(want, DIFF_OUT, code=1)
+    kubectl.answer(["diff", "-f"], DIFF_OUT, code=1, prefix=True)
     try:
         res = kubectl.prepare(
             ["--context=kind-dev", "apply", "-n", "shop", "-f", "-"],
@@ -348,14 +373,16 @@ def test_kubectl_apply_from_piped_stdin_is_read_once_and_bound(kubectl: Bench) -
         )
     finally:
         os.close(r)
-    assert kubectl.calls() == [want]
+    [sealed] = kubectl.sealed.files
+    stdin_snap = sealed.path
+    assert kubectl.calls() == [["diff", "-f", stdin_snap, "--context=kind-dev", "--namespace=shop"]]
     pv = res["preview"]
     assert pv["ok"] is True, pv
     assert pv["counts"] == {"objects": 2, "create": 1, "lines_added": 6, "lines_removed": 2}
     assert pv["lines"] == ["~ Deployment shop/web (+2 -2)", "+ ConfigMap shop/cfg.v2 (+4 -0)"]
     assert res["stdin_file"] == stdin_snap
-    assert Path(stdin_snap).read_bytes() == manifest
-    assert res["snapshots"] == {"stdin.yaml": sha256_file(stdin_snap)}
+    assert sealed.read() == manifest and sealed.label == "stdin"
+    assert res["inputs"][0]["text"] == manifest.decode()
     assert res["run_argv"] is None  # `-f -` stays; the approved run reads stdin_file
     assert_plain(res)
 
@@ -381,8 +408,8 @@ def test_kubectl_diff_error_is_a_failed_preview_but_the_snapshot_stays_bound(
     pv = res["preview"]
     assert pv["ok"] is False
     assert "exited 2" in pv["error"] and "unreachable" in pv["error"]
-    assert res["run_argv"] is not None and res["run_argv"][2].startswith(str(kubectl.workdir))
-    assert len(res["snapshots"]) == 1
+    assert res["run_argv"] is not None and res["run_argv"][2].startswith("/proc/self/fd/")
+    assert len(kubectl.sealed.files) == 1
 
 
 def test_attack_editing_the_manifest_after_the_preview_changes_nothing_that_runs(
@@ -393,17 +420,17 @@ def test_attack_editing_the_manifest_after_the_preview_changes_nothing_that_runs
     kubectl.answer(["diff", "-f"], "", code=0, prefix=True)
     res = kubectl.prepare(["apply", "--filename=deploy.yaml"])
     run_argv = res["run_argv"]
-    assert run_argv[0] == "apply" and run_argv[1].startswith("--filename=" + str(kubectl.workdir))
+    assert run_argv[0] == "apply" and run_argv[1].startswith("--filename=/proc/self/fd/")
     snap = run_argv[1].split("=", 1)[1]
     manifest.write_text("kind: Namespace\nmetadata: {name: kube-system}\n")  # the swap
     assert Path(snap).read_text().startswith("kind: Deployment")
-    assert check_snapshots(str(kubectl.workdir), res["snapshots"]) == []
-    # and tampering with the snapshot itself is caught before the approved run
-    os.chmod(snap, 0o600)
-    Path(snap).write_text("kind: Namespace\n")
-    assert check_snapshots(str(kubectl.workdir), res["snapshots"]) == [
-        os.path.relpath(snap, kubectl.workdir)
-    ]
+    # and the sealed copy itself cannot be written, through its path or any other
+    with pytest.raises(PermissionError), open(snap, "r+b") as fh:
+        fh.write(b"kind: Namespace\n")
+    with pytest.raises(OSError):
+        os.truncate(snap, 0)
+    assert kubectl.sealed.broken() == []
+    assert Path(snap).read_text().startswith("kind: Deployment")
 
 
 def test_kubectl_apply_f_directory_snapshots_the_manifests_in_it(kubectl: Bench) -> None:
@@ -414,30 +441,52 @@ def test_kubectl_apply_f_directory_snapshots_the_manifests_in_it(kubectl: Bench)
     (d / "notes.txt").write_text("not a manifest")
     kubectl.answer(["diff", "-f"], "", code=0, prefix=True)
     res = kubectl.prepare(["apply", "-R", "-f", "k8s"])
-    names = sorted(res["snapshots"])
-    assert [n.split("/", 1)[1] for n in names] == ["k8s/a.yaml", "k8s/sub/b.json"]
-    assert res["run_argv"][:3] == ["apply", "-R", "-f"]
-    assert res["run_argv"][3].endswith("/k8s")
+    # each manifest is sealed, in the order kubectl reads a directory (names sorted per level)
+    assert [s.label for s in kubectl.sealed.files] == ["k8s/a.yaml", "k8s/sub/b.json"]
+    paths = [s.path for s in kubectl.sealed.files]
+    assert res["run_argv"] == ["apply", "-R", "-f", ",".join(paths)]
+    assert res["snapshots"] == {}
+    [call] = kubectl.calls()
+    assert call[:5] == ["diff", "-f", paths[0], "-f", paths[1]]
+    # without -R kubectl reads the top level only
+    kubectl.prepare(["apply", "-f", "k8s"])
+    assert [s.label for s in kubectl.sealed.files] == ["k8s/a.yaml"]
 
 
-def test_attack_a_file_added_to_a_snapshotted_directory_is_caught(kubectl: Bench) -> None:
-    # kubectl apply -f DIR reads every manifest in the snapshot directory, also one the agent
-    # adds there while the call is held: the check lists the directory, not only the hashes
+def test_attack_a_file_added_to_a_manifest_directory_after_the_hold_is_not_read(
+    kubectl: Bench,
+) -> None:
     d = kubectl.cwd / "manifests"
     d.mkdir()
     (d / "a.yaml").write_text("kind: ConfigMap\n")
     kubectl.answer(["diff", "-f"], "", code=0, prefix=True)
     res = kubectl.prepare(["apply", "-f", "manifests/"])
-    assert check_snapshots(str(kubectl.workdir), res["snapshots"]) == []
+    (d / "b-evil.yaml").write_text("kind: ClusterRoleBinding\n")
+    # the approved run names each sealed manifest, never the directory
+    assert res["run_argv"] == ["apply", "-f", kubectl.sealed.files[0].path]
+    assert len(kubectl.sealed.files) == 1
+
+
+def test_attack_a_directory_snapshot_swapped_and_put_back_is_caught(helm: Bench) -> None:
+    # a directory that must stay a directory (a chart, an s3 sync source, a terraform
+    # working directory) is copied to disk, where a process of the same user can write: a
+    # file swapped while the preview reads it and put back afterwards has the bound bytes
+    # again, but not the same inode and ctime, and the run is refused
+    chart = helm.cwd / "chart"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text("name: web\n")
+    helm.answer(["history", "web", "-o", "json"], HISTORY)
+    helm.answer(["template", "web"], NEW, prefix=True)
+    res = helm.prepare(["upgrade", "web", "./chart"])
     [name] = res["snapshots"]
-    evil = Path(kubectl.workdir, name).parent / "b-evil.yaml"
-    evil.write_text("kind: ClusterRoleBinding\n")
-    assert check_snapshots(str(kubectl.workdir), res["snapshots"]) == [
-        os.path.relpath(evil, kubectl.workdir)
-    ]
-    evil.unlink()
-    os.symlink("/etc", Path(kubectl.workdir, name).parent / "etc")  # a directory link, too
-    assert check_snapshots(str(kubectl.workdir), res["snapshots"]) != []
+    copy = helm.workdir / name
+    assert check_snapshots(str(helm.workdir), res["snapshots"], res["stamps"]) == []
+    copy.chmod(0o600)
+    copy.write_text("name: evil\n")
+    copy.write_text("name: web\n")  # put back: the same bytes
+    copy.chmod(0o400)
+    assert check_snapshots(str(helm.workdir), res["snapshots"]) == []  # bytes alone: fooled
+    assert check_snapshots(str(helm.workdir), res["snapshots"], res["stamps"]) == [name]
 
 
 def test_attack_a_preview_that_fails_partway_binds_and_lists_nothing(kubectl: Bench) -> None:
@@ -850,8 +899,9 @@ def test_a_failed_preview_that_keeps_stdin_leaves_no_other_copy_to_trip_the_chec
         )
     finally:
         os.close(r)
-    assert res["preview"]["ok"] is False and list(res["snapshots"]) == ["stdin.yaml"]
-    assert check_snapshots(str(kubectl.workdir), res["snapshots"]) == []
+    assert res["preview"]["ok"] is False and res["stdin_file"] is not None
+    assert res["snapshots"] == {} and os.listdir(kubectl.workdir) == []
+    assert Path(res["stdin_file"]).read_bytes() == b"kind: Secret\n"
 
 
 def test_stdin_unavailable_leaves_f_dash_unbound(kubectl: Bench) -> None:
@@ -921,6 +971,9 @@ def test_comma_lists_in_one_f_value_are_each_snapshotted(kubectl: Bench) -> None
 # --------------------------------------------------------------------------- the hold path glue
 
 
+NO_KUBECONFIG = ["no kubeconfig file: in-cluster or built-in defaults, resolved again"]
+
+
 def _hold(bench: Bench, argv: list[str], rule: dict | None, **kw) -> Bound:
     bench.answers_file.write_text(json.dumps(bench.answers))
     env = {
@@ -959,10 +1012,16 @@ def test_a_preview_dir_that_cannot_be_made_still_rates_a_prod_delete_critical(
 
 def test_hold_preview_without_a_declaration_only_rates_the_risk(kubectl: Bench) -> None:
     bound = _hold(kubectl, ["delete", "pod", "web"], {"id": "kubectl/mutate"})
-    assert bound.extra == {"risk": "medium"}
+    assert bound.extra == {"risk": "medium", "target": {"notes": NO_KUBECONFIG}}
     assert bound.workdir is None and bound.preview is None
     assert kubectl.calls() == []
-    assert bound.command(["delete", "pod", "web"]) == (["delete", "pod", "web"], None, [], {})
+    launch = bound.launch(["delete", "pod", "web"])
+    assert (launch.argv, launch.stdin, launch.problems, launch.fields) == (
+        ["delete", "pod", "web"],
+        None,
+        [],
+        {},
+    )
 
 
 def test_hold_preview_binds_snapshots_in_a_private_dir_and_cleans_up(kubectl: Bench) -> None:
@@ -977,26 +1036,39 @@ def test_hold_preview_binds_snapshots_in_a_private_dir_and_cleans_up(kubectl: Be
     assert extra["risk"] == "critical"  # one delete in a *prod* namespace
     assert extra["preview"]["counts"] == {"delete": 1}
     assert extra["workdir"] == bound.workdir and extra["stdin_file"] is None
-    assert set(bound.held_fields()) == {"risk", "preview", "run_argv", "stdin_file", "snapshots"}
+    assert set(bound.held_fields()) == {
+        "risk",
+        "preview",
+        "target",
+        "run_argv",
+        "run_env",
+        "stdin_file",
+        "snapshots",
+        "sealed",
+    }
     assert "preview: delete 1 object(s)" in bound.agent_lines()
-    argv, stdin, changed, fields = bound.command(["delete", "-f", "app.yaml"])
-    assert argv == extra["run_argv"] and stdin is None and changed == []
-    assert fields == {"ran": argv, "snapshots": sorted(extra["snapshots"])}
+    launch = bound.launch(["delete", "-f", "app.yaml"])
+    assert launch.argv == extra["run_argv"] and launch.stdin is None and launch.problems == []
+    assert launch.pass_fds == bound.sealed.fds and len(launch.pass_fds) == 1
+    assert launch.fields == {"ran": launch.argv, "snapshots": sorted(extra["sealed"])}
     canon.encode(extra)
     bound.cleanup()
     assert not os.path.exists(bound.workdir)
 
 
-def test_bound_command_reports_a_snapshot_changed_after_the_preview(kubectl: Bench) -> None:
-    (kubectl.cwd / "app.yaml").write_text("kind: Deployment\n")
-    kubectl.answer(["diff"], "", prefix=True)
-    bound = _hold(kubectl, ["apply", "-f", "app.yaml"], {"id": "r", "preview": {"kind": "auto"}})
+def test_bound_launch_reports_a_snapshot_changed_after_the_preview(helm: Bench) -> None:
+    (helm.cwd / "chart").mkdir()
+    (helm.cwd / "chart" / "Chart.yaml").write_text("name: web\n")
+    helm.answer(["history"], HISTORY, prefix=True)
+    helm.answer(["get"], OLD, prefix=True)
+    helm.answer(["template"], NEW, prefix=True)
+    bound = _hold(helm, ["upgrade", "web", "./chart"], {"id": "r", "preview": {"kind": "auto"}})
     [name] = bound.extra["snapshots"]
+    assert bound.launch(["upgrade", "web", "./chart"]).problems == []
     path = Path(bound.workdir, name)
     path.chmod(0o600)
-    path.write_text("kind: Namespace\n")
-    _, _, changed, _ = bound.command(["apply", "-f", "app.yaml"])
-    assert changed == [name]
+    path.write_text("name: evil\n")
+    assert bound.launch(["upgrade", "web", "./chart"]).problems == [name]
     bound.cleanup()
 
 
@@ -1019,7 +1091,8 @@ def test_hold_preview_with_a_zero_hold_runs_nothing(kubectl: Bench) -> None:
     bound = _hold(
         kubectl, ["delete", "pod", "web"], {"id": "r", "preview": {"kind": "auto"}}, run=False
     )
-    assert bound.extra == {"risk": "medium"} and kubectl.calls() == []
+    assert bound.extra == {"risk": "medium", "target": {"notes": NO_KUBECONFIG}}
+    assert kubectl.calls() == []
 
 
 def test_preview_runs_are_marked_in_their_environment(tmp_path: Path) -> None:
@@ -1111,3 +1184,64 @@ def test_kubectl_diff_exit_1_without_a_diff_is_an_error(kubectl: Bench) -> None:
     assert res["preview"]["ok"] is False
     assert "no objects passed to diff" in res["preview"]["error"]
     assert any("--prune" in ln for ln in res["preview"]["lines"])
+
+
+def test_kubectl_k_is_rendered_once_and_the_run_applies_that_rendering(kubectl: Bench) -> None:
+    (kubectl.cwd / "overlay").mkdir()
+    rendered = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\n"
+    kubectl.answer(["kustomize", "overlay"], rendered)
+    kubectl.answer(["diff", "-f"], "", code=0, prefix=True)
+    res = kubectl.prepare(["apply", "-k", "overlay", "--server-side"])
+    [item] = kubectl.sealed.files
+    assert item.read() == rendered.encode() and item.label == "kubectl kustomize overlay"
+    assert res["run_argv"] == ["apply", "-f", item.path, "--server-side"]
+    assert kubectl.calls()[1][:3] == ["diff", "-f", item.path]
+    assert res["inputs"][0]["text"] == rendered
+
+
+def test_helm_set_file_files_are_sealed_and_rendered_from_the_seal(helm: Bench) -> None:
+    (helm.cwd / "chart").mkdir()
+    (helm.cwd / "cert.pem").write_text("CERT\n")
+    helm.answer(["history", "web", "-o", "json"], HISTORY)
+    helm.answer(["get", "manifest", "web"], OLD)
+    helm.answer(["template", "web"], NEW, prefix=True)
+    res = helm.prepare(
+        ["upgrade", "web", "./chart", "--set-file", "tls.crt=cert.pem"], is_read_only=anything
+    )
+    [item] = helm.sealed.files
+    assert item.read() == b"CERT\n"
+    assert res["run_argv"][-2:] == ["--set-file", f"tls.crt={item.path}"]
+    template = [c for c in helm.calls() if c[0] == "template"][0]
+    assert f"--set-file=tls.crt={item.path}" in template
+
+
+REFRESH_ONLY_SHOW = """
+Note: Objects have changed outside of Terraform
+
+Terraform detected the following changes made outside of Terraform since the
+last "terraform apply" which may have affected this plan:
+
+  # aws_instance.web has changed
+  ~ resource "aws_instance" "web" {
+      ~ instance_type = "t3.micro" -> "t3.large"
+    }
+
+  # aws_s3_bucket.logs has been deleted
+  - resource "aws_s3_bucket" "logs" {
+    }
+
+This is a refresh-only plan, so Terraform will not take any actions to undo
+these. If you were expecting these changes then you can apply this plan to
+record the updated values in the Terraform state without changing any remote
+objects.
+"""
+
+
+def test_a_refresh_only_plan_is_summarised_from_its_show_text() -> None:
+    from shim.preview.runner import Preview
+    from shim.preview.terraform import _tf_summarise_text
+
+    pv = Preview("terraform-plan")
+    _tf_summarise_text(pv, REFRESH_ONLY_SHOW, "prod")
+    assert pv.summary == "terraform refresh-only plan (workspace prod): 2 drifted"
+    assert pv.counts == {"add": 0, "change": 0, "destroy": 0, "replace": 0, "drift": 2}
