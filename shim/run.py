@@ -25,6 +25,7 @@ from shim.errors import (
     EXIT_INTERRUPTED,
     EXIT_NOT_FOUND,
     EXIT_SHIELD_FAILED,
+    RulesError,
     ShieldError,
 )
 from shim.home import compiled_dir, default_layers
@@ -80,9 +81,7 @@ def _main(call: Call) -> int:
     layers = default_layers(call.home, cfg["defaults"])
     compiled = load_cached(tool, layers, compiled_dir(call.home))
     if compiled is None:
-        from shim.rules.compile import compile_tool
-
-        compiled = compile_tool(tool, layers, compiled_dir(call.home))
+        compiled = _compile(call, layers)
     real = cfg.get("real") or None
     if real and not fs.isfile(real):
         real = None
@@ -186,3 +185,20 @@ def granted(call: Call, d: Decision, compiled: dict) -> bool:
         }
     )
     return True
+
+def _compile(call: Call, layers: list[str]) -> dict:
+    """Compile the rule layers (cold). Bad rules, and any fault in the compiler itself, are
+    one message and exit 125 (the call does not run), logged as an `error` entry."""
+    try:
+        from shim.rules.compile import compile_tool
+
+        return compile_tool(call.tool, layers, compiled_dir(call.home))
+    except RulesError as exc:
+        err = exc
+    except Exception as exc:  # noqa: BLE001 - a compiler fault must not run the tool or trace
+        err = RulesError(f"the rule layers could not be compiled ({type(exc).__name__}: {exc})")
+    try:
+        call.log({"event": "error", "detail": f"rules refused: {err.message}"})
+    except ShieldError:
+        pass  # the message below still says what happened; the call does not run
+    raise RulesError(f"{err.message}; the call did not run", hint=err.hint)

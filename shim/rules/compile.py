@@ -19,7 +19,7 @@ from shim.rules.examples import check_examples
 from shim.rules.grammar import compile_grammar
 from shim.rules.load import FORMAT, load_cached
 from shim.rules.rule import compile_rule
-from shim.rules.yamlfile import line_of, load_yaml, only
+from shim.rules.yamlfile import key_line, line_of, load_yaml, only, type_name
 
 # --------------------------------------------------------------------------- layers
 
@@ -74,7 +74,13 @@ def load_layers(layers: list[str], keep_examples: bool = False) -> dict[str, dic
             )
         only(raw, ("tool", "grammar", "rules", "version"), (path, 1))
         stem = name.rsplit(".", 1)[0]
-        tool = str(raw.get("tool") or stem)
+        tool = raw.get("tool") or stem
+        if not isinstance(tool, str):
+            raise RulesError(
+                f"tool must be the tool's name (a string), not {type_name(tool)}",
+                path,
+                key_line(raw, "tool", 1),
+            )
         if "grammar" in raw and tool != stem:
             raise RulesError(f"a grammar for {tool!r} must live in {tool}.yaml", path, line_of(raw))
         docs.append((tool, path, raw))
@@ -96,9 +102,15 @@ def load_layers(layers: list[str], keep_examples: bool = False) -> dict[str, dic
         entry["files"].append(path)
         rules_raw = raw.get("rules") or []
         if not isinstance(rules_raw, list):
-            raise RulesError("'rules' must be a list", path, line_of(rules_raw, line_of(raw)))
+            raise RulesError(
+                f"'rules' must be a list, not {type_name(rules_raw)}",
+                path,
+                key_line(raw, "rules", line_of(raw)),
+            )
+        item_lines = getattr(rules_raw, "item_lines", None) or []
         for i, r in enumerate(rules_raw):
-            rule = compile_rule(r, tool, path, i)
+            at = item_lines[i] if i < len(item_lines) else key_line(raw, "rules", 1)
+            rule = compile_rule(r, tool, path, i, at)
             if rule["id"] in seen:
                 raise RulesError(
                     f"rule id {rule['id']!r} is already defined at {seen[rule['id']]}",

@@ -12,7 +12,7 @@ from typing import Any
 from shim.classify.argv import parse_argv
 from shim.classify.decide import rule_matches
 from shim.errors import RulesError
-from shim.rules.yamlfile import key_line, line_of, only
+from shim.rules.yamlfile import at, key_line, line_of, only, type_name, want_map, want_str
 
 
 class Example:
@@ -25,17 +25,44 @@ class Example:
             raise RulesError(
                 "an example is a command line string or {argv:, context:, env:, agent:}", *where
             )
+        where = (where[0], line_of(raw, where[1]))
         only(raw, ("argv", "context", "env", "agent", "risk"), where)
         argv = raw["argv"]
-        try:
-            self.argv = shlex.split(argv) if isinstance(argv, str) else [str(a) for a in argv]
-        except ValueError as exc:
-            raise RulesError(f"example does not split like a shell line: {argv!r}", *where) from exc
-        self.context = {str(k): str(v) for k, v in (raw.get("context") or {}).items()}
-        self.env = {str(k): str(v) for k, v in (raw.get("env") or {}).items()}
-        self.agent = str(raw.get("agent", "agent"))
-        self.risk = str(raw["risk"]) if raw.get("risk") is not None else None
-        self.line = line_of(raw, where[1])
+        if isinstance(argv, list) and all(isinstance(a, str) for a in argv):
+            self.argv = list(argv)
+        elif isinstance(argv, str):
+            try:
+                self.argv = shlex.split(argv)
+            except ValueError as exc:
+                raise RulesError(
+                    f"example does not split like a shell line: {argv!r}", *where
+                ) from exc
+        else:
+            raise RulesError(
+                f"an example's argv is a command line or a list of words, not {type_name(argv)}",
+                *at(raw, "argv", where),
+            )
+        self.context = _words(raw, "context", where)
+        self.env = _words(raw, "env", where)
+        self.agent = want_str(
+            raw.get("agent", "agent"), "an example's agent", at(raw, "agent", where)
+        )
+        risk = raw.get("risk")
+        self.risk = want_str(risk, "an example's risk", at(raw, "risk", where)) if risk else None
+        self.line = where[1]
+
+
+def _words(raw: dict, key: str, where: tuple[str, int]) -> dict[str, str]:
+    """An example's `context:` or `env:`: names to words (numbers read as words)."""
+    table = want_map(raw, key, f"an example's {key}", where)
+    out: dict[str, str] = {}
+    for name, value in table.items():
+        kwhere = at(table, name, where)
+        want_str(name, f"a name in an example's {key}", kwhere, empty=False)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        out[name] = want_str(value, f"example {key} {name}", kwhere)
+    return out
 
 
 def _examples_of(ex: dict, key: str, path: str, line: int) -> list[Example]:

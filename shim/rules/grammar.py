@@ -10,7 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from shim.errors import RulesError
-from shim.rules.yamlfile import key_line, line_of, only
+from shim.rules.yamlfile import (
+    at,
+    key_line,
+    line_of,
+    only,
+    type_name,
+    want_bool,
+    want_int,
+    want_list,
+    want_map,
+    want_str,
+    want_strs,
+)
 
 STYLES = ("cobra", "aws", "terraform")
 RESOLVERS = ("kube", "helm", "aws", "terraform", "generic", "none")
@@ -28,27 +40,31 @@ def _flag_table(raw: Any, where: tuple[str, int]) -> dict[str, tuple[str, bool]]
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise RulesError("flags must be a mapping with 'value' and/or 'bool' lists", *where)
+        raise RulesError(
+            f"flags must be a mapping with 'value' and/or 'bool' lists, not {type_name(raw)}",
+            *where,
+        )
+    where = (where[0], line_of(raw, where[1]))
     only(raw, ("value", "bool"), where)
     table: dict[str, tuple[str, bool]] = {}
     for key, takes in (("value", True), ("bool", False)):
-        for spec in raw.get(key) or ():
-            if not isinstance(spec, str):
-                raise RulesError(
-                    f"flag spelling must be a string: {spec!r}", where[0], line_of(raw, where[1])
-                )
-            names = _spellings(spec, (where[0], line_of(raw, where[1])))
+        specs = want_list(raw, key, f"flags {key}", where)
+        swhere = (where[0], line_of(specs, key_line(raw, key, where[1])))
+        for spec in specs:
+            names = _spellings(want_str(spec, "a flag spelling", swhere), swhere)
             canon = max(names, key=len)
             for name in names:
                 table[name] = (canon, takes)
     return table
 
 
-def _command_node(name: str, raw: Any, path: str) -> dict:
+def _command_node(name: str, raw: Any, path: str, line: int) -> dict:
     raw = raw if raw is not None else {}
-    where = (path, line_of(raw))
+    where = (path, line_of(raw, line))
     if not isinstance(raw, dict):
-        raise RulesError(f"command {name!r} must be a mapping (or empty)", *where)
+        raise RulesError(
+            f"command {name!r} must be a mapping (or empty), not {type_name(raw)}", *where
+        )
     only(
         raw,
         (
@@ -66,7 +82,7 @@ def _command_node(name: str, raw: Any, path: str) -> dict:
     )
     node: dict[str, Any] = {"name": name}
     if raw.get("flags") is not None:
-        node["flags"] = _flag_table(raw["flags"], where)
+        node["flags"] = _flag_table(raw["flags"], at(raw, "flags", where))
     for key in (
         "subcommand_required",
         "plugin_subcommands",
@@ -74,30 +90,34 @@ def _command_node(name: str, raw: Any, path: str) -> dict:
         "help_verb",
         "any_operation",
     ):
-        if raw.get(key):
+        if raw.get(key) is not None and want_bool(raw[key], key, at(raw, key, where)):
             node[key] = True
     if raw.get("min_args") is not None:
-        node["min_args"] = int(raw["min_args"])
+        node["min_args"] = want_int(raw["min_args"], "min_args", at(raw, "min_args", where))
     if raw.get("commands") is not None:
-        node["commands"] = _commands(raw["commands"], path)
+        node["commands"] = _commands(raw["commands"], path, key_line(raw, "commands", where[1]))
     return node
 
 
-def _commands(raw: Any, path: str) -> dict:
+def _commands(raw: Any, path: str, line: int = 1) -> dict:
     if not isinstance(raw, dict):
         raise RulesError(
-            "commands must be a mapping of command name to its definition", path, line_of(raw)
+            f"commands must be a mapping of command name to its definition, not {type_name(raw)}",
+            path,
+            line_of(raw, line),
         )
     out: dict[str, dict] = {}
     for name, sub in raw.items():
-        line = key_line(raw, name)
+        line = key_line(raw, name, line)
         _command_word(name, path, line)
-        node = _command_node(str(name), sub, path)
+        aliases = (
+            want_list(sub, "aliases", f"aliases of {name!r}", (path, line))
+            if isinstance(sub, dict)
+            else []
+        )
+        node = _command_node(str(name), sub, path, line)
         out[str(name)] = node
-        aliases = (sub or {}).get("aliases") if isinstance(sub, dict) else None
-        if aliases is not None and not isinstance(aliases, list):
-            raise RulesError(f"aliases of {name!r} must be a list", path, line)
-        for alias in aliases or ():
+        for alias in aliases:
             _command_word(alias, path, line_of(aliases, line))
             out[str(alias)] = node
     return out
@@ -117,7 +137,7 @@ def _command_word(word: Any, path: str, line: int) -> None:
 
 def _path_alternatives(spec: Any) -> tuple[str, ...]:
     """`"$VAR | ~/path"`: the first that applies (a set variable, a path under $HOME, a path)."""
-    return tuple(p.strip() for p in str(spec).split("|") if p.strip())
+    return tuple(p.strip() for p in spec.split("|") if p.strip())
 
 
 def _override(raw: Any, path: str, where: tuple[str, int]) -> dict:
@@ -126,7 +146,13 @@ def _override(raw: Any, path: str, where: tuple[str, int]) -> dict:
     if not isinstance(raw, dict) or not {"path", "when", "reason"} <= set(raw):
         raise RulesError("an overrides entry needs 'path', 'when' and 'reason'", *owhere)
     only(raw, ("path", "when", "reason", "unless_env"), owhere)
-    test, _, arg = str(raw["when"]).strip().partition(" ")
+    for key in ("path", "when", "reason"):
+        want_str(raw[key], f"overrides {key}", at(raw, key, owhere), empty=False)
+    unless = want_map(raw, "unless_env", "overrides unless_env", owhere)
+    for var, value in unless.items():
+        want_str(var, "an unless_env variable name", at(unless, var, owhere), empty=False)
+        want_str(value, f"unless_env {var}", at(unless, var, owhere))
+    test, _, arg = raw["when"].strip().partition(" ")
     if test not in ("exists", "dir", "contains", "section") or (
         test in ("contains", "section")
     ) != bool(arg):
@@ -136,8 +162,8 @@ def _override(raw: Any, path: str, where: tuple[str, int]) -> dict:
     return {
         "path": _path_alternatives(raw["path"]),
         "when": (test, arg.strip().lower() if test == "section" else arg.strip()),
-        "unless_env": {str(k): str(v).lower() for k, v in (raw.get("unless_env") or {}).items()},
-        "reason": str(raw["reason"]),
+        "unless_env": {k: v.lower() for k, v in unless.items()},
+        "reason": raw["reason"],
     }
 
 
@@ -167,56 +193,75 @@ def compile_grammar(tool: str, raw: Any, path: str) -> dict:
         raise RulesError("grammar must be a mapping", *where)
     only(raw, _GRAMMAR_KEYS, where)
     style = raw.get("style", "cobra")
-    if style not in STYLES:
+    if not isinstance(style, str) or style not in STYLES:
         raise RulesError(f"unknown grammar style {style!r} (one of {', '.join(STYLES)})", *where)
     g: dict[str, Any] = {"tool": tool, "style": style}
-    g["flags"] = _flag_table(raw.get("flags"), where)
-    g["local"] = _flag_table(raw.get("local"), where)
+    g["flags"] = _flag_table(raw.get("flags"), at(raw, "flags", where))
+    g["local"] = _flag_table(raw.get("local"), at(raw, "local", where))
     g["help_flags"] = _help_flags(_as_list(raw, "help_flags", where), g["flags"], where)
-    commands = _commands(raw.get("commands") or {}, path)
+    commands = _commands(raw.get("commands") or {}, path, key_line(raw, "commands", where[1]))
     for svc in _as_list(raw, "services", where):
-        commands.setdefault(str(svc), {"name": str(svc), "any_operation": True})
+        _command_word(svc, path, at(raw, "services", where)[1])
+        commands.setdefault(svc, {"name": svc, "any_operation": True})
     g["commands"] = commands
     g["dry_run"] = tuple(_dry_run(item, path, where) for item in _as_list(raw, "dry_run", where))
     neg = _as_map(raw, "negations", where)
     for k, v in neg.items():
-        if not isinstance(v, list) or len(v) != 2:
-            raise RulesError(f"negation {k!r} must be a list of two flags", *where)
-    g["negations"] = {str(k): (str(v[0]), str(v[1])) for k, v in neg.items()}
-    g["prefix_expand"] = tuple(str(x) for x in _as_list(raw, "prefix_expand", where))
+        nwhere = at(neg, k, where)
+        if (
+            not isinstance(k, str)
+            or not isinstance(v, list)
+            or len(v) != 2
+            or not all(isinstance(x, str) for x in v)
+        ):
+            raise RulesError(f"negation {k!r} must be a list of two strings (flag, value)", *nwhere)
+    g["negations"] = {k: (v[0], v[1]) for k, v in neg.items()}
+    g["prefix_expand"] = tuple(_strings(raw, "prefix_expand", where))
     g["overrides"] = tuple(_override(o, path, where) for o in _as_list(raw, "overrides", where))
     if raw.get("alias_file") is not None:
-        g["alias_file"] = _alias_file(raw["alias_file"], path, where)
+        g["alias_file"] = _alias_file(raw["alias_file"], path, at(raw, "alias_file", where))
     for key in ("plugins_no_flags", "early_globals", "normalize_underscores"):
-        if raw.get(key):
+        if raw.get(key) is not None and want_bool(raw[key], key, at(raw, key, where)):
             g[key] = True
-    g["url_path_flags"] = tuple(str(f) for f in _as_list(raw, "url_path_flags", where))
-    g["context"] = _context_spec(raw.get("context") or {"resolver": "none"}, path, where)
+    g["url_path_flags"] = tuple(_strings(raw, "url_path_flags", where))
+    g["context"] = _context_spec(
+        raw.get("context") or {"resolver": "none"}, path, at(raw, "context", where)
+    )
     return g
 
 
 def _as_list(raw: dict, key: str, where: tuple[str, int]) -> list:
-    value = raw.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise RulesError(f"{key} must be a list", where[0], key_line(raw, key, where[1]))
-    return value
+    return want_list(raw, key, key, where)
 
 
 def _as_map(raw: dict, key: str, where: tuple[str, int]) -> dict:
-    value = raw.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise RulesError(f"{key} must be a mapping", where[0], key_line(raw, key, where[1]))
-    return value
+    return want_map(raw, key, key, where)
+
+
+def _strings(raw: dict, key: str, where: tuple[str, int]) -> list[str]:
+    """`raw[key]`: a list of strings (absent: none)."""
+    items = _as_list(raw, key, where)
+    return want_strs(items, key, at(raw, key, where))
+
+
+def _scalars(raw: dict, key: str, where: tuple[str, int]) -> list[str]:
+    """A list of words, numbers or booleans as the strings a flag's value is compared with
+    (YAML reads a bare true as a boolean: it stands for "true")."""
+    out: list[str] = []
+    for v in _as_list(raw, key, where):
+        if isinstance(v, bool):
+            out.append("true" if v else "false")
+        elif isinstance(v, (str, int, float)):
+            out.append(str(v))
+        else:
+            raise RulesError(f"{key}: expected words, not {type_name(v)}", *at(raw, key, where))
+    return out
 
 
 def _help_flags(specs: list, flags: dict, where: tuple[str, int]) -> frozenset[str]:
     help_flags: set[str] = set()
     for spec in specs:
-        names = _spellings(spec, where)
+        names = _spellings(want_str(spec, "a help flag spelling", where), where)
         canon = max(names, key=len)
         help_flags.add(canon)
         for name in names:  # a help flag is a bool the tool knows everywhere
@@ -229,13 +274,12 @@ def _dry_run(item: Any, path: str, where: tuple[str, int]) -> dict:
     if not isinstance(item, dict) or "flag" not in item or "values" not in item:
         raise RulesError("a dry_run entry needs 'flag' and 'values'", *iwhere)
     only(item, ("flag", "values", "verbs", "unless"), iwhere)
-    for key in ("values", "verbs", "unless"):
-        _as_list(item, key, iwhere)
+    flag = want_str(item["flag"], "dry_run flag", at(item, "flag", iwhere), empty=False)
     return {
-        "flag": str(item["flag"]),
-        "values": tuple(str(v) for v in item["values"]),
-        "verbs": tuple(str(v) for v in (item.get("verbs") or ("*",))),
-        "unless": tuple(str(v) for v in (item.get("unless") or ())),
+        "flag": flag,
+        "values": tuple(_scalars(item, "values", iwhere)),
+        "verbs": tuple(_strings(item, "verbs", iwhere) or ("*",)),
+        "unless": tuple(_strings(item, "unless", iwhere)),
     }
 
 
@@ -244,7 +288,9 @@ def _alias_file(af: Any, path: str, where: tuple[str, int]) -> dict:
     if not isinstance(af, dict) or "path" not in af or "section" not in af:
         raise RulesError("alias_file needs 'path' and 'section'", *awhere)
     only(af, ("path", "section"), awhere)
-    return {"path": _path_alternatives(af["path"]), "section": str(af["section"]).lower()}
+    file = want_str(af["path"], "alias_file path", at(af, "path", awhere), empty=False)
+    section = want_str(af["section"], "alias_file section", at(af, "section", awhere), empty=False)
+    return {"path": _path_alternatives(file), "section": section.lower()}
 
 
 def _context_spec(ctx: Any, path: str, where: tuple[str, int]) -> dict:
@@ -252,17 +298,27 @@ def _context_spec(ctx: Any, path: str, where: tuple[str, int]) -> dict:
     if not isinstance(ctx, dict):
         raise RulesError("context must be a mapping with a 'resolver'", *cwhere)
     only(ctx, ("resolver", "flags", "env", "defaults"), cwhere)
-    if ctx.get("resolver", "none") not in RESOLVERS:
+    resolver = ctx.get("resolver", "none")
+    if not isinstance(resolver, str) or resolver not in RESOLVERS:
         raise RulesError(
-            f"unknown context resolver {ctx.get('resolver')!r} (one of {', '.join(RESOLVERS)})",
-            *cwhere,
+            f"unknown context resolver {resolver!r} (one of {', '.join(RESOLVERS)})",
+            *at(ctx, "resolver", cwhere),
         )
-    return {
-        "resolver": str(ctx.get("resolver", "none")),
-        "flags": {str(k): str(v) for k, v in _as_map(ctx, "flags", cwhere).items()},
-        "env": {
-            str(k): [str(x) for x in (v if isinstance(v, list) else [v])]
-            for k, v in _as_map(ctx, "env", cwhere).items()
-        },
-        "defaults": {str(k): str(v) for k, v in _as_map(ctx, "defaults", cwhere).items()},
-    }
+    out: dict[str, Any] = {"resolver": resolver}
+    for key, what in (("flags", "a flag"), ("env", "variable names"), ("defaults", "a value")):
+        table = _as_map(ctx, key, cwhere)
+        for name, value in table.items():
+            kwhere = at(table, name, cwhere)
+            want_str(name, f"a context {key} key", kwhere, empty=False)
+            if key == "env":
+                want_strs(value, f"context env {name}", kwhere)
+            elif not (key == "defaults" and _is_number(value)):
+                want_str(value, f"context {key} {name} ({what})", kwhere)
+        out[key] = {
+            k: (list(want_strs(v, k, cwhere)) if key == "env" else str(v)) for k, v in table.items()
+        }
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -11,7 +11,16 @@ from typing import Any
 
 from shim.classify.invocation import ERROR, HELP, OK, UNKNOWN
 from shim.errors import RulesError
-from shim.rules.yamlfile import key_line, line_of, only
+from shim.rules.yamlfile import (
+    at,
+    key_line,
+    line_of,
+    only,
+    type_name,
+    want_bool,
+    want_int,
+    want_str,
+)
 
 DECISIONS = ("allow", "ask", "deny")
 MODES = ("enforce", "warn", "observe")
@@ -59,25 +68,41 @@ def _is_star_literal(g: str) -> bool:
     return len(g) > 1 and g[0] == "*" and "*" not in tail and "?" not in tail
 
 
-def _globs(value: Any, where: tuple[str, int], what: str) -> tuple[str, ...]:
-    if isinstance(value, (str, int, float, bool)) and not isinstance(value, bool):
-        return (str(value),)
+def _word(value: Any) -> str | None:
+    """A pattern written as a YAML scalar: a bare true/false stands for the word."""
     if isinstance(value, bool):
-        return ("true" if value else "false",)
-    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
-        return tuple(str(v) for v in value)
-    raise RulesError(f"{what}: expected a string or a list of strings", *where)
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    return None
+
+
+def _globs(value: Any, where: tuple[str, int], what: str) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    words = [_word(v) for v in items]
+    if not items or any(w is None for w in words):
+        raise RulesError(
+            f"{what}: expected a string or a list of strings, not {type_name(value)}", *where
+        )
+    return tuple(w for w in words if w is not None)
 
 
 def _condition(
     value: Any, where: tuple[str, int], what: str, allow_presence: bool
 ) -> tuple[str, tuple[str, ...]]:
-    if allow_presence and value in ("present", "absent"):
-        return str(value), ()
+    if allow_presence and isinstance(value, str) and value in ("present", "absent"):
+        return value, ()
     if isinstance(value, dict):
+        where = (where[0], line_of(value, where[1]))
         only(value, ("not", "any", "except", "present"), where)
         if "except" in value and "any" not in value:
             raise RulesError(f"{what}: 'except' goes with 'any'", *where)
+        if "present" in value:
+            if not allow_presence:
+                raise RulesError(f"{what}: 'present' works on flags only", *where)
+            want_bool(value["present"], f"{what}: present", at(value, "present", where))
+        if "not" in value and "any" in value:
+            raise RulesError(f"{what}: use 'not' or 'any', not both", *where)
         if "not" in value:
             op = "present_not" if value.get("present") else "not"
             return op, _globs(value["not"], where, what)
@@ -96,60 +121,70 @@ def _condition(
 
 
 def _nargs(value: Any, where: tuple[str, int]) -> tuple[int, int]:
+    bad = RulesError(f"nargs: expected N, 'N-M', '>=N' or '<=N', not {type_name(value)}", *where)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise bad
     if isinstance(value, int):
+        if value < 0:
+            raise bad
         return value, value
-    text = str(value).replace(" ", "")
+    text = value.replace(" ", "")
     try:
         if text.startswith(">="):
-            return int(text[2:]), -1
-        if text.startswith("<="):
-            return 0, int(text[2:])
-        if "-" in text:
-            lo, hi = text.split("-", 1)
-            return int(lo), int(hi)
-        return int(text), int(text)
+            lo, hi = int(text[2:]), -1
+        elif text.startswith("<="):
+            lo, hi = 0, int(text[2:])
+        elif "-" in text[1:]:
+            first, rest = text.split("-", 1) if text[0] != "-" else ("-", text[1:])
+            lo, hi = int(first), int(rest)
+        else:
+            lo = hi = int(text)
     except ValueError as exc:
-        raise RulesError(
-            f"nargs: expected N, 'N-M', '>=N' or '<=N', got {value!r}", *where
-        ) from exc
+        raise bad from exc
+    if lo < 0 or (hi != -1 and hi < lo):
+        raise bad
+    return lo, hi
 
 
-def compile_rule(raw: Any, tool: str, path: str, index: int) -> dict:
-    line = line_of(raw)
+def compile_rule(raw: Any, tool: str, path: str, index: int, line: int = 1) -> dict:
+    line = line_of(raw, line)
     where = (path, line)
     if not isinstance(raw, dict):
-        raise RulesError(f"rule #{index + 1} must be a mapping", *where)
+        raise RulesError(f"rule #{index + 1} must be a mapping, not {type_name(raw)}", *where)
     only(raw, _RULE_KEYS, where)
     rid = raw.get("id")
     if not isinstance(rid, str) or not rid:
         raise RulesError("every rule needs an 'id' (for example kubectl/read)", *where)
     decision = raw.get("decision")
-    if decision not in DECISIONS:
+    if not isinstance(decision, str) or decision not in DECISIONS:
         where = (path, key_line(raw, "decision", line))
         raise RulesError(
             f"rule {rid}: decision must be one of allow, ask, deny (got {decision!r})", *where
         )
     if not isinstance(raw.get("reason"), str) or not raw["reason"].strip():
         raise RulesError(
-            f"rule {rid}: a 'reason' is required (the agent and the approver read it)", *where
+            f"rule {rid}: a 'reason' is required (the agent and the approver read it)",
+            *at(raw, "reason", where),
         )
+    hint = raw.get("hint")
+    if hint is not None:
+        want_str(hint, f"rule {rid}: hint", at(raw, "hint", where))
     rule: dict[str, Any] = {
         "id": rid,
         "decision": decision,
         "reason": raw["reason"].strip(),
-        "hint": str(raw.get("hint") or "").strip(),
+        "hint": (hint or "").strip(),
         "source": f"{path}:{line}",
         "tool": tool,
     }
     if raw.get("timeout") is not None:
-        try:
-            rule["timeout"] = int(raw["timeout"])
-        except (TypeError, ValueError) as exc:
-            raise RulesError(f"rule {rid}: timeout must be whole seconds", *where) from exc
+        rule["timeout"] = want_int(
+            raw["timeout"], f"rule {rid}: timeout (seconds)", at(raw, "timeout", where), low=1
+        )
     if raw.get("preview") is not None:
         rule["preview"] = _preview_spec(raw["preview"], rid, (path, key_line(raw, "preview", line)))
     if raw.get("risk") is not None:
-        if raw["risk"] not in RISK_LEVELS:
+        if not isinstance(raw["risk"], str) or raw["risk"] not in RISK_LEVELS:
             raise RulesError(
                 f"rule {rid}: risk must be one of {', '.join(RISK_LEVELS)} (got {raw['risk']!r})",
                 path,
@@ -158,13 +193,9 @@ def compile_rule(raw: Any, tool: str, path: str, index: int) -> dict:
         rule["risk"] = raw["risk"]
     for key in ("require_reason", "grantable"):
         if raw.get(key) is not None:
-            if not isinstance(raw[key], bool):
-                raise RulesError(
-                    f"rule {rid}: {key} must be true or false", path, key_line(raw, key, line)
-                )
-            rule[key] = raw[key]
+            rule[key] = want_bool(raw[key], f"rule {rid}: {key}", at(raw, key, where))
     if raw.get("mode") is not None:
-        if raw["mode"] not in MODES:
+        if not isinstance(raw["mode"], str) or raw["mode"] not in MODES:
             raise RulesError(
                 f"rule {rid}: mode must be one of {', '.join(MODES)} (got {raw['mode']!r})",
                 path,
@@ -178,11 +209,24 @@ def compile_rule(raw: Any, tool: str, path: str, index: int) -> dict:
             )
         if raw["mode"] != "enforce":
             rule["mode"] = raw["mode"]
-    m = raw.get("match") or {}
+    m = raw.get("match")
+    mline = key_line(raw, "match", line)
+    if m is None:
+        m = {}
+    if not isinstance(m, (dict, list)):
+        raise RulesError(
+            f"rule {rid}: match must be a mapping or a list of them, not {type_name(m)}",
+            path,
+            mline,
+        )
     alts = m if isinstance(m, list) else [m]
     if not alts:
-        raise RulesError(f"rule {rid}: match must not be an empty list", *where)
-    rule["alts"] = tuple(_compile_match(a, rid, path, line) for a in alts)
+        raise RulesError(f"rule {rid}: match must not be an empty list", path, mline)
+    lines = getattr(m, "item_lines", None) or []
+    rule["alts"] = tuple(
+        _compile_match(a, rid, path, lines[k] if k < len(lines) else mline)
+        for k, a in enumerate(alts)
+    )
     ex = raw.get("examples")
     rule["_examples"] = ex
     return rule
@@ -196,7 +240,7 @@ def _preview_spec(raw: Any, rid: str, where: tuple[str, int]) -> dict:
         raise RulesError(f"rule {rid}: preview must be a mapping {{kind, timeout}}", *where)
     only(raw, ("kind", "timeout"), where)
     kind = raw.get("kind")
-    if kind not in kinds():
+    if not isinstance(kind, str) or kind not in kinds():
         raise RulesError(
             f"rule {rid}: preview kind must be one of {', '.join(kinds())} (got {kind!r})", *where
         )
@@ -224,7 +268,9 @@ def _risk_levels(value: Any, rid: str, where: tuple[str, int]) -> tuple[str, ...
     items = value if isinstance(value, list) else [value]
     out: list[str] = []
     for item in items:
-        text = str(item).replace(" ", "")
+        if not isinstance(item, str):
+            break
+        text = item.replace(" ", "")
         if text.startswith(">="):
             name = text[2:]
             if name not in levels:
@@ -247,61 +293,84 @@ def _compile_match(m: Any, rid: str, path: str, line: int) -> dict:
     rule: dict[str, Any] = {}
     mwhere = (path, line_of(m, line))
     if not isinstance(m, dict):
-        raise RulesError(f"rule {rid}: match must be a mapping", *mwhere)
+        raise RulesError(f"rule {rid}: match must be a mapping, not {type_name(m)}", *mwhere)
     only(m, _MATCH_KEYS, mwhere)
     if "risk" in m:
-        rule["risk_in"] = _risk_levels(m["risk"], rid, mwhere)
-    kinds = _globs(m.get("kind", "ok"), mwhere, "kind")
+        rule["risk_in"] = _risk_levels(m["risk"], rid, at(m, "risk", mwhere))
+    kinds = _globs(m.get("kind", "ok"), at(m, "kind", mwhere), "kind")
     for k in kinds:
         if k not in KINDS:
             raise RulesError(
-                f"rule {rid}: kind must be among {', '.join(KINDS)} (got {k!r})", *mwhere
+                f"rule {rid}: kind must be among {', '.join(KINDS)} (got {k!r})",
+                *at(m, "kind", mwhere),
             )
     rule["kind"] = kinds
     if "verb" in m:
-        rule.update(_verb_match(_globs(m["verb"], mwhere, "verb")))
+        rule.update(_verb_match(_globs(m["verb"], at(m, "verb", mwhere), "verb")))
     if "dry_run" in m:
-        if not isinstance(m["dry_run"], bool):
-            raise RulesError(f"rule {rid}: dry_run must be true or false", *mwhere)
-        rule["dry_run"] = m["dry_run"]
+        rule["dry_run"] = want_bool(m["dry_run"], f"rule {rid}: dry_run", at(m, "dry_run", mwhere))
     ic = m.get("ignore_case", False)
-    if not isinstance(ic, bool):
-        raise RulesError(f"rule {rid}: ignore_case must be true or false", *mwhere)
+    want_bool(ic, f"rule {rid}: ignore_case", at(m, "ignore_case", mwhere))
     rule["ignore_case"] = ic
     fold = (lambda pats: tuple(p.lower() for p in pats)) if ic else (lambda pats: pats)
     flags = []
-    for name, cond in _mapping(m, "flags", rid, mwhere).items():
-        op, pats = _condition(cond, mwhere, f"flag {name}", True)
-        flags.append((str(name), op, fold(pats)))
+    table = _mapping(m, "flags", rid, mwhere)
+    for name, cond in table.items():
+        fwhere = at(table, name, mwhere)
+        if not isinstance(name, str) or not name.startswith("-"):
+            raise RulesError(f"rule {rid}: a flag name starts with '-', got {name!r}", *fwhere)
+        op, pats = _condition(cond, fwhere, f"flag {name}", True)
+        flags.append((name, op, fold(pats)))
     rule["flags"] = tuple(flags)
     args = []
-    for idx, cond in _mapping(m, "args", rid, mwhere).items():
-        if isinstance(idx, bool) or not isinstance(idx, (int, str)):
-            raise RulesError(f"rule {rid}: args keys are positions (0, 1, -1)", *mwhere)
-        try:
-            i = int(idx)
-        except ValueError as exc:
-            raise RulesError(f"rule {rid}: args keys are positions (0, 1, -1)", *mwhere) from exc
-        op, pats = _positional(cond, rid, mwhere, f"arg {idx}")
+    table = _mapping(m, "args", rid, mwhere)
+    for idx, cond in table.items():
+        awhere = at(table, idx, mwhere)
+        i = _position(idx)
+        if i is None:
+            raise RulesError(
+                f"rule {rid}: args keys are positions (0, 1, -1), got {idx!r}", *awhere
+            )
+        op, pats = _positional(cond, rid, awhere, f"arg {idx}")
         args.append((i, op, fold(pats)))
     rule["args"] = tuple(args)
     if "nargs" in m:
-        rule["nargs"] = _nargs(m["nargs"], mwhere)
+        rule["nargs"] = _nargs(m["nargs"], at(m, "nargs", mwhere))
     rule.update(_word_match(m, rid, mwhere, fold))
     ctx = []
-    for key, cond in _mapping(m, "context", rid, mwhere).items():
-        ctx.append((str(key), *_positional(cond, rid, mwhere, f"context {key}")))
+    table = _mapping(m, "context", rid, mwhere)
+    for key, cond in table.items():
+        cwhere = at(table, key, mwhere)
+        want_str(key, f"rule {rid}: a context key", cwhere, empty=False)
+        ctx.append((key, *_positional(cond, rid, cwhere, f"context {key}")))
     rule["context"] = tuple(ctx)
     if "agent" in m:
-        rule["agent"] = _globs(m["agent"], mwhere, "agent")
+        rule["agent"] = _globs(m["agent"], at(m, "agent", mwhere), "agent")
     env: list[tuple[str, str, tuple[str, ...]]] = []
-    for var, cond in _mapping(m, "env", rid, mwhere).items():
-        if cond in ("present", "absent"):
-            env.append((str(var), str(cond), ()))
+    table = _mapping(m, "env", rid, mwhere)
+    for var, cond in table.items():
+        ewhere = at(table, var, mwhere)
+        want_str(var, f"rule {rid}: an env variable name", ewhere, empty=False)
+        if isinstance(cond, str) and cond in ("present", "absent"):
+            env.append((var, cond, ()))
         else:
-            env.append((str(var), "glob", _globs(cond, mwhere, f"env {var}")))
+            env.append((var, "glob", _globs(cond, ewhere, f"env {var}")))
     rule["env"] = tuple(env)
     return rule
+
+
+def _position(idx: Any) -> int | None:
+    """An `args:` key: a position (0, 1, -1), also written as a string."""
+    if isinstance(idx, bool):
+        return None
+    if isinstance(idx, int):
+        return idx
+    if isinstance(idx, str):
+        try:
+            return int(idx)
+        except ValueError:
+            return None
+    return None
 
 
 def _mapping(m: dict, key: str, rid: str, where: tuple[str, int]) -> dict:
@@ -364,12 +433,15 @@ def _word_match(
         if key not in m:
             continue
         raw = m[key]
+        kwhere = at(m, key, where)
         if key == "any_arg" and isinstance(raw, dict):
             # {any: [..], except: [..]}: some word matches `any` and none of `except`
-            only(raw, ("any", "except"), where)
+            only(raw, ("any", "except"), kwhere)
             if "any" not in raw:
-                raise RulesError(f"rule {rid}: any_arg as a mapping needs 'any'", *where)
-            out["any_arg_except"] = fold(_globs(raw.get("except", []), where, "any_arg except"))
+                raise RulesError(f"rule {rid}: any_arg as a mapping needs 'any'", *kwhere)
+            skip = raw.get("except")
+            skip = [] if skip is None or skip == [] else _globs(skip, kwhere, "any_arg except")
+            out["any_arg_except"] = fold(tuple(skip))
             raw = raw["any"]
-        out[key] = fold(_globs(raw, where, key))
+        out[key] = fold(_globs(raw, kwhere, key))
     return out
