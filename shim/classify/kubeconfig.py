@@ -18,14 +18,50 @@ class _Unsure(Exception):
     scalars, several documents, ...): its context and namespace are unresolved, never guessed."""
 
 
-def _scalar(text: str) -> str:
-    """A plain or simply quoted YAML scalar on one line; _Unsure for anything else."""
+# YAML 1.1 as client-go reads it (sigs.k8s.io/yaml, go-yaml v2): these plain words are null
+# (the field is unset, so the next file on KUBECONFIG decides) or a boolean (kubectl refuses
+# the file: "cannot unmarshal bool into ... of type string")
+_NULLS = frozenset(("", "~", "null", "Null", "NULL"))
+_BOOLS = frozenset(
+    [
+        "y",
+        "Y",
+        "yes",
+        "Yes",
+        "YES",
+        "n",
+        "N",
+        "no",
+        "No",
+        "NO",
+        "true",
+        "True",
+        "TRUE",
+        "false",
+        "False",
+        "FALSE",
+        "on",
+        "On",
+        "ON",
+        "off",
+        "Off",
+        "OFF",
+    ]
+)
+
+
+def _scalar(text: str) -> str | None:
+    """A plain or simply quoted YAML scalar on one line, as a string field of client-go's
+    kubeconfig reads it: None for null; _Unsure for anything it reads as no string (a
+    boolean, a number, .inf, a tag) or that this scanner does not read (escapes, anchors)."""
     text = text.strip(" \t")
     text = text.replace("\t#", " #")  # a comment starts after a space or a tab
     if " #" in text:
         text = text.split(" #", 1)[0].rstrip(" \t")
-    if not text:
-        return ""
+    if text in _NULLS:
+        return None
+    if text in _BOOLS or text[0] in "+-.0123456789":
+        raise _Unsure  # a boolean, or what may be a number: never a string to kubectl
     q = text[0]
     if q == '"':
         if len(text) < 2 or text[-1] != '"' or "\\" in text or '"' in text[1:-1]:
@@ -117,23 +153,7 @@ def scan_kubeconfig(text: str) -> tuple[str | None, dict[str, str]]:
     scanner does not read gives ("?", {}): unresolved, so context rules cannot be fooled."""
     stripped = text.lstrip()
     if stripped.startswith("{"):
-        import json
-
-        try:
-            doc = json.loads(stripped)
-        except (ValueError, RecursionError):
-            return UNRESOLVED, {}  # YAML flow style, or garbage: not guessed
-        if not isinstance(doc, dict):
-            return UNRESOLVED, {}
-        found: dict[str, str] = {}
-        items = doc.get("contexts")
-        for item in items if isinstance(items, list) else ():
-            if isinstance(item, dict) and isinstance(item.get("name"), str):
-                body = item.get("context")
-                ns = body.get("namespace") if isinstance(body, dict) else None
-                found[item["name"]] = ns if isinstance(ns, str) else ""
-        cur = doc.get("current-context")
-        return (cur if isinstance(cur, str) and cur else None), found
+        return _scan_json(stripped)
     hit = _SCANNED.get(text)
     if hit is None:
         try:
@@ -144,6 +164,37 @@ def scan_kubeconfig(text: str) -> tuple[str | None, dict[str, str]]:
             _SCANNED.clear()
         _SCANNED[text] = hit
     return hit[0], dict(hit[1])
+
+
+def _scan_json(text: str) -> tuple[str | None, dict[str, str]]:
+    """A JSON kubeconfig, held to the types client-go decodes it into: a field of another
+    type makes kubectl refuse the file, so it leaves the context unresolved."""
+    import json
+
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        return UNRESOLVED, {}  # YAML flow style, or garbage: not guessed
+    if not isinstance(doc, dict) or doc.get("kind") not in (None, "Config"):
+        return UNRESOLVED, {}
+    cur = doc.get("current-context")
+    items = doc.get("contexts")
+    if doc.get("apiVersion") not in (None, "v1") or not isinstance(cur, (str, type(None))):
+        return UNRESOLVED, {}
+    if not isinstance(items, (list, type(None))):
+        return UNRESOLVED, {}
+    found: dict[str, str] = {}
+    for item in items or ():
+        if not isinstance(item, dict):
+            return UNRESOLVED, {}
+        name, body = item.get("name") or "", item.get("context")
+        ns = body.get("namespace") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not isinstance(body, (dict, type(None))):
+            return UNRESOLVED, {}
+        if not isinstance(ns, (str, type(None))) or name in found:
+            return UNRESOLVED, {}  # another type, or a duplicate name: kubectl refuses it
+        found[name] = ns or ""
+    return cur or None, found
 
 
 # kubeconfig texts already scanned in this process (a held call's previews classify their own
@@ -174,9 +225,12 @@ class _Scanner:
         self.child_indent = -1  # the indent of that mapping's own keys
         self.seen = False
         self.read_last = False  # the line before held a value the scanner keeps
+        self.contexts_seen = False
 
     def flush(self) -> None:
         if self.item_name is not None:
+            if self.item_name in self.namespaces:
+                raise _Unsure  # kubectl refuses the file: "duplicate name in list"
             self.namespaces[self.item_name] = self.item_ns
         self.item_name, self.item_ns, self.item_indent = None, "", -1
 
@@ -219,6 +273,16 @@ class _Scanner:
         if self.section == "current-context":
             self.current = _scalar(value) or None
             self.read_last = True
+        elif self.section in ("kind", "apiVersion"):
+            # kubectl refuses a kubeconfig of another kind or version
+            if _scalar(value) not in (None, "Config" if self.section == "kind" else "v1"):
+                raise _Unsure
+        elif self.section == "contexts":
+            if self.contexts_seen:
+                raise _Unsure  # the second list replaces the first
+            self.contexts_seen = True
+            if _scalar(value.replace("[]", "", 1) if value.strip().startswith("[]") else value):
+                raise _Unsure  # a flow list or a scalar: not read here
 
     def context_line(self, line: str, indent: int) -> None:
         """A line inside `contexts:`: a new item, a key of the item, or a key of its context."""
@@ -236,15 +300,16 @@ class _Scanner:
             if self.child_indent < 0:
                 self.child_indent = indent
             if indent == self.child_indent and key == "namespace":
-                self.item_ns = _scalar(value)
+                self.item_ns = _scalar(value) or ""
                 self.read_last = True
 
     def item_key(self, key: str, value: str) -> None:
         self.in_context = False
         if key == "name":
-            self.item_name = _scalar(value)
+            self.item_name = _scalar(value) or ""
             self.read_last = True
         elif key == "context":
+            self.item_ns = ""  # a second `context:` replaces the first
             flow = value.strip()
             if flow.startswith("{"):
                 # flow style: `context: {cluster: c, namespace: team-a, user: u}`
@@ -253,8 +318,8 @@ class _Scanner:
                 for pair in flow[1:-1].split(","):
                     k, _, v = pair.partition(":")
                     if k.strip() == "namespace":
-                        self.item_ns = _scalar(v)
-            elif flow and not flow.startswith("#"):
+                        self.item_ns = _scalar(v) or ""
+            elif flow and not flow.startswith("#") and _scalar(flow) is not None:
                 raise _Unsure
             else:
                 self.in_context = True

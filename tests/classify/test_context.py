@@ -118,8 +118,11 @@ def test_a_json_kubeconfig_is_read_too(tmp_path: Path) -> None:
         ),
         ('current-context: ""\n', (None, {})),
         ("[1, 2]", (None, {})),
-        ('{"contexts": 5, "current-context": 7}', (None, {})),
-        ('{"contexts": [{"name": "a", "context": "x"}]}', (None, {"a": ""})),
+        # fields of another type: kubectl refuses the file, shield leaves it unresolved
+        ('{"contexts": 5, "current-context": 7}', ("?", {})),
+        ('{"contexts": [{"name": "a", "context": "x"}]}', ("?", {})),
+        ('{"contexts": [{"name": "a", "context": null}]}', (None, {"a": ""})),
+        ('{"current-context": null, "contexts": [{"name": null}]}', (None, {"": ""})),
         ("{not json", ("?", {})),  # YAML flow style or garbage: not guessed
         ("\x00\udcff: -\n  - :\n", ("?", {})),
     ],
