@@ -61,6 +61,7 @@ HOT_MODULES = (
     "shim.classify.terraform",
     "shim.classify.argv",
     "shim.classify.files",
+    "shim.classify.manifests",
     "shim.classify.ini",
     "shim.classify.kubeconfig",
     "shim.classify.context",

@@ -45,7 +45,7 @@ def parse_argv(
     if kind == OK and st.help:
         kind = HELP
     dry = kind == OK and _is_dry_run(grammar, verb, st.flags)
-    return Invocation(
+    inv = Invocation(
         grammar.get("tool", ""),
         argv,
         tuple(verb),
@@ -58,6 +58,10 @@ def parse_argv(
         dry,
         tuple(st.unknown),
     )
+    files = grammar.get("file_objects")
+    if files and (st.flags.get(files["filename"]) or st.flags.get(files["kustomize"])):
+        inv.kinds = ("?",)  # not read yet: shim.classify.classify reads the files
+    return inv
 
 
 def _url_path(raw: str) -> str:

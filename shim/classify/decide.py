@@ -212,6 +212,22 @@ def _words_hold(rule: dict, inv: Invocation, ic: bool) -> bool:
     return not (no_arg is not None and any(_any(no_arg, w) for w in words))
 
 
+def _kinds_hold(patterns: tuple[str, ...], kinds: tuple[str, ...], restrictive: bool) -> bool:
+    """`file_kinds`, read the worst way (like an unresolved context): a restrictive rule
+    holds when some object from a file has a matching kind or one whose kind is unknown
+    ("?"); an allow rule only when every object's kind is known and matches. A call that
+    names no files holds neither."""
+    if not kinds:
+        return False
+    for kind in kinds:
+        hit = kind != "?" and _any(patterns, kind.lower())
+        if restrictive and (hit or kind == "?"):
+            return True
+        if not restrictive and not hit:
+            return False
+    return not restrictive
+
+
 def _cond_matches(
     rule: dict,
     restrictive: bool,
@@ -250,6 +266,9 @@ def _cond_matches(
         hit = _any(pats, str(value))
         if (op == "glob") != hit:
             return False
+    file_kinds = rule.get("file_kinds")
+    if file_kinds is not None and not _kinds_hold(file_kinds, inv.kinds, restrictive):
+        return False
     agents = rule.get("agent")
     if agents is not None and not _any(agents, agent):
         return False

@@ -28,6 +28,7 @@ class Invocation:
         "dry_run",
         "unknown_flags",
         "memo",
+        "kinds",
     )
 
     def __init__(
@@ -56,10 +57,13 @@ class Invocation:
         self.memo: dict = {}  # what decide() derives once per call (words, path)
         self.dry_run = dry_run
         self.unknown_flags = unknown_flags
+        # the kinds of the objects it takes from files (`-f`): () when it names none; "?" for
+        # each source not read (yet): shim.classify.manifests reads them in classify()
+        self.kinds: tuple[str, ...] = ()
 
     def as_unknown(self, note: str) -> "Invocation":
         """The same call, read as one shield cannot understand (so no rule matches it)."""
-        return Invocation(
+        inv = Invocation(
             self.tool,
             self.argv,
             self.verb,
@@ -72,6 +76,8 @@ class Invocation:
             False,
             self.unknown_flags,
         )
+        inv.kinds = self.kinds
+        return inv
 
     def flag(self, name: str) -> str | None:
         """The last value given for a canonical flag (last one wins), or None."""
@@ -88,6 +94,7 @@ class Invocation:
             "args": list(self.args),
             "rest": list(self.rest),
             "dry_run": self.dry_run,
+            "kinds": list(self.kinds),
         }
 
 

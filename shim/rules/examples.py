@@ -26,7 +26,7 @@ class Example:
                 "an example is a command line string or {argv:, context:, env:, agent:}", *where
             )
         where = (where[0], line_of(raw, where[1]))
-        only(raw, ("argv", "context", "env", "agent", "risk"), where)
+        only(raw, ("argv", "context", "env", "agent", "risk", "kinds"), where)
         argv = raw["argv"]
         if isinstance(argv, list) and all(isinstance(a, str) for a in argv):
             self.argv = list(argv)
@@ -50,6 +50,17 @@ class Example:
         risk = raw.get("risk")
         self.risk = want_str(risk, "an example's risk", at(raw, "risk", where)) if risk else None
         self.line = where[1]
+        # what the call's -f files hold (the compiler reads no files): "?" when not given
+        kinds = raw.get("kinds")
+        self.kinds: tuple[str, ...] | None = None
+        if kinds is not None:
+            items = [kinds] if isinstance(kinds, str) else kinds
+            if not isinstance(items, list) or not all(isinstance(k, str) for k in items):
+                raise RulesError(
+                    f"an example's kinds are the kinds its files hold, not {type_name(kinds)}",
+                    *at(raw, "kinds", where),
+                )
+            self.kinds = tuple(items)
 
 
 def _words(raw: dict, key: str, where: tuple[str, int]) -> dict[str, str]:
@@ -110,6 +121,8 @@ def check_examples(tool: str, grammar: dict, rules: list[dict]) -> None:
         for want, examples in ((True, pos), (False, neg)):
             for ex in examples:
                 inv = parse_argv(grammar, ex.argv, ex.env)
+                if ex.kinds is not None and inv.kinds:
+                    inv.kinds = ex.kinds
                 got = rule_matches(rule, inv, ex.context, ex.agent, ex.env, ex.risk)
                 if got != want:
                     how = "should match but does not" if want else "should not match but does"

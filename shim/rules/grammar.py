@@ -184,6 +184,7 @@ _GRAMMAR_KEYS = (
     "url_path_flags",
     "overrides",
     "alias_file",
+    "file_objects",
 )
 
 
@@ -224,6 +225,8 @@ def compile_grammar(tool: str, raw: Any, path: str) -> dict:
         if raw.get(key) is not None and want_bool(raw[key], key, at(raw, key, where)):
             g[key] = True
     g["url_path_flags"] = tuple(_strings(raw, "url_path_flags", where))
+    if raw.get("file_objects") is not None:
+        g["file_objects"] = _file_objects(raw["file_objects"], at(raw, "file_objects", where))
     g["context"] = _context_spec(
         raw.get("context") or {"resolver": "none"}, path, at(raw, "context", where)
     )
@@ -281,6 +284,21 @@ def _dry_run(item: Any, path: str, where: tuple[str, int]) -> dict:
         "verbs": tuple(_strings(item, "verbs", iwhere) or ("*",)),
         "unless": tuple(_strings(item, "unless", iwhere)),
     }
+
+
+def _file_objects(raw: Any, where: tuple[str, int]) -> dict:
+    """`file_objects: {filename: --filename, kustomize: --kustomize, recursive: --recursive,
+    recursive_default: [wait]}`: the flags that name files of objects (rules' file_kinds)."""
+    if not isinstance(raw, dict):
+        raise RulesError(f"file_objects must be a mapping, not {type_name(raw)}", *where)
+    where = (where[0], line_of(raw, where[1]))
+    only(raw, ("filename", "kustomize", "recursive", "recursive_default"), where)
+    out: dict[str, Any] = {}
+    for key in ("filename", "kustomize", "recursive"):
+        value = raw.get(key, f"--{key}")
+        out[key] = want_str(value, f"file_objects {key}", at(raw, key, where), empty=False)
+    out["recursive_default"] = tuple(_strings(raw, "recursive_default", where))
+    return out
 
 
 def _alias_file(af: Any, path: str, where: tuple[str, int]) -> dict:

@@ -40,6 +40,7 @@ _MATCH_KEYS = (
     "agent",
     "env",
     "risk",
+    "file_kinds",
 )
 _RULE_KEYS = (
     "id",
@@ -346,6 +347,10 @@ def _compile_match(m: Any, rid: str, path: str, line: int) -> dict:
     rule["context"] = tuple(ctx)
     if "agent" in m:
         rule["agent"] = _globs(m["agent"], at(m, "agent", mwhere), "agent")
+    if "file_kinds" in m:
+        # kinds compare without case, as kubectl's decoder matches `kind` keys
+        pats = _globs(m["file_kinds"], at(m, "file_kinds", mwhere), "file_kinds")
+        rule["file_kinds"] = tuple(p.lower() for p in pats)
     env: list[tuple[str, str, tuple[str, ...]]] = []
     table = _mapping(m, "env", rid, mwhere)
     for var, cond in table.items():

@@ -47,6 +47,8 @@ def test_every_example_of_every_shipped_rule(tool: str, rule: dict) -> None:
     for want, examples in ((True, pos), (False, neg)):
         for ex in examples:
             inv = parse_argv(GRAMMARS[tool], ex.argv, ex.env)
+            if ex.kinds is not None and inv.kinds:
+                inv.kinds = ex.kinds
             if rule_matches(rule, inv, ex.context, ex.agent, ex.env) != want:
                 wrong.append(
                     f"{path}:{ex.line}: {' '.join(ex.argv)!r} should {'' if want else 'not '}match"
