@@ -87,7 +87,9 @@ def _main(call: Call) -> int:
         real = None
     if real is None:
         real = find_real(tool, env.get("PATH", ""), list(cfg.get("shim_dirs") or ()), cwd=call.cwd)
-    d = classify(compiled, call.argv, env, call.cwd, call.agent, real)
+    d = classify(
+        compiled, call.argv, env, call.cwd, call.agent, real, _tables_maker(compiled, real)
+    )
     call.context = d.context
     install_mode = cfg.get("mode") or ENFORCE
     if install_mode != ENFORCE and (d.policy or d.decision) != ALLOW:
@@ -202,3 +204,17 @@ def _compile(call: Call, layers: list[str]) -> dict:
     except ShieldError:
         pass  # the message below still says what happened; the call does not run
     raise RulesError(f"{err.message}; the call did not run", hint=err.hint)
+
+
+def _tables_maker(compiled: dict, real: str | None):
+    """The cold step for an aws call whose service has no option tables yet (aws only)."""
+    if not compiled.get("tables") or not real:
+        return None
+
+    def make(service: str) -> bool:
+        from shim.rules.awstables import maker
+
+        made = maker(compiled["tables"], real)
+        return bool(made and made(service))
+
+    return make

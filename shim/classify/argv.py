@@ -19,13 +19,18 @@ from shim.classify.terraform import parse_terraform
 
 
 def parse_argv(
-    grammar: dict, argv: list[str] | tuple[str, ...], env: dict[str, str] | None = None
+    grammar: dict,
+    argv: list[str] | tuple[str, ...],
+    env: dict[str, str] | None = None,
+    tables=None,
 ) -> Invocation:
-    """Parse `argv` (without the program name) the way the tool described by `grammar` would."""
+    """Parse `argv` (without the program name) the way the tool described by `grammar` would.
+
+    `tables(service, operation)`: the aws CLI's own option tables (see parse_aws), if any."""
     style = grammar.get("style", "cobra")
     argv = tuple(argv)
     if style == "aws":
-        verb, kind, note, st = parse_aws(grammar, argv)
+        verb, kind, note, st = parse_aws(grammar, argv, tables)
     elif style == "terraform":
         verb, kind, note, st = parse_terraform(grammar, argv, env or {})
     else:

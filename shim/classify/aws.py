@@ -6,6 +6,8 @@ takes every value up to the next option).
 
 from shim.classify.invocation import ERROR, HELP, OK, UNKNOWN, State
 
+MISSING = "missing"  # shim.classify.optables.MISSING: the CLI has no such operation
+
 
 def _expand_long(name: str, options: tuple[str, ...] | list[str]) -> tuple[str | None, bool]:
     """argparse allow_abbrev: exact, else the unique option that `name` is a prefix of.
@@ -62,12 +64,18 @@ class _Command:
         )
 
 
-def parse_aws(grammar: dict, argv: tuple[str, ...]) -> tuple[list[str], str, str, State]:
+def parse_aws(
+    grammar: dict, argv: tuple[str, ...], tables=None
+) -> tuple[list[str], str, str, State]:
     """argparse, three stages. The main parser takes the global options from anywhere and the
     first free word (the service); unknown options go on, in order, without taking the words
     after them. The service takes the next free word (the operation). The operation's parser
     then reads every token that is left, in order (so `aws ec2 --dry-run terminate-instances`
-    is a dry run)."""
+    is a dry run).
+
+    `tables(service, operation)` gives the installed CLI's own table of the operation's
+    options (shim.classify.optables): with it the operation's tokens are read exactly as
+    argparse reads them; without it (None), conservatively."""
     st = State()
     n = len(argv)
     cmd = _find_command(grammar, argv, st)
@@ -87,6 +95,12 @@ def parse_aws(grammar: dict, argv: tuple[str, ...]) -> tuple[list[str], str, str
     service, op_node = cmd.service, cmd.op_node
     if service is not None and op_node is None and service.get("commands") is not None:
         cmd.custom = True  # `aws s3` / `aws configure` alone: the command itself
+    if tables is not None and cmd.stop == n and service is not None and not cmd.custom:
+        table = tables(verb[0], verb[1]) if len(verb) == 2 else None
+        if table == MISSING:
+            return verb, ERROR, f"the aws CLI has no operation {verb[1]!r} in {verb[0]}", st
+        if isinstance(table, dict):
+            return verb, *_exact_operation(table, left, st), st
     if left == ("help",) and cmd.stop == n:
         # `help` is help for certain only as the one word after the operation: with more
         # words it may be a value, or the `outfile` of a streaming operation (`lambda invoke
@@ -265,3 +279,168 @@ def _aws_operation(grammar: dict, node: dict, toks: tuple[str, ...], st: State) 
         last_option_takes_list = bool(vals)
         i = j
     return last_option_takes_list
+
+
+# --------------------------------------------------------------------------- exact reading
+
+
+class _ArgparseError(Exception):
+    """argparse would stop with a usage error: nothing is sent."""
+
+
+def _optional(options: dict, tok: str) -> tuple | None:
+    """argparse `_parse_optional` (Python 3.11): None for a positional; else (entry or None
+    for an unknown option, the option string, the explicit `=` value or None)."""
+    if not tok or tok[0] != "-":
+        return None
+    if tok in options:
+        return options[tok], tok, None
+    if len(tok) == 1:
+        return None
+    name, eq, value = tok.partition("=")
+    if eq and name in options:
+        return options[name], name, value
+    if tok[1] == "-":
+        hits = [o for o in options if o.startswith(name)]
+        explicit = value if eq else None
+    else:
+        hits = [o for o in options if o == tok[:2] or o.startswith(tok)]
+        explicit = None
+    if len(hits) > 1:
+        raise _ArgparseError(f"ambiguous option: {tok} could match {', '.join(hits)}")
+    if len(hits) == 1:
+        return options[hits[0]], hits[0], explicit
+    if _is_negative_number(tok) or " " in tok:
+        return None
+    return None, tok, None
+
+
+def _is_negative_number(tok: str) -> bool:
+    """argparse's `^-\\d+$|^-\\d*\\.\\d+$`."""
+    body = tok[1:]
+    if body.isdecimal():
+        return True
+    whole, dot, frac = body.partition(".")
+    return bool(dot) and (not whole or whole.isdecimal()) and frac.isdecimal()
+
+
+def _take(nargs: object, avail: int, opt: str) -> int:
+    """How many of the `avail` words after an option argparse gives it."""
+    if nargs in (0, -1):
+        return 0
+    if nargs == "?":
+        return min(1, avail)
+    if nargs == "*":
+        return avail
+    if nargs == "+" or nargs == 1:
+        if avail < 1:
+            raise _ArgparseError(
+                f"argument {opt}: expected {'at least ' if nargs == '+' else ''}one argument"
+            )
+        return avail if nargs == "+" else 1
+    if isinstance(nargs, int):
+        if avail < nargs:
+            raise _ArgparseError(f"argument {opt}: expected {nargs} arguments")
+        return nargs
+    raise _ArgparseError(f"argument {opt}: not read")
+
+
+def _record(st: State, entry: tuple, opt: str, values: list[str], bare: bool) -> None:
+    canon, nargs, const, choices = entry
+    if nargs == 0:
+        st.add(canon, "true")
+        return
+    if nargs == -1:
+        st.add(canon, "false")
+        return
+    if bare and nargs == "?":
+        values = [const if const is not None else "true"]
+    for v in values:
+        if choices is not None and v not in choices:
+            raise _ArgparseError(f"argument {opt}: invalid choice: {v!r}")
+    if not values:
+        st.add(canon, "")
+    for v in values:
+        st.add(canon, v)
+        st.words.append(v)
+
+
+def _exact_operation(table: dict, toks: tuple[str, ...], st: State) -> tuple[str, str]:
+    """The operation's parser (awscli ServiceOperation over argparse, Python 3.11) reading
+    `toks`: the options by exact name or unique prefix, each taking the words its nargs
+    takes, the `help` positional (the first free word; `help` asks for help, any other word
+    is an unknown option), required options, and "Unknown options" for the rest."""
+    options = table.get("options") or {}
+    if toks == ("help",):
+        st.help = True  # ArgTableArgParser: ['help'] alone is help before anything is parsed
+        return OK, ""
+    required = set(table.get("required") or ())
+    for name, unless_next in table.get("overrides") or ():
+        if name in toks:
+            at = toks.index(name)
+            if unless_next is None or toks[at + 1 : at + 2] != (unless_next,):
+                required = set()  # --cli-input-json / --generate-cli-skeleton in the argv
+    try:
+        help_value, extras, seen = _consume(options, toks, st)
+    except _ArgparseError as exc:
+        st.error = str(exc)
+        return ERROR, st.error
+    missing = sorted(required - seen)
+    if missing:
+        st.error = f"the following arguments are required: {', '.join(missing)}"
+        return ERROR, st.error
+    if help_value == "help":
+        st.help = True
+        return OK, ""
+    if help_value is not None:
+        extras.insert(0, help_value)
+    if extras:
+        st.error = f"Unknown options: {', '.join(extras)}"
+        return ERROR, st.error
+    return OK, ""
+
+
+def _consume(options: dict, toks: tuple[str, ...], st: State) -> tuple[str | None, list, set]:
+    """argparse's `_parse_known_args` loop: (the `help` positional's word, the extras, the
+    canonical names of the options seen)."""
+    parsed = [_optional(options, t) for t in toks]
+    opt_at = [k for k, p in enumerate(parsed) if p is not None]
+    n = len(toks)
+    help_open = True
+    help_value: str | None = None
+    extras: list[str] = []
+    seen: set[str] = set()
+    start = 0
+    for nxt in opt_at:
+        if nxt < start:
+            continue  # a word an option took
+        if start != nxt and help_open:
+            help_value, help_open = toks[start], False
+            start += 1
+        extras.extend(toks[start:nxt])
+        hit = parsed[nxt]
+        if hit is None:
+            continue  # not reached: opt_at holds options only
+        entry, opt, explicit = hit
+        if entry is None:
+            extras.append(toks[nxt])
+            start = nxt + 1
+            continue
+        if explicit is not None:
+            if entry[1] in (0, -1):
+                raise _ArgparseError(f"argument {opt}: ignored explicit argument {explicit!r}")
+            _record(st, entry, opt, [explicit], False)
+            start = nxt + 1
+        else:
+            j = nxt + 1
+            while j < n and parsed[j] is None:
+                j += 1
+            take = _take(entry[1], j - nxt - 1, opt)
+            _record(st, entry, opt, list(toks[nxt + 1 : nxt + 1 + take]), take == 0)
+            start = nxt + 1 + take
+        seen.add(entry[0] if entry[1] != -1 else entry[0] + "\x00no")
+    if start < n and help_open:
+        help_value = toks[start]
+        start += 1
+    extras.extend(toks[start:])
+    return help_value, extras, seen

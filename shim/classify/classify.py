@@ -12,6 +12,7 @@ from shim.classify.context import resolve_context
 from shim.classify.decide import Decision, decide
 from shim.classify.invocation import UNKNOWN
 from shim.classify.manifests import file_kinds
+from shim.classify.optables import MISSING, op_table, service_table
 from shim.classify.overrides import alias_note, override_note
 
 
@@ -26,6 +27,27 @@ def aws_major(real: str | None) -> int:
     return 1 if head == b"#!" else 2
 
 
+def table_loader(compiled: dict, real: str | None, make=None):
+    """`tables(service, operation)` for the aws parser: the installed CLI's own option table
+    of the operation, from the files `shim.rules.awstables` made for `real`; None where there
+    is none (and `make(service)`, the cold side, cannot make one)."""
+    root = compiled.get("tables")
+    if not root or not compiled["grammar"].get("option_tables"):
+        return None
+    services: dict[str, object] = {}
+
+    def tables(service: str, op: str) -> object:
+        ops = services.get(service)
+        if ops is None:
+            ops = service_table(root, real, service)
+            if ops == MISSING and make is not None and make(service):
+                ops = service_table(root, real, service)
+            services[service] = ops
+        return op_table(ops, op) if isinstance(ops, dict) else None
+
+    return tables
+
+
 def classify(
     compiled: dict,
     argv: list[str],
@@ -33,10 +55,17 @@ def classify(
     cwd: str,
     agent: str,
     real: str | None = None,
+    make=None,
 ) -> Decision:
-    """Parse and decide one call with the world passed in (used by shims and `shield check`)."""
+    """Parse and decide one call with the world passed in (used by shims and `shield check`).
+
+    aws calls read their operation's options from the installed CLI's own tables where there
+    are some for `real`; `make(service)` (cold) may make a service's tables first."""
     grammar = compiled["grammar"]
-    inv = parse_argv(grammar, argv, env)
+    tables = None
+    if grammar.get("style") == "aws" and aws_major(real) == 1:
+        tables = table_loader(compiled, real, make)
+    inv = parse_argv(grammar, argv, env, tables)
     note = override_note(grammar, env) or (
         alias_note(grammar, env, inv.verb[0]) if inv.verb else ""
     )

@@ -64,7 +64,11 @@ def check(
     real = cfg.get("real") if cfg.get("tool") == tool else None  # as the shim: pinned first
     if not real or not os.path.isfile(real):
         real = find_real(tool, env.get("PATH", ""), list(cfg.get("shim_dirs") or ()))
-    d = classify(compiled, args, env, os.getcwd(), agent, real)
+    from shim.rules.awstables import maker
+
+    d = classify(
+        compiled, args, env, os.getcwd(), agent, real, maker(compiled.get("tables") or "", real)
+    )
     out = d.as_dict()
     if as_json:
         typer.echo(json.dumps(out, sort_keys=True))

@@ -150,6 +150,9 @@ def write_compiled(compiled: dict[str, dict], cache_dir: str) -> list[str]:
     os.makedirs(cache_dir, exist_ok=True)
     written = []
     for tool, data in compiled.items():
+        if data["grammar"].get("option_tables"):
+            # the aws CLI's own option tables, made beside the compiled rules (rules/awstables)
+            data["tables"] = os.path.join(cache_dir, "aws-tables")
         path = os.path.join(cache_dir, f"{tool}.marshal")
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "wb") as fh:

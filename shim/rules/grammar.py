@@ -185,6 +185,7 @@ _GRAMMAR_KEYS = (
     "overrides",
     "alias_file",
     "file_objects",
+    "option_tables",
 )
 
 
@@ -225,6 +226,15 @@ def compile_grammar(tool: str, raw: Any, path: str) -> dict:
         if raw.get(key) is not None and want_bool(raw[key], key, at(raw, key, where)):
             g[key] = True
     g["url_path_flags"] = tuple(_strings(raw, "url_path_flags", where))
+    if raw.get("option_tables") is not None:
+        source = raw["option_tables"]
+        if source != "aws-cli":
+            raise RulesError(
+                f"option_tables names where an operation's options come from: aws-cli, not "
+                f"{type_name(source)}",
+                *at(raw, "option_tables", where),
+            )
+        g["option_tables"] = source
     if raw.get("file_objects") is not None:
         g["file_objects"] = _file_objects(raw["file_objects"], at(raw, "file_objects", where))
     g["context"] = _context_spec(
