@@ -62,6 +62,7 @@ HOT_MODULES = (
     "shim.classify.argv",
     "shim.classify.files",
     "shim.classify.manifests",
+    "shim.classify.optables",
     "shim.classify.ini",
     "shim.classify.kubeconfig",
     "shim.classify.context",
@@ -258,6 +259,7 @@ def install(
     layers = default_layers(home, defaults_dir())
     compiled = compile_layers(layers)  # raises RulesError with file:line
     write_compiled(compiled, compiled_dir(home))
+    _aws_tables(compiled, home, real)
     if not tools:
         tools = sorted(compiled)
     unknown = [t for t in tools if t not in compiled]
@@ -293,6 +295,17 @@ def install(
         os.replace(tmp, path)
         written.append(path)
     return {"shims": written, "home": home, "tools": tools, "log": log_info}
+
+
+def _aws_tables(compiled: dict, home: str, real: dict[str, str]) -> None:
+    """A pinned aws CLI gets its option tables now, every service (cold, tens of seconds):
+    shims that cannot write the home make none of their own (shim/rules/awstables.py)."""
+    aws = compiled.get("aws")
+    if not aws or not aws.get("tables") or not real.get("aws"):
+        return
+    from shim.rules.awstables import make_tables
+
+    make_tables(aws["tables"], os.path.abspath(real["aws"]))
 
 
 def uninstall(shim_dir: str) -> list[str]:

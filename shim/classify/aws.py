@@ -37,9 +37,10 @@ def _aws_global(
     if eq:
         st.add(canon, value)
         return i + 1
-    if i + 1 < len(argv):
+    if i + 1 < len(argv) and _optional({}, argv[i + 1]) is None:
         st.add(canon, argv[i + 1])
         return i + 2
+    # argparse: a word that looks like an option is never a value (`--region --debug`)
     st.error = f"option needs a value: {name}"
     return i + 1
 

@@ -34,16 +34,16 @@ def table_loader(compiled: dict, real: str | None, make=None):
     root = compiled.get("tables")
     if not root or not compiled["grammar"].get("option_tables"):
         return None
-    services: dict[str, object] = {}
+    services: dict[str, str | None] = {}
 
     def tables(service: str, op: str) -> object:
-        ops = services.get(service)
-        if ops is None:
-            ops = service_table(root, real, service)
-            if ops == MISSING and make is not None and make(service):
-                ops = service_table(root, real, service)
-            services[service] = ops
-        return op_table(ops, op) if isinstance(ops, dict) else None
+        if service not in services:
+            found = service_table(root, real, service)
+            if found == MISSING and make is not None and make(service):
+                found = service_table(root, real, service)
+            services[service] = found if found != MISSING else None
+        found = services[service]
+        return op_table(found, op) if found else None
 
     return tables
 

@@ -8,8 +8,9 @@ and by the size and time of the CLI's and botocore's files). Anything else: no t
 aws parser falls back to its conservative reading.
 
 The index (`index.marshal`): {real aws path: {"dir", "stamp": [(path, mtime_ns, size)],
-"source", "ok"}}. A service file: {operation: marshal bytes of its table, or None for a
-hand-written command}. An operation's table: {"options": {spelling: (canonical, nargs, const,
+"source", "ok"}}. A service is a directory `<dir>/<service>/` with one file per operation
+(`<operation>.marshal`, about a kilobyte: a call reads only its own), holding the operation's
+table, or None for a hand-written command. An operation's table: {"options": {spelling: (canonical, nargs, const,
 choices)}, "required": (canonical, ...), "overrides": ((option, unless_next), ...)}; nargs is 0
 (store_true), -1 (store_false), 1, "?", "*" or "+".
 """
@@ -52,37 +53,29 @@ def is_service_name(name: str) -> bool:
     return bool(name) and name[0] != "." and "/" not in name and "\x00" not in name
 
 
-def service_table(root: str, real: str | None, service: str) -> dict | str | None:
-    """{operation: table bytes or None} for `service`; MISSING when the cold side could make
-    it (no fresh entry, or no file yet); None when it cannot (the CLI gave no tables)."""
+def service_table(root: str, real: str | None, service: str) -> str | None:
+    """The directory of `service`'s tables; MISSING when the cold side could make it (no
+    fresh entry, or not made yet); None when it cannot (the CLI gave no tables)."""
     if not is_service_name(service):
         return None
     entry = load_entry(root, real)
     if entry is None:
         return MISSING
-    if not entry.get("ok"):
+    if not entry.get("ok") or not isinstance(entry.get("dir"), str):
         return None
-    try:
-        data = marshal.loads(
-            fs.read_file(fs.join(root, entry["dir"], service + ".marshal"), 16 << 20)
-        )
-    except FileNotFoundError:
-        return MISSING
-    except (OSError, ValueError, EOFError, TypeError, KeyError):
-        return None
-    return data if isinstance(data, dict) else None
+    path = fs.join(root, entry["dir"], service)
+    return path if fs.isdir(path) else MISSING
 
 
-def op_table(services: dict, op: str) -> dict | str | None:
+def op_table(service_dir: str, op: str) -> dict | str | None:
     """An operation's table; MISSING when the CLI has no such operation (an invalid choice);
     None for a hand-written command, which the aws parser reads conservatively."""
-    if op not in services:
-        return MISSING
-    raw = services[op]
-    if raw is None:
+    if not is_service_name(op):
         return None
     try:
-        table = marshal.loads(raw)
-    except (ValueError, EOFError, TypeError):
+        table = marshal.loads(fs.read_file(fs.join(service_dir, op + ".marshal"), 4 << 20))
+    except FileNotFoundError:
+        return MISSING
+    except (OSError, ValueError, EOFError, TypeError):
         return None
     return table if isinstance(table, dict) else None

@@ -96,7 +96,7 @@ def dump(real: str, services: list[str] | None, timeout: float = TIMEOUT_S) -> d
     return data
 
 
-def _op(raw: Any) -> bytes | None:
+def _op(raw: Any) -> dict | None:
     if not isinstance(raw, dict):
         return None
     options = {
@@ -108,7 +108,7 @@ def _op(raw: Any) -> bytes | None:
         "required": tuple(raw.get("required") or ()),
         "overrides": tuple((name, skip) for name, skip in raw.get("overrides") or ()),
     }
-    return marshal.dumps(table)
+    return table
 
 
 def make_tables(
@@ -141,20 +141,34 @@ def make_tables(
             ),
             "ok": True,
         }
-    os.makedirs(os.path.join(root, entry["dir"]), exist_ok=True)
-    for name, ops in data["services"].items():
-        if not is_service_name(name) or not isinstance(ops, dict):
-            continue
-        body = {op: _op(raw) for op, raw in ops.items()}
-        _write(os.path.join(root, entry["dir"], f"{name}.marshal"), marshal.dumps(body))
+    base = os.path.join(root, entry["dir"])
+    os.makedirs(base, exist_ok=True)
+    made = data["services"]
     for name in services or ():
-        path = os.path.join(root, entry["dir"], f"{name}.marshal")
-        if not os.path.exists(path):
-            _write(path, marshal.dumps({}))  # a service this CLI does not have
+        made.setdefault(name, {})  # a service this CLI does not have: no operation at all
+    for name, ops in made.items():
+        if is_service_name(name) and isinstance(ops, dict):
+            _write_service(base, name, ops)
     index = _read_index(root)
     index[real] = entry
     _write(os.path.join(root, INDEX), marshal.dumps(index))
     return True
+
+
+def _write_service(base: str, name: str, ops: dict) -> None:
+    """One file per operation, in a directory that appears whole (renamed into place)."""
+    final = os.path.join(base, name)
+    if os.path.isdir(final):
+        return  # made already (by another shim, or an earlier run)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.", dir=base)
+    for op, raw in ops.items():
+        if is_service_name(op):
+            with open(os.path.join(tmp, f"{op}.marshal"), "wb") as fh:
+                fh.write(marshal.dumps(_op(raw)))
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another process put it there first
 
 
 def maker(root: str, real: str | None):

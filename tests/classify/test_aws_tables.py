@@ -261,3 +261,147 @@ def test_service_words_never_become_paths(compiled: dict) -> None:
     inv = parse_argv(compiled["grammar"], ["../../x", "y"], {}, loader)
     assert inv.kind == "unknown"
     assert decide(inv, compiled["rules"]).decision == "ask"
+
+
+# --------------------------------------------------------------------------- argparse versions
+
+ARGPARSE_SCRIPT = r"""
+import argparse, json, sys
+table, argvs = json.load(sys.stdin)
+out = []
+for argv in argvs:
+    p = argparse.ArgumentParser(add_help=False, conflict_handler="resolve")
+    p.error = lambda msg: (_ for _ in ()).throw(ValueError(msg))
+    for opt, (canon, nargs, const, choices) in table["options"].items():
+        dest = canon[2:]
+        if nargs == 0:
+            p.add_argument(opt, action="store_true", dest=dest, default=None)
+        elif nargs == -1:
+            p.add_argument(opt, action="store_false", dest=dest, default=None)
+        else:
+            p.add_argument(opt, dest=dest, nargs=None if nargs == 1 else nargs, const=const,
+                           choices=choices, required=canon in table["required"])
+    p.add_argument("help", nargs="?")
+    for name, skip in table["overrides"]:  # awscli's before-building-argument-table-parser
+        if name in argv and argv[argv.index(name) + 1:argv.index(name) + 2] != [skip]:
+            for action in p._actions:
+                action.required = False
+    try:
+        if argv == ["help"]:
+            out.append(["help"]); continue
+        ns, rest = p.parse_known_args(argv)
+    except (ValueError, argparse.ArgumentError, SystemExit):
+        out.append(["error"]); continue
+    if ns.help == "help":
+        out.append(["help"])
+    elif ns.help or rest:
+        out.append(["error"])
+    else:
+        out.append(["ok", ns.__dict__.get("dry-run"), ns.__dict__.get("generate-cli-skeleton")])
+print(json.dumps(out))
+"""
+
+
+def _pythons() -> list[str]:
+    import glob
+
+    found = sorted(glob.glob("/root/.pyenv/versions/3.1[0-9]*/bin/python3"))
+    found += [p for p in ("/usr/bin/python3",) if os.path.exists(p)]
+    return found
+
+
+def _mine(table: dict, argv: list[str]) -> list:
+    from shim.classify.aws import _exact_operation
+    from shim.classify.invocation import State
+
+    st = State()
+    kind, _ = _exact_operation(table, tuple(argv), st)
+    if kind == "error":
+        return ["error"]
+    if st.help:
+        return ["help"]
+    dry = st.flags.get("--dry-run")
+    skel = st.flags.get("--generate-cli-skeleton")
+    return ["ok", None if not dry else dry[-1] == "true", skel[-1] if skel else None]
+
+
+def test_the_argparse_reading_matches_argparse_of_each_python_here(compiled: dict) -> None:
+    """Operation tables are read as Python 3.11's argparse reads them; the same argvs through
+    the argparse of every Python on this machine (the CLI's interpreter may be another)."""
+    import json
+    import random
+    import subprocess
+
+    loader = table_loader(compiled, AWS)
+    assert loader is not None
+    table = loader("ec2", "terminate-instances")
+    assert isinstance(table, dict)
+    plain = {
+        "options": {k: list(v) for k, v in table["options"].items()},
+        "required": list(table["required"]),
+        "overrides": [list(o) for o in table["overrides"]],
+    }
+    rng = random.Random(14)
+    pool = WORDS + OPTIONS + ["--", "--instance-ids=", "-", "--dry-run=x"]
+    argvs = [["help"], []] + [rng.sample(pool, rng.randint(1, 5)) for _ in range(400)]
+    argvs = [a for a in argvs if "--" not in a and "--region" not in a]
+    want = [_mine(table, a) for a in argvs]
+    for python in _pythons():
+        got = json.loads(
+            subprocess.run(
+                [python, "-c", ARGPARSE_SCRIPT],
+                input=json.dumps([plain, argvs]),
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        diff = [(a, w, g) for a, w, g in zip(argvs, want, got, strict=True) if w != g]
+        assert not diff, (python, diff[:5])
+
+
+# --------------------------------------------------------------------------- through a shim
+
+
+def test_a_shim_reads_dry_by_the_clis_tables_and_runs_the_real_dry_run(
+    world: Any, moto_url: str
+) -> None:
+    """`aws ec2 terminate-instances --dry` through an installed shim in front of the real aws
+    CLI: the shim makes ec2's tables on that first call, allows the dry run, and the real CLI
+    sends it (moto answers DryRunOperation); `--no-dry` is held."""
+    if not os.access(AWS, os.X_OK):
+        pytest.skip("the aws CLI is not installed in this venv")
+    env = world.env(path=f"{world.bin}:{Path(AWS).parent}:/usr/bin:/bin")
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=moto_url,
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        SHIELD_HOLD_TIMEOUT="0",
+    )
+    argv = ["ec2", "terminate-instances", "--instance-ids", "i-1", "--dry"]
+    proc = world.run("aws", *argv, env=env)
+    assert b"DryRunOperation" in proc.stderr, proc.stderr
+    entry = [e for e in world.log() if e.get("event") == "call"][-1]
+    assert (entry["decision"], entry["rule"]) == ("allow", "aws/dry-run")
+    tables = world.home / "state" / "compiled" / "aws-tables"
+    assert list(tables.glob("t*/ec2/terminate-instances.marshal")), sorted(tables.iterdir())
+    held = world.run("aws", *argv[:-1], "--dry-run", "--no-dry", env=env)
+    assert held.returncode == 124, held.stderr  # held, and no decision within 0 s
+
+
+def test_install_makes_the_tables_of_a_pinned_aws(world: Any, tmp_path: Path) -> None:
+    """A pinned aws gets its tables at install (the shims may not be able to write them);
+    this one is a v2-like binary that gives none, which the index records."""
+    import marshal
+
+    fake = tmp_path / "aws2"
+    fake.write_text("#!/bin/sh\necho aws-cli/2.15.0\n")
+    fake.chmod(0o755)
+    world.install("--real", f"aws={fake}")
+    index = marshal.loads(
+        (world.home / "state" / "compiled" / "aws-tables" / "index.marshal").read_bytes()
+    )
+    assert index[str(fake)]["ok"] is False
