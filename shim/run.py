@@ -188,6 +188,7 @@ def granted(call: Call, d: Decision, compiled: dict) -> bool:
     )
     return True
 
+
 def _compile(call: Call, layers: list[str]) -> dict:
     """Compile the rule layers (cold). Bad rules, and any fault in the compiler itself, are
     one message and exit 125 (the call does not run), logged as an `error` entry."""
