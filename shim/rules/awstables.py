@@ -27,7 +27,8 @@ from typing import Any
 
 from shim.classify.optables import INDEX, is_service_name, load_entry
 
-TIMEOUT_S = 300
+TIMEOUT_S = 600  # every service, at install
+SERVICE_TIMEOUT_S = 60  # one service, in a shim call
 # what the aws program may see of the caller's environment (pyenv's shims need theirs)
 _KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR")
 
@@ -179,7 +180,7 @@ def maker(root: str, real: str | None):
 
     def make(service: str) -> bool:
         try:
-            return make_tables(root, real, [service])
+            return make_tables(root, real, [service], SERVICE_TIMEOUT_S)
         except OSError:
             return False
 
