@@ -303,9 +303,10 @@ def _aws_tables(compiled: dict, home: str, real: dict[str, str]) -> None:
     aws = compiled.get("aws")
     if not aws or not aws.get("tables") or not real.get("aws"):
         return
-    from shim.rules.awstables import make_tables
+    from shim.rules.awstables import is_aws_cli_script, make_tables
 
-    make_tables(aws["tables"], os.path.abspath(real["aws"]))
+    if is_aws_cli_script(real["aws"]):  # the CLI's own script, not a wrapper or a stand-in
+        make_tables(aws["tables"], os.path.abspath(real["aws"]))
 
 
 def uninstall(shim_dir: str) -> list[str]:

@@ -60,9 +60,36 @@ def _stamp(paths: list[str]) -> list[tuple[str, int, int]]:
     return out
 
 
+def is_aws_cli_script(real: str) -> bool:
+    """True when `real` looks like the aws CLI v1's own entry script (it imports awscli)."""
+    try:
+        with open(real, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"#!") and b"awscli" in head
+
+
+def _interpreter(real: str) -> list[str] | None:
+    """The Python an aws CLI v1 script names on its #! line (`#!/usr/bin/env python3` looked
+    up on PATH); None when `real` is not such a script (a pyenv shim, a wrapper, a binary)."""
+    if not is_aws_cli_script(real):
+        return None
+    with open(real, "rb") as fh:
+        line = fh.readline()[2:].decode("utf-8", "replace").split()
+    if line and os.path.basename(line[0]) == "env":
+        line = line[1:]
+        found = shutil.which(line[0]) if line else None
+        line = [found, *line[1:]] if found else []
+    if not line or not os.path.basename(line[0]).startswith("python"):
+        return None
+    return [line[0]]
+
+
 def dump(real: str, services: list[str] | None, timeout: float = TIMEOUT_S) -> dict | None:
     """The tables the aws CLI at `real` builds (all services, or only `services`); None when
-    it gives none."""
+    it gives none. The CLI's own interpreter runs awsdump.py; where `real` is not the CLI's
+    script itself (a pyenv shim, a wrapper), `real` runs with awsdump.py as sitecustomize."""
     with tempfile.TemporaryDirectory(prefix="shield-aws-") as tmp:
         shutil.copyfile(
             Path(__file__).with_name("awsdump.py"), os.path.join(tmp, "sitecustomize.py")
@@ -79,9 +106,11 @@ def dump(real: str, services: list[str] | None, timeout: float = TIMEOUT_S) -> d
         )
         if services:
             env["_SHIELD_AWS_SERVICES"] = ",".join(services)
+        python = _interpreter(real)
+        argv = [*python, os.path.join(tmp, "sitecustomize.py")] if python else [real, "--version"]
         try:
             subprocess.run(
-                [real, "--version"],
+                argv,
                 env=env,
                 cwd=tmp,
                 stdin=subprocess.DEVNULL,

@@ -393,15 +393,20 @@ def test_a_shim_reads_dry_by_the_clis_tables_and_runs_the_real_dry_run(
 
 
 def test_install_makes_the_tables_of_a_pinned_aws(world: Any, tmp_path: Path) -> None:
-    """A pinned aws gets its tables at install (the shims may not be able to write them);
-    this one is a v2-like binary that gives none, which the index records."""
+    """A pinned aws CLI gets its tables at install (the shims may not be able to write them);
+    this one is a wrapper that gives none, which the index records. A pinned program that is
+    not the aws CLI's script is not run at all."""
     import marshal
 
     fake = tmp_path / "aws2"
-    fake.write_text("#!/bin/sh\necho aws-cli/2.15.0\n")
+    fake.write_text("#!/bin/sh\n# awscli, a wrapper says\necho aws-cli/2.15.0\n")
     fake.chmod(0o755)
     world.install("--real", f"aws={fake}")
-    index = marshal.loads(
-        (world.home / "state" / "compiled" / "aws-tables" / "index.marshal").read_bytes()
-    )
-    assert index[str(fake)]["ok"] is False
+    tables = world.home / "state" / "compiled" / "aws-tables"
+    assert marshal.loads((tables / "index.marshal").read_bytes())[str(fake)]["ok"] is False
+    other = tmp_path / "aws3"
+    other.write_text(f"#!/bin/sh\ntouch {tmp_path}/ran\n")
+    other.chmod(0o755)
+    world.install("--real", f"aws={other}")
+    assert not (tmp_path / "ran").exists()
+    assert str(other) not in marshal.loads((tables / "index.marshal").read_bytes())
