@@ -214,6 +214,18 @@ def read_plain(path: str, limit: int, dir_fd: int | None = None) -> bytes:
     return b"".join(chunks)
 
 
+def can_write(path: str) -> bool:
+    """Could this user create or change `path` (itself when it exists, else the nearest
+    directory above it that exists)?"""
+    probe = path
+    while not exists(probe):
+        parent = dirname(probe)
+        if parent == probe:
+            return False
+        probe = parent
+    return access(probe, posix.W_OK)
+
+
 def makedirs(path: str, mode: int = 0o777) -> None:
     """mkdir -p (an existing directory is fine)."""
     if isdir(path):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
 
+from shim import fs
 from shim.baked import baked_for
 from shim.home import compiled_dir, default_layers, home_dir
 from shim.rules.compile import load_tool
@@ -31,19 +31,9 @@ def load_rules(tool: str, home: str | None = None) -> dict:
     """Compiled rules for `tool` from the current home's layers (cached when writable)."""
     home = home or current_home()
     cache = compiled_dir(home)
-    if not _writable(cache):
+    if not fs.can_write(cache):
         cache = None  # type: ignore[assignment]
     return load_tool(tool, current_layers(home), cache)
-
-
-def _writable(path: str) -> bool:
-    probe = path
-    while not os.path.exists(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            return False
-        probe = parent
-    return os.access(probe, os.W_OK)
 
 
 SpoolOpt = Annotated[

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shim import fs
 from shim.classify.optables import INDEX, is_service_name, load_entry
 
 TIMEOUT_S = 600  # every service, at install
@@ -204,7 +205,7 @@ def _write_service(base: str, name: str, ops: dict) -> None:
 def maker(root: str, real: str | None):
     """`make(service)` for shim.classify.classify.table_loader: the cold step of an aws call
     whose service has no table yet (only where the tables directory can be written)."""
-    if not real or not _writable(root):
+    if not real or not fs.can_write(root):
         return None
 
     def make(service: str) -> bool:
@@ -214,13 +215,3 @@ def maker(root: str, real: str | None):
             return False
 
     return make
-
-
-def _writable(root: str) -> bool:
-    probe = root
-    while not os.path.exists(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            return False
-        probe = parent
-    return os.access(probe, os.W_OK)
