@@ -42,6 +42,7 @@ def _register() -> None:
         pending,
         report,
         rules_cmd,
+        serve,
         trust,
     )
     from shim.commands import log as log_cmd
@@ -60,6 +61,7 @@ def _register() -> None:
         report,
     ):
         module.register(app)
+    serve.register(app)
     app.add_typer(log_cmd.app, name="log")
 
 

@@ -13,10 +13,13 @@ shim.run imports this module only when a call's decision is ask. The steps, in o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from shim import fs, keys
 from shim.approval.channels import transports_for
+from shim.approval.remote import relay_settings
 from shim.approval.request import HeldRequest, new_request
-from shim.approval.transport import Verdict
+from shim.approval.transport import Transport, Verdict
 from shim.approval.wait import wait_for_decision
 from shim.call import Call, not_found, say
 from shim.child import run_child
@@ -167,7 +170,17 @@ def _decide_again(call: Call, d: Decision, compiled: dict | None, bound: Bound) 
         return EXIT_DENIED
     if d.require_reason or again.require_reason:
         bound.extra["require_reason"] = True
+    needed = _approvals(compiled, d, again)
+    if needed > 1:
+        bound.extra["approvals"] = needed  # in the signed request: the approver sees it
     return None
+
+
+def _approvals(compiled: dict | None, *decisions: Decision) -> int:
+    """The most approvers any matched rule asks for (`approvals: N`); 1 by default."""
+    ids = {m["id"] for d in decisions for m in d.matched}
+    rules = (compiled or {}).get("rules") or ()
+    return max([1] + [int(r.get("approvals") or 1) for r in rules if r.get("id") in ids])
 
 
 def _hold(
@@ -210,6 +223,7 @@ def _hold(
             "unset SHIELD_HOLD_TIMEOUT to wait for a human decision",
         )
         return EXIT_TIMEOUT
+    transports = _transports(call, d, req, config)
     # log first, publish second: a request nobody logged must never be approvable
     call.log(
         {
@@ -218,10 +232,11 @@ def _hold(
             "rule": d.rule,
             "request": req.id,
             "expires": req.expires,
+            "channels": [t.channel for t in transports],
             **bound.held_fields(),
         }
     )
-    verdict = _wait(call, d, req, config, timeout, bound)
+    verdict = _wait(call, d, req, config, timeout, bound, transports)
     if verdict.outcome == "approved":
         if real is None:
             return not_found(call)
@@ -230,18 +245,42 @@ def _hold(
     return _refused(call, req, verdict, timeout)
 
 
-def _wait(
-    call: Call, d: Decision, req: HeldRequest, config: dict, timeout: float, bound: Bound
-) -> Verdict:
-    """Publish the request through every transport of this home, tell the agent, wait."""
-
+def _log_for(call: Call, d: Decision) -> Callable[[dict], None]:
     def log(fields: dict) -> None:
         call.log({"rule": d.rule, "decision": "ask", **fields})
 
-    spool = call.env.get("SHIELD_SPOOL") or call.cfg.get("spool") or default_spool(call.home)
-    transports = transports_for(
-        req, spool, tty=config.get("tty_prompt") is True, notify=config.get("notify"), log=log
+    return log
+
+
+def _spool_of(call: Call) -> str:
+    return call.env.get("SHIELD_SPOOL") or call.cfg.get("spool") or default_spool(call.home)
+
+
+def _transports(call: Call, d: Decision, req: HeldRequest, config: dict) -> list[Transport]:
+    """This home's transports for `req` (the spool first; the relay baked in at install)."""
+    return transports_for(
+        req,
+        _spool_of(call),
+        tty=config.get("tty_prompt") is True,
+        notify=config.get("notify"),
+        server=relay_settings(call.cfg),
+        tell=lambda message, hint: say(call.tool, message, hint),
+        log=_log_for(call, d),
     )
+
+
+def _wait(
+    call: Call,
+    d: Decision,
+    req: HeldRequest,
+    config: dict,
+    timeout: float,
+    bound: Bound,
+    transports: list[Transport],
+) -> Verdict:
+    """Publish the request through every transport, tell the agent, wait."""
+    log = _log_for(call, d)
+    spool = _spool_of(call)
     try:
         transports[0].publish()
     except (OSError, ShieldError) as exc:

@@ -8,6 +8,7 @@ configuration: tool, agent, home, rule layers, spool and, optionally, the pinned
 
 from __future__ import annotations
 
+import contextlib
 import os
 import site
 import stat
@@ -203,10 +204,11 @@ def shim_config(
     real: str | None = None,
     spool: str | None = None,
     mode: str = "enforce",
+    server: dict | None = None,
 ) -> dict:
     if mode not in MODES:
         raise ShieldError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    return {
+    cfg: dict = {
         "mode": mode,
         "tool": tool,
         "agent": agent,
@@ -216,6 +218,71 @@ def shim_config(
         "real": os.path.abspath(real) if real else None,
         "spool": os.path.abspath(spool) if spool else default_spool(os.path.abspath(home)),
     }
+    if server:
+        cfg["server"] = server
+    return cfg
+
+
+SERVER_FILE = "server.json"
+TOKEN_FILE = "server-token"
+CA_FILE = "server-ca.pem"
+
+
+def _write(path: str, data: bytes, mode: int) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def set_server(
+    home: str, url: str | None, token_file: str | None, cacert: str | None = None
+) -> dict | None:
+    """Copy the relay's URL, the agent's token and a CA file into the agent home, where the
+    shims read them (baked: nothing in the agent's environment moves them). With `url` None,
+    the settings a previous install left (a re-install keeps its server); "" removes them.
+    Returns the settings the shims get, or None."""
+    import json
+
+    from shim.approval.client import check_url, read_token
+
+    path = os.path.join(home, SERVER_FILE)
+    if url is None:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                kept = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        return kept if isinstance(kept, dict) and kept.get("url") else None
+    if url == "":
+        for name in (SERVER_FILE, TOKEN_FILE, CA_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(home, name))
+        return None
+    url = check_url(url)
+    if not token_file:
+        raise ShieldError("--server needs --token-file F", "shield serve agent add NAME prints one")
+    token = read_token(token_file)
+    ca_path = None
+    if cacert:
+        try:
+            with open(cacert, "rb") as fh:
+                pem = fh.read(1 << 20)
+        except OSError as exc:
+            raise ShieldError(f"cannot read --cacert {cacert}: {exc.strerror}") from None
+        ca_path = os.path.join(home, CA_FILE)
+        _write(ca_path, pem, 0o644)
+    # the agent's user must read the token (chgrp it to the agent's group when that is
+    # another user); nobody else needs to
+    token_path = os.path.join(home, TOKEN_FILE)
+    _write(token_path, (token + "\n").encode("ascii"), 0o640)
+    settings = {"url": url, "token_file": token_path, "cacert": ca_path}
+    _write(path, (json.dumps(settings, indent=2) + "\n").encode(), 0o644)
+    return settings
 
 
 def prepare_home(home: str, spool: str | None = None) -> dict:
@@ -249,8 +316,10 @@ def install(
     spool: str | None = None,
     force: bool = False,
     mode: str = "enforce",
+    server: dict | None = None,
 ) -> dict:
-    """Write shims for `tools` into `shim_dir`; compile the rules. Idempotent."""
+    """Write shims for `tools` into `shim_dir`; compile the rules. Idempotent. `server`: the
+    relay settings from `set_server`, baked into every shim."""
     from shim.rules.compile import compile_layers, write_compiled
 
     real = real or {}
@@ -286,6 +355,7 @@ def install(
             real=real.get(tool),
             spool=spool,
             mode=mode,
+            server=server,
         )
         text = render_shim(tool, cfg, bundle=bundle)
         tmp = f"{path}.{os.getpid()}.tmp"
@@ -294,7 +364,7 @@ def install(
         os.chmod(tmp, 0o755)
         os.replace(tmp, path)
         written.append(path)
-    return {"shims": written, "home": home, "tools": tools, "log": log_info}
+    return {"shims": written, "home": home, "tools": tools, "log": log_info, "server": server}
 
 
 def _aws_tables(compiled: dict, home: str, real: dict[str, str]) -> None:

@@ -240,7 +240,9 @@ class TtyTransport:
         return Delivery(self.channel, "tty", verdict=Verdict(outcome, who, reason, None, "tty"))
 
     def reject(self, delivery: Delivery, why: str) -> None:
-        pass
+        """An answer typed here did not decide the request (a quorum needs signatures)."""
+        if self.prompt is not None:
+            self.prompt.say(f"not counted: {why}")
 
     def close(self, verdict: Verdict) -> None:
         if self.prompt is None:

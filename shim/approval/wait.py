@@ -1,8 +1,9 @@
 """Wait for a held request's decision, from whichever transport brings it (cold).
 
-The first valid decision wins. A signed decision counts only when `verify_decision` accepts it
-against the shim's own copy of the request and trust store, and the used store had not seen it;
-anything else is logged as a `security` event, handed back to its transport to put aside, and
+The first valid decision wins; a rule with `approvals: N` (carried in the signed request) needs
+verified approvals of the same digest from N distinct approvers, and one denial still denies. A
+signed decision counts only when `verify_decision` accepts it against the shim's own copy of the
+request and trust store, and the used store had not seen it; anything else is logged as a `security` event, handed back to its transport to put aside, and
 the wait goes on. Past the deadline nothing is read: the request expires as a denial.
 """
 
@@ -20,6 +21,7 @@ from shim.approval.used import commit_used, load_used
 from shim.clock import parse_iso
 from shim.keys import PublicKey
 
+MAX_APPROVALS = 10
 LogFn = Callable[[dict[str, Any]], object]  # the return value is ignored
 
 
@@ -45,6 +47,8 @@ class Waiter:
         self.skew = clock_skew_s
         self.poll_s = max(0.001, poll_s)
         self.closed = False
+        self.needed = approvals_needed(req)
+        self.approvals: dict[str, str] = {}  # approver name -> key fingerprint, in order
 
     def run(self, deadline: float, caught: list[int]) -> Verdict:
         """Poll every transport until a decision, the deadline or a caught signal."""
@@ -78,6 +82,11 @@ class Waiter:
             self.refuse(transport, delivery, delivery.error)
             return None
         if delivery.verdict is not None:
+            if delivery.verdict.outcome == "approved" and self.needed > 1:
+                why = f"this request needs {self.needed} signed approvals; a typed code is not one"
+                self.log({"event": "note", "request": self.req.id, "detail": why})
+                transport.reject(delivery, why)
+                return None
             return self.record(delivery.verdict, {})
         decision = delivery.decision
         ok, why = verify_decision(
@@ -91,14 +100,28 @@ class Waiter:
             self.refuse(transport, delivery, "decision was used before (replay)")
             return None
         self.used.add(mark)
-        verdict = Verdict(
-            VERDICTS[decision["verdict"]],
-            decision["approver"],
-            decision["reason"],
-            None,
-            delivery.channel,
-        )
+        outcome = VERDICTS[decision["verdict"]]
+        if outcome == "approved" and self.needed > 1:
+            return self.count(decision, delivery.channel)
+        verdict = Verdict(outcome, decision["approver"], decision["reason"], None, delivery.channel)
         return self.record(verdict, {"key": decision["key"]})
+
+    def count(self, decision: dict[str, Any], channel: str) -> Verdict | None:
+        """One more verified approval toward a quorum: approved once `needed` distinct
+        approvers signed this request's digest (one denial, judged before, denies)."""
+        name = decision["approver"]
+        fields = {"request": self.req.id, "approver": name, "channel": channel}
+        if name in self.approvals:
+            self.log({"event": "note", **fields, "detail": f"{name} approved already"})
+            return None
+        self.approvals[name] = decision["key"]
+        if len(self.approvals) < self.needed:
+            have = f"{len(self.approvals)} of {self.needed}"
+            self.log({"event": "approval", **fields, "key": decision["key"], "detail": have})
+            return None
+        names = list(self.approvals)
+        verdict = Verdict("approved", ", ".join(names), decision["reason"], None, channel)
+        return self.record(verdict, {"key": decision["key"], "approvers": names})
 
     def record(self, verdict: Verdict, fields: dict[str, Any]) -> Verdict:
         self.log(
@@ -119,7 +142,12 @@ class Waiter:
 
     def expire(self) -> Verdict:
         reason = f"no decision before {self.req.expires}"
-        self.log({"event": "expired", "request": self.req.id, "reason": reason})
+        if self.approvals:
+            reason += f" ({len(self.approvals)} of {self.needed} approvals)"
+        channels = [t.channel for t in self.transports]
+        self.log(
+            {"event": "expired", "request": self.req.id, "reason": reason, "channels": channels}
+        )
         return self.finish(Verdict("expired", None, reason))
 
     def cancel(self, signum: int) -> Verdict:
@@ -134,6 +162,15 @@ class Waiter:
             self.closed = True
             close_all(self.transports, verdict)
         return verdict
+
+
+def approvals_needed(req: HeldRequest) -> int:
+    """How many distinct approvers must sign (the rule's `approvals`, carried in the signed
+    request); 1 when absent or malformed."""
+    value = req.extra.get("approvals")
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_APPROVALS:
+        return value
+    return 1
 
 
 def close_all(transports: Sequence[Transport], verdict: Verdict) -> None:

@@ -6,6 +6,7 @@ stderr and exit code 1.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Annotated, Any
 
@@ -15,12 +16,12 @@ from rich.text import Text
 
 from shim.approval import grant as statement
 from shim.approval import review
-from shim.approval import spool as spool_mod
 from shim.approval.decision import VERDICTS, sign_decision
 from shim.approval.request import HeldRequest, is_request_id, to_dict
 from shim.approval.show import printable
 from shim.commands import grant as grant_cmd
 from shim.commands.common import SpoolOpt
+from shim.commands.inbox_opts import CacertOpt, ServerOpt, TokenFileOpt, inbox
 from shim.errors import SpoolError
 from shim.home import home_dir, spool_dir
 
@@ -37,25 +38,34 @@ IdArg = Annotated[str, typer.Argument(metavar="ID", help="The request id from `s
 
 
 def decide(
-    request_id: str, verdict: str, reason: str, spool: str | None, digest: str | None = None
+    request_id: str,
+    verdict: str,
+    reason: str,
+    spool: str | None,
+    digest: str | None = None,
+    server: str | None = None,
+    token_file: str | None = None,
+    cacert: str | None = None,
 ) -> tuple[dict[str, Any], HeldRequest]:
-    """Sign `verdict` on a pending request and drop it into the spool; return the decision and
-    the request it signed. What is signed is checked first (shim.approval.review): nothing
-    read from the spool is trusted, and the spool is read once."""
+    """Sign `verdict` on a pending request and leave it in the spool or on the approval server
+    (shim.approval.inbox); return the decision and the request it signed. What is signed is
+    checked first (shim.approval.review): nothing read from either is trusted, and the request
+    is read once."""
     home = home_dir()
-    where = spool_dir(home, flag=spool)
+    box = inbox(spool, server, token_file, cacert)
+    where = box.where
     rid = request_id.strip().lower()
     if not is_request_id(rid):
         raise SpoolError(f"{printable(request_id)!r} is not a request id (see: shield pending)")
     pin = review.parse_pin(digest)
-    status, data = spool_mod.lookup(where, rid)
+    status, data = box.lookup(rid)
     if data is None:
         raise SpoolError(f"no pending request {rid} in {where} (see: shield pending)")
     req = review.checked_request(
         rid, status, data, verdict=verdict, reason=reason, pin=pin, now=time.time()
     )
     decision = sign_decision(home, to_dict(req), verdict, reason)
-    spool_mod.write_decision(where, decision)
+    box.deliver(decision)
     console = Console(highlight=False)
     for i, line in enumerate(
         review.signed_lines(VERDICTS[verdict], req, decision, pin is not None)
@@ -77,6 +87,9 @@ def approve(
             help="Also grant the same rule and target to this agent for a while (15m, 2h).",
         ),
     ] = None,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    cacert: CacertOpt = None,
 ) -> None:
     """Approve a held call: sign a decision with this home's approver key.
 
@@ -84,12 +97,20 @@ def approve(
     --digest, the one you reviewed); the held command runs only if it is exactly the call the
     shim holds. The confirmation repeats id, command, target and digest. With --for, the
     agent's next calls under the same rule and target run without a hold for that long (a
-    signed grant; see shield grant).
+    signed grant; see shield grant). With --server URL --token-file F (or SHIELD_SERVER and
+    SHIELD_TOKEN_FILE), the request comes from the approval server and the decision goes back
+    through it.
 
     Example: shield approve k7m2pq --digest 3f2a9c1b7d4e --reason "planned maintenance"
     """
     span = grant_cmd.span_seconds(for_) if for_ else None
-    _, req = decide(request_id, "approve", reason, spool, digest)
+    if span is not None and (server or os.environ.get("SHIELD_SERVER")):
+        raise SpoolError(
+            "--for delivers its grant through the spool; the approval server does not carry "
+            "grants yet: nothing was signed",
+            "approve without --for, or from where the agent's spool is reachable",
+        )
+    _, req = decide(request_id, "approve", reason, spool, digest, server, token_file, cacert)
     if span is None:
         return
     # the grant names the request just signed, never a second read of the spool (which the
@@ -115,13 +136,19 @@ def approve(
 
 
 def deny(
-    request_id: IdArg, reason: ReasonOpt = "", spool: SpoolOpt = None, digest: DigestOpt = None
+    request_id: IdArg,
+    reason: ReasonOpt = "",
+    spool: SpoolOpt = None,
+    digest: DigestOpt = None,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    cacert: CacertOpt = None,
 ) -> None:
     """Deny a held call (the agent gets exit code 126 and your reason).
 
     Example: shield deny k7m2pq --reason "use the staging cluster"
     """
-    decide(request_id, "deny", reason, spool, digest)
+    decide(request_id, "deny", reason, spool, digest, server, token_file, cacert)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ from shim.baked import shim_dir_of
 from shim.commands.common import current_home
 from shim.errors import ShieldError
 from shim.install import install as do_install
+from shim.install import set_server
 from shim.install import uninstall as do_uninstall
 
 
@@ -41,6 +42,16 @@ def install(
         help="enforce (default); warn: held and denied calls run with a warning line; "
         "observe: they run silently (the log keeps what the policy would have decided)",
     ),
+    server: str = typer.Option(
+        None, "--server", metavar="URL", help="the approval server (shield serve) held calls go to"
+    ),
+    token_file: str = typer.Option(
+        None, "--token-file", metavar="F", help="the agent's token for --server"
+    ),
+    cacert: str = typer.Option(
+        None, "--cacert", metavar="F", help="CA certificate to verify --server's TLS with"
+    ),
+    no_server: bool = typer.Option(False, "--no-server", help="stop using an approval server"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> int:
     """Write shims into DIR, compile the rules, and set up the agent's home and log.
@@ -48,9 +59,14 @@ def install(
     Idempotent: re-running refreshes the shims in place. Only files that carry the shim marker
     are ever overwritten. Put DIR first on the agent's PATH.
 
-    Example:
+    With --server URL --token-file F, held calls also go to the approval server (`shield
+    serve`), and approvers anywhere can decide them; a re-install keeps the server.
+
+    Examples:
 
         shield install --dir /opt/shield/bin --agent deploy-bot
+
+        shield install --agent deploy-bot --server https://shield.example:8421 --token-file bot.token
     """
     home = current_home()
     pins: dict[str, str] = {}
@@ -62,6 +78,10 @@ def install(
             raise ShieldError(f"--real {tool}: {path} is not an executable file")
         pins[tool] = path
     shim_dir = os.path.abspath(shim_dir or default_dir(home))
+    if (token_file or cacert) and not server:
+        raise ShieldError("--token-file and --cacert go with --server URL")
+    os.makedirs(home, mode=0o755, exist_ok=True)
+    relay = set_server(home, "" if no_server else server, token_file, cacert)
     result = do_install(
         shim_dir,
         list(tools or []),
@@ -71,6 +91,7 @@ def install(
         spool=spool,
         force=force,
         mode=mode,
+        server=relay,
     )
     if as_json:
         typer.echo(json.dumps(result, default=str))
@@ -85,6 +106,8 @@ def install(
             + (" with a warning line" if mode == "warn" else "")
             + "; shield doctor warns until you reinstall with --mode enforce"
         )
+    if relay:
+        typer.echo(f"held calls also go to the approval server {relay['url']}")
     anchor = (result.get("log") or {}).get("anchor")
     if anchor:
         typer.echo(

@@ -13,13 +13,13 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from shim.approval import spool as spool_mod
+from shim.approval.inbox import Inbox
 from shim.approval.request import request_from_dict
 from shim.approval.review import short_digest
 from shim.approval.show import command_line, context_line, duration, extra_lines, printable
 from shim.clock import parse_iso
 from shim.commands.common import SpoolOpt
-from shim.home import home_dir, spool_dir
+from shim.commands.inbox_opts import CacertOpt, ServerOpt, TokenFileOpt, inbox
 
 WATCH_INTERVAL_S = 0.25
 MODIFIED = (
@@ -75,7 +75,7 @@ def request_panel(item: dict[str, Any], now: float) -> Panel:
     )
 
 
-def watch(spool: str, as_json: bool, console: Console) -> None:
+def watch(box: Inbox, as_json: bool, console: Console) -> None:
     """Show requests as they arrive; ring the bell on each new one. Ctrl-C stops."""
     seen: set[str] = set()
     shown: set[str] | None = None
@@ -83,7 +83,7 @@ def watch(spool: str, as_json: bool, console: Console) -> None:
     try:
         while True:
             now = time.time()
-            items = spool_mod.list_pending(spool, now)
+            items = box.pending()
             ids = {item["id"] for item in items}
             new = [item for item in items if item["id"] not in seen]
             if as_json:
@@ -92,7 +92,9 @@ def watch(spool: str, as_json: bool, console: Console) -> None:
             elif console.is_terminal:
                 if ids != shown or now - last > 5:
                     console.clear()
-                    console.print(Text(f"held requests in {spool} (Ctrl-C to stop)", style="dim"))
+                    console.print(
+                        Text(f"held requests in {box.where} (Ctrl-C to stop)", style="dim")
+                    )
                     for item in items:
                         console.print(request_panel(item, now))
                     shown, last = ids, now
@@ -114,23 +116,28 @@ def pending(
         bool, typer.Option("--watch", help="Keep watching; ring the bell on each new request.")
     ] = False,
     spool: SpoolOpt = None,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    cacert: CacertOpt = None,
 ) -> None:
     """List the calls held for a human decision (the command, why, the target, the agent, age,
     and the digest to pin with `shield approve ID --digest PREFIX`).
 
-    Example: shield pending --watch
+    Examples: shield pending --watch
+
+        shield pending --server https://shield.example:8421 --token-file alice.token
     """
-    where = spool_dir(home_dir(), flag=spool)
+    box = inbox(spool, server, token_file, cacert)
     console = Console(highlight=False)
     if watch_:
-        watch(where, as_json, console)
+        watch(box, as_json, console)
         return
-    items = spool_mod.list_pending(where)
+    items = box.pending()
     if as_json:
         typer.echo(json.dumps(items, indent=2))
         return
     if not items:
-        console.print(Text(f"no held requests in {where}"))
+        console.print(Text(f"no held requests in {box.where}"))
         return
     now = time.time()
     for item in items:

@@ -55,7 +55,9 @@ _RULE_KEYS = (
     "require_reason",
     "mode",
     "grantable",
+    "approvals",
 )
+MAX_APPROVALS = 10  # shim.approval.wait.MAX_APPROVALS
 RISK_LEVELS = ("low", "medium", "high", "critical")  # shim.risk.LEVELS
 
 
@@ -210,6 +212,8 @@ def compile_rule(raw: Any, tool: str, path: str, index: int, line: int = 1) -> d
             )
         if raw["mode"] != "enforce":
             rule["mode"] = raw["mode"]
+    if raw.get("approvals") is not None:
+        rule["approvals"] = _approvals(raw, rid, decision, (path, key_line(raw, "approvals", line)))
     m = raw.get("match")
     mline = key_line(raw, "match", line)
     if m is None:
@@ -231,6 +235,20 @@ def compile_rule(raw: Any, tool: str, path: str, index: int, line: int = 1) -> d
     ex = raw.get("examples")
     rule["_examples"] = ex
     return rule
+
+
+def _approvals(raw: dict, rid: str, decision: str, where: tuple[str, int]) -> int:
+    """`approvals: N`: how many distinct approvers must sign a held call (ask rules only)."""
+    value = raw["approvals"]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_APPROVALS:
+        raise RulesError(
+            f"rule {rid}: approvals must be a whole number from 1 to {MAX_APPROVALS} "
+            f"(got {value!r})",
+            *where,
+        )
+    if decision != "ask":
+        raise RulesError(f"rule {rid}: approvals applies to ask rules only", *where)
+    return value
 
 
 def _preview_spec(raw: Any, rid: str, where: tuple[str, int]) -> dict:

@@ -1,0 +1,105 @@
+"""Where an approver finds held requests and leaves signed decisions (cold).
+
+`shield pending`, `approve` and `deny` talk to an `Inbox` and do not care which: the spool
+directory the agent shares (`SpoolInbox`), or the approval relay (`ServerInbox`, with
+`--server URL --token-file F`, or `SHIELD_SERVER` / `SHIELD_TOKEN_FILE`). Both hand back the
+request exactly as the agent wrote it (the agent's words: the approver's commands recompute
+its digest and show what they sign), and both only carry the decision: the shim verifies it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Protocol
+
+from shim.approval import spool as spool_mod
+from shim.approval.client import Client, RelayError, path_id, read_token
+from shim.approval.request import is_request_id
+from shim.home import spool_dir
+
+
+class Inbox(Protocol):
+    where: str  # for messages: the spool's path or the server's URL
+
+    def pending(self) -> list[dict[str, Any]]:
+        """The requests waiting for a decision, oldest first (each as the agent wrote it)."""
+
+    def lookup(self, rid: str) -> tuple[str, dict[str, Any] | None]:
+        """("pending", request), (how it closed, request), or ("unknown", None)."""
+
+    def deliver(self, decision: dict[str, Any]) -> None:
+        """Leave a signed decision where the waiting shim picks it up."""
+
+
+class SpoolInbox:
+    def __init__(self, spool: str) -> None:
+        self.where = spool
+
+    def pending(self) -> list[dict[str, Any]]:
+        return spool_mod.list_pending(self.where)
+
+    def lookup(self, rid: str) -> tuple[str, dict[str, Any] | None]:
+        return spool_mod.lookup(self.where, rid)
+
+    def deliver(self, decision: dict[str, Any]) -> None:
+        spool_mod.write_decision(self.where, decision)
+
+
+class ServerInbox:
+    def __init__(self, url: str, token: str, cacert: str | None = None) -> None:
+        self.client = Client(url, token, cacert)
+        self.where = self.client.url
+
+    def pending(self) -> list[dict[str, Any]]:
+        data = self.client.expect("GET", "/api/v1/requests")
+        items = data.get("requests") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise RelayError(f"{self.where}: the list of requests is malformed")
+        return [
+            item["request"]
+            for item in items
+            if isinstance(item, dict) and isinstance(item.get("request"), dict)
+        ]
+
+    def lookup(self, rid: str) -> tuple[str, dict[str, Any] | None]:
+        if not is_request_id(rid):
+            return "unknown", None
+        status, data = self.client.call("GET", f"/api/v1/requests/{path_id(rid)}")
+        if status == 404:
+            return "unknown", None
+        if status != 200 or not isinstance(data, dict):
+            message = data.get("error") if isinstance(data, dict) else None
+            raise RelayError(f"{self.where}: {message or f'HTTP {status}'}", status=status)
+        request = data.get("request")
+        if not isinstance(request, dict):
+            raise RelayError(f"{self.where}: request {rid} is malformed")
+        return str(data.get("status") or "pending"), request
+
+    def deliver(self, decision: dict[str, Any]) -> None:
+        rid = str(decision.get("id", ""))
+        self.client.expect("POST", f"/api/v1/requests/{path_id(rid)}/decisions", decision)
+
+
+def open_inbox(
+    home: str,
+    *,
+    spool: str | None = None,
+    server: str | None = None,
+    token_file: str | None = None,
+    cacert: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Inbox:
+    """The relay when `server` (or SHIELD_SERVER) is given, else the spool."""
+    env = dict(os.environ) if env is None else env
+    url = server or env.get("SHIELD_SERVER") or ""
+    if not url:
+        return SpoolInbox(spool_dir(home, env, flag=spool))
+    if spool:
+        raise RelayError("give --spool or --server, not both")
+    path = token_file or env.get("SHIELD_TOKEN_FILE") or ""
+    if not path:
+        raise RelayError(
+            "--server needs the approver's token: --token-file F (or SHIELD_TOKEN_FILE)",
+            "the server's operator prints one with: shield serve approver add NAME",
+        )
+    return ServerInbox(url, read_token(path), cacert or env.get("SHIELD_CACERT") or None)

@@ -1,0 +1,198 @@
+"""`shield serve`: the approval relay, and who may talk to it (cold).
+
+    shield serve [--listen H:P] [--db URL] [--cert F --key F]   run the relay
+    shield serve agent add NAME [--json]                         an agent's token (printed once)
+    shield serve approver add NAME [--json]                      an approver's token
+
+Every setting may also live in `<home>/serve.json` (flags win): listen, db, cert, key,
+public_url, slack_webhook, webhook, webhook_secret_file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Annotated, Any
+
+import typer
+
+from shim.errors import ShieldError
+from shim.home import home_dir
+
+serve_app = typer.Typer(invoke_without_command=True)
+agent_app = typer.Typer(help="Agents that may submit held calls.", no_args_is_help=True)
+approver_app = typer.Typer(help="Approvers that may list requests.", no_args_is_help=True)
+serve_app.add_typer(agent_app, name="agent")
+serve_app.add_typer(approver_app, name="approver")
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        metavar="URL",
+        help="postgresql://USER@HOST/DB, or sqlite:///PATH (default: <home>/server/shield.db).",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help='Print {"name": ..., "token": ...}.')]
+ReplaceOpt = Annotated[
+    bool, typer.Option("--replace", help="Issue a new token for an existing name (the old stops).")
+]
+
+
+def settings(home: str) -> dict[str, Any]:
+    """`<home>/serve.json`, or {}."""
+    path = os.path.join(home, "serve.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ShieldError(f"cannot read {path}: {exc}", "fix or remove the file") from exc
+    if not isinstance(data, dict):
+        raise ShieldError(f"{path}: expected a JSON object")
+    return data
+
+
+def _db(home: str, flag: str | None) -> str:
+    from shim.server.run import default_db
+
+    return flag or str(settings(home).get("db") or default_db(home))
+
+
+@serve_app.callback()
+def serve(
+    ctx: typer.Context,
+    listen: Annotated[
+        str | None, typer.Option("--listen", metavar="HOST:PORT", help="Default 127.0.0.1:8421.")
+    ] = None,
+    db: DbOpt = None,
+    cert: Annotated[
+        str | None, typer.Option("--cert", metavar="F", help="TLS certificate (PEM).")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", metavar="F", help="TLS private key (PEM).")
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url", metavar="URL", help="The URL people reach this server at (for links)."
+        ),
+    ] = None,
+    slack_webhook: Annotated[
+        str | None, typer.Option("--slack-webhook", metavar="URL", help="Slack incoming webhook.")
+    ] = None,
+    webhook: Annotated[
+        str | None, typer.Option("--webhook", metavar="URL", help="Generic webhook (signed JSON).")
+    ] = None,
+    webhook_secret_file: Annotated[
+        str | None,
+        typer.Option("--webhook-secret-file", metavar="F", help="The webhook's HMAC secret."),
+    ] = None,
+) -> int:
+    """Run the approval relay. It stores held requests and relays signed decisions; it holds
+    no key and cannot approve anything (each shim verifies every decision itself).
+
+    Examples:
+
+        shield serve --listen 0.0.0.0:8421 --cert tls.crt --key tls.key
+
+        shield serve --db postgresql://shield@db/shield    (several servers, one queue)
+
+        shield serve agent add deploy-bot
+    """
+    if ctx.invoked_subcommand is not None:
+        return 0
+    from shim.server.run import DEFAULT_LISTEN, ServeOptions
+    from shim.server.run import serve as run_server
+
+    home = home_dir()
+    conf = settings(home)
+
+    def pick(flag: str | None, name: str) -> str | None:
+        value = flag if flag is not None else conf.get(name)
+        return str(value) if value else None
+
+    opts = ServeOptions(
+        listen=pick(listen, "listen") or DEFAULT_LISTEN,
+        db=_db(home, db),
+        cert=pick(cert, "cert"),
+        key=pick(key, "key"),
+        public_url=pick(public_url, "public_url"),
+        slack_webhook=pick(slack_webhook, "slack_webhook"),
+        webhook=pick(webhook, "webhook"),
+        webhook_secret_file=pick(webhook_secret_file, "webhook_secret_file"),
+    )
+    return run_server(home, opts)
+
+
+def add_principal(role: str, name: str, db: str | None, as_json: bool, replace: bool) -> None:
+    from shim.server.auth import new_token, token_hash, valid_name
+    from shim.server.store import Conflict, open_store
+
+    if not valid_name(name):
+        raise ShieldError(
+            f"{name!r} is not a valid name", "letters, digits, '.', '_', '@', '-'; up to 64"
+        )
+    home = home_dir()
+    store = open_store(_db(home, db))
+    token = new_token()
+    try:
+        store.add_principal(role, name, token_hash(token), time.time(), replace=replace)
+    except Conflict as exc:
+        raise ShieldError(
+            exc.message, f"shield serve {role} add {name} --replace issues a new token"
+        ) from None
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps({"name": name, "role": role, "token": token}))
+        return
+    # the token alone on stdout (`... > NAME.token`), the explanation on stderr
+    typer.echo(
+        f"{role} {name}: the token below is shown once (the server keeps its hash)", err=True
+    )
+    typer.echo(token)
+    use = (
+        "shield install --server URL --token-file F"
+        if role == "agent"
+        else ("shield pending --server URL --token-file F")
+    )
+    typer.echo(f"save it to a file, readable only by its user, for: {use}", err=True)
+
+
+@agent_app.command("add")
+def agent_add(
+    name: Annotated[str, typer.Argument(help="The agent's name (as baked into its shims).")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    replace: ReplaceOpt = False,
+) -> None:
+    """Let an agent submit its held calls: prints its bearer token once.
+
+    The token can submit, wait on and withdraw only requests held by the agent NAME.
+
+    Example: shield serve agent add deploy-bot > deploy-bot.token
+    """
+    add_principal("agent", name, db, as_json, replace)
+
+
+@approver_app.command("add")
+def approver_add(
+    name: Annotated[str, typer.Argument(help="The approver's name.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    replace: ReplaceOpt = False,
+) -> None:
+    """Let an approver list held calls and post decisions: prints the token once.
+
+    The token lets them see and relay; only their own signing key approves.
+
+    Example: shield serve approver add alice --json
+    """
+    add_principal("approver", name, db, as_json, replace)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(serve_app, name="serve")

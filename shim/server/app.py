@@ -1,0 +1,384 @@
+"""The relay's HTTP application (Starlette): routes, the long poll, the expiry sweep (cold).
+
+Routes (JSON in and out; every error is `{"error": "..."}` with a 4xx or 5xx status):
+
+    GET  /api/v1/health                          anyone: up, and which database
+    POST /api/v1/requests                        agent: submit a held request (its own name)
+    GET  /api/v1/requests/{id}/decisions         agent (own) or approver: long poll for signed
+                                                 statements after ?after=SEQ, up to ?wait=S
+    POST /api/v1/requests/{id}/withdraw          agent (own): the hold ended, and how
+    GET  /api/v1/requests                        approver: the pending requests
+    GET  /api/v1/requests/{id}                   approver or agent (own): one request, status
+    POST /api/v1/requests/{id}/decisions         approver: a signed decision, relayed as is
+    GET  /r/{id}                                 the link given to agents and notifications
+
+The server never judges a decision: it checks its shape and that it names the request it is
+posted to, stores it, and wakes the shim's long poll. The shim verifies it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from shim import canon
+from shim.approval.request import is_request_id
+from shim.clock import parse_iso
+from shim.server.auth import Principal, bearer, token_hash
+from shim.server.checks import DECISION_LIMIT, REQUEST_LIMIT, Invalid, check_decision, check_request
+from shim.server.hub import Hub, PgListener
+from shim.server.notify import Notifier, NotifyConfig, request_url
+from shim.server.store import CHANNEL, PostgresStore, RequestRow, Store, StoreError
+
+log = logging.getLogger("shield.serve")
+
+LONG_POLL_MAX_S = 55.0
+RECHECK_S = 2.0  # a long poll re-reads the database this often even without a wake
+SWEEP_S = 1.0
+CLOSED = ("approved", "denied", "expired", "cancelled")
+
+
+@dataclass
+class Relay:
+    """What every handler uses: the store, the hub that wakes long polls, the notifier."""
+
+    store: Store
+    notify: NotifyConfig
+    hub: Hub = field(default_factory=Hub)
+    notifier: Notifier | None = None
+
+    def __post_init__(self) -> None:
+        self.notifier = Notifier(self.notify)
+
+    def url(self, rid: str) -> str:
+        return request_url(self.notify.public_url, rid)
+
+    def announce(self, event: str, row: RequestRow) -> None:
+        if self.notifier is not None:
+            self.notifier.event(event, row)
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body as JSON; Invalid (413, 415, 400) when too big, not JSON, or malformed."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise Invalid(415, "send the body as application/json")
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise Invalid(413, f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Invalid(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError:
+        raise Invalid(400, "the body is not JSON") from None
+
+
+def relay_of(request: Request) -> Relay:
+    return request.app.state.relay
+
+
+async def who(request: Request, *roles: str) -> Principal:
+    """The caller, from its bearer token; Invalid 401 without a known token, 403 in a role
+    that may not call this route."""
+    token = bearer(request.headers.get("authorization"))
+    if token is None:
+        raise Invalid(401, "send a token: Authorization: Bearer <token>")
+    found = await run_in_threadpool(relay_of(request).store.principal, token_hash(token))
+    if found is None:
+        raise Invalid(401, "unknown token")
+    principal = Principal(*found)
+    if roles and principal.role not in roles:
+        raise Invalid(403, f"an {principal.role} token may not do this")
+    return principal
+
+
+async def owned_request(request: Request, principal: Principal) -> RequestRow:
+    """The request named in the path, if this principal may see it (else 404: an agent does
+    not learn whether another agent's request exists)."""
+    rid = request.path_params["rid"]
+    row = None
+    if is_request_id(rid):
+        row = await run_in_threadpool(relay_of(request).store.request, rid)
+    if row is None or not principal.owns(row.agent):
+        raise Invalid(404, f"no request {rid[:16]!r}")
+    return row
+
+
+def describe(relay: Relay, row: RequestRow, full: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": row.id,
+        "status": row.status,
+        "url": relay.url(row.id),
+        "request": json.loads(row.body),
+    }
+    if full:
+        out["outcome"] = json.loads(row.outcome) if row.outcome else None
+    return out
+
+
+# ---------------------------------------------------------------------- agents
+async def submit(request: Request) -> Response:
+    principal = await who(request, "agent")
+    data = await read_json(request, REQUEST_LIMIT)
+    req = check_request(data, principal.name)
+    relay = relay_of(request)
+    now = time.time()
+    state, row = await run_in_threadpool(
+        relay.store.submit,
+        req.id,
+        req.agent,
+        req.digest,
+        canon.encode(data),
+        parse_iso(req.expires),
+        now,
+    )
+    if state == "conflict":
+        raise Invalid(409, f"request id {req.id} is taken by another request")
+    if state == "created":
+        relay.announce("held", row)
+    body = {"id": row.id, "status": row.status, "url": relay.url(row.id)}
+    return JSONResponse(body, status_code=201 if state == "created" else 200)
+
+
+async def wait_decisions(request: Request) -> Response:
+    """Long poll: the signed statements on a request after `after`, as soon as there are
+    any, or when the request closes, or after `wait` seconds (an empty list)."""
+    principal = await who(request)
+    row = await owned_request(request, principal)
+    relay = relay_of(request)
+    try:
+        after = int(request.query_params.get("after", "0"))
+        wait = float(request.query_params.get("wait", "0"))
+    except ValueError:
+        raise Invalid(400, "after is a sequence number, wait a number of seconds") from None
+    wait = min(max(wait, 0.0), LONG_POLL_MAX_S)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    items: list[tuple[int, str]] = []
+    with relay.hub.watch(row.id) as event:
+        while True:
+            event.clear()
+            items = await run_in_threadpool(relay.store.statements_after, row.id, after)
+            if items:
+                break
+            fresh = await run_in_threadpool(relay.store.request, row.id)
+            row = fresh or row
+            left = deadline - loop.time()
+            if row.status != "pending" or left <= 0:
+                break
+            try:
+                await asyncio.wait_for(event.wait(), min(left, RECHECK_S))
+            except TimeoutError:
+                pass
+    return JSONResponse(
+        {
+            "id": row.id,
+            "status": row.status,
+            "decisions": [{"seq": seq, "decision": json.loads(body)} for seq, body in items],
+            "next": items[-1][0] if items else after,
+        }
+    )
+
+
+async def withdraw(request: Request) -> Response:
+    """The shim tells how the hold ended (for approvers and notifications; not trusted)."""
+    principal = await who(request, "agent")
+    row = await owned_request(request, principal)
+    data = await read_json(request, 16 << 10)
+    if not isinstance(data, dict) or data.get("outcome") not in CLOSED:
+        raise Invalid(400, f"outcome must be one of {', '.join(CLOSED)}")
+    outcome = {
+        k: str(data[k])[:2000] for k in ("approver", "reason", "channel") if data.get(k) is not None
+    }
+    relay = relay_of(request)
+    closed = await run_in_threadpool(
+        relay.store.close_request, row.id, data["outcome"], canon.encode(outcome), time.time()
+    )
+    if closed is not None:
+        relay.announce(closed.status, closed)
+        row = closed
+    return JSONResponse({"id": row.id, "status": row.status})
+
+
+# ---------------------------------------------------------------------- approvers
+async def list_requests(request: Request) -> Response:
+    await who(request, "approver")
+    relay = relay_of(request)
+    rows = await run_in_threadpool(relay.store.pending, time.time())
+    return JSONResponse({"requests": [describe(relay, row) for row in rows]})
+
+
+async def get_request(request: Request) -> Response:
+    principal = await who(request)
+    row = await owned_request(request, principal)
+    relay = relay_of(request)
+    items = await run_in_threadpool(relay.store.statements_after, row.id, 0, 1000)
+    out = describe(relay, row, full=True)
+    out["decisions"] = [{"seq": seq, "decision": json.loads(body)} for seq, body in items]
+    return JSONResponse(out)
+
+
+async def post_decision(request: Request) -> Response:
+    principal = await who(request, "approver")
+    row = await owned_request(request, principal)
+    data = await read_json(request, DECISION_LIMIT)
+    if row.status != "pending":
+        raise Invalid(409, f"request {row.id} is already {row.status}")
+    if row.expires <= time.time():
+        raise Invalid(409, f"request {row.id} expired")
+    decision = check_decision(data, row.id, row.digest)
+    relay = relay_of(request)
+    seq = await run_in_threadpool(
+        relay.store.add_statement,
+        "decision",
+        row.id,
+        row.agent,
+        canon.encode(decision),
+        principal.name,
+        time.time(),
+    )
+    return JSONResponse({"id": row.id, "seq": seq}, status_code=201)
+
+
+# ---------------------------------------------------------------------- anyone
+async def health(request: Request) -> Response:
+    relay = relay_of(request)
+    await run_in_threadpool(relay.store.pending, time.time(), 1)
+    return JSONResponse({"ok": True, "db": relay.store.dialect})
+
+
+async def request_page(request: Request) -> Response:
+    """The link agents and notifications carry. It shows no request data (that needs a
+    token); the web page of the approvers replaces it."""
+    rid = request.path_params["rid"]
+    if not is_request_id(rid):
+        raise Invalid(404, "no such request")
+    base = html.escape(relay_of(request).notify.public_url)
+    text = (
+        f"<!doctype html><title>shield request {rid}</title>"
+        f"<h1>Held request {rid}</h1>"
+        f"<p>Review and decide it from a terminal with your approver key and token:</p>"
+        f"<pre>shield pending --server {base} --token-file approver.token\n"
+        f"shield approve {rid} --server {base} --token-file approver.token</pre>"
+    )
+    return HTMLResponse(text)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def api_routes() -> list[Route]:
+    return [
+        Route("/api/v1/health", health, methods=["GET"]),
+        Route("/api/v1/requests", submit, methods=["POST"]),
+        Route("/api/v1/requests", list_requests, methods=["GET"]),
+        Route("/api/v1/requests/{rid}", get_request, methods=["GET"]),
+        Route("/api/v1/requests/{rid}/decisions", wait_decisions, methods=["GET"]),
+        Route("/api/v1/requests/{rid}/decisions", post_decision, methods=["POST"]),
+        Route("/api/v1/requests/{rid}/withdraw", withdraw, methods=["POST"]),
+    ]
+
+
+def page_routes() -> list[Route]:
+    return [Route("/r/{rid}", request_page, methods=["GET"])]
+
+
+async def on_invalid(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Invalid)
+    return error(exc.status, exc.message)
+
+
+async def on_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error(exc.status_code, str(exc.detail))
+
+
+async def on_store(request: Request, exc: Exception) -> Response:
+    log.error("database error on %s %s: %s", request.method, request.url.path, exc)
+    return error(503, "the server's database is unavailable; try again")
+
+
+def _is_db_error(exc: BaseException) -> bool:
+    names = {c.__module__.split(".")[0] for c in type(exc).__mro__}
+    return bool(names & {"sqlite3", "psycopg", "psycopg_pool"}) or isinstance(exc, StoreError)
+
+
+async def on_error(request: Request, exc: Exception) -> Response:
+    if _is_db_error(exc):
+        return await on_store(request, exc)
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error(500, "unexpected server error")
+
+
+async def sweep(relay: Relay) -> None:
+    """Mark expired requests (and notify) once a second."""
+    while True:
+        await asyncio.sleep(SWEEP_S)
+        try:
+            rows = await run_in_threadpool(relay.store.expire_due, time.time())
+        except Exception as exc:  # noqa: BLE001 - keep sweeping after a database hiccup
+            log.warning("expiry sweep failed: %s", exc)
+            continue
+        for row in rows:
+            relay.announce("expired", row)
+
+
+def build_app(relay: Relay) -> Starlette:
+    """The application around `relay` (whose store it closes at shutdown)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        relay.hub.bind(asyncio.get_running_loop())
+        relay.store.on_change = relay.hub.wake
+        assert relay.notifier is not None
+        relay.notifier.start()
+        listener = None
+        if isinstance(relay.store, PostgresStore):
+            listener = PgListener(relay.store.url, CHANNEL, relay.hub)
+            listener.start()
+        sweeper = asyncio.create_task(sweep(relay))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            if listener is not None:
+                listener.close()
+            relay.notifier.close()
+            relay.store.close()
+
+    app = Starlette(
+        routes=api_routes() + page_routes(),
+        lifespan=lifespan,
+        exception_handlers={
+            Invalid: on_invalid,
+            HTTPException: on_http,
+            StoreError: on_store,
+            Exception: on_error,
+        },
+    )
+    app.state.relay = relay
+    return app
