@@ -26,6 +26,7 @@ LONG_POLL_S = 20.0
 FIRST_ANSWER_S = 2.0  # publish waits this long for the first submit, for the agent's message
 MAX_PAUSE_S = 5.0
 MAX_REFUSED = 20  # refused deliveries before the relay is ignored for this hold
+BATCH = 10  # deliveries handed to the waiting code per poll
 
 Tell = Callable[[str, str], None]  # (message, hint) on the agent's stderr
 LogFn = Callable[[dict[str, Any]], object]
@@ -66,12 +67,16 @@ class RemoteTransport:
         self.first.wait(FIRST_ANSWER_S)
 
     def poll(self, timeout: float) -> list[Delivery]:
-        """What the worker brought in; waits up to `timeout` for the first item."""
+        """What the worker brought in; waits up to `timeout` for the first item. Never more
+        than the refusals left before the relay is ignored (a relay cannot fill the log)."""
         self._flush_notes()
+        room = min(BATCH, MAX_REFUSED - self.refused)
         out: list[Delivery] = []
+        if room <= 0:
+            return out
         try:
             out.append(self.inbox.get(timeout=timeout) if timeout > 0 else self.inbox.get_nowait())
-            while True:
+            while len(out) < room:
                 out.append(self.inbox.get_nowait())
         except queue.Empty:
             pass

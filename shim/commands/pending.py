@@ -123,9 +123,10 @@ def pending(
     """List the calls held for a human decision (the command, why, the target, the agent, age,
     and the digest to pin with `shield approve ID --digest PREFIX`).
 
-    Examples: shield pending --watch
+    With --server URL --token-file F (or SHIELD_SERVER and SHIELD_TOKEN_FILE), the requests
+    held on an approval server (shield serve) instead of the spool.
 
-        shield pending --server https://shield.example:8421 --token-file alice.token
+    Example: shield pending --watch
     """
     box = inbox(spool, server, token_file, cacert)
     console = Console(highlight=False)

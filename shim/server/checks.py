@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from shim.approval.decision import DECISION_KEYS, DECISION_TYPE, MAX_DECISION_BYTES, VERDICTS
-from shim.approval.request import MAX_REQUEST_BYTES, HeldRequest, request_from_dict
+from shim.approval.request import MAX_REQUEST_BYTES, HeldRequest, request_from_dict, to_dict
 from shim.clock import parse_iso
 from shim.errors import ShieldError
 
@@ -38,6 +38,8 @@ def check_request(data: Any, agent: str, now: float | None = None) -> HeldReques
         raise Invalid(400, exc.message) from None
     if data.get("digest") != req.digest:
         raise Invalid(400, "held request: digest does not match its content")
+    if data != to_dict(req):
+        raise Invalid(400, "held request: fields the digest does not cover")
     if req.agent != agent:
         raise Invalid(403, f"this token belongs to agent {agent!r}, not {req.agent!r}")
     expires, created = parse_iso(req.expires), parse_iso(req.created)
