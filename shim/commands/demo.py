@@ -47,9 +47,12 @@ else:
 
 
 class Demo:
-    def __init__(self, root: Path, console) -> None:  # noqa: ANN001 - rich Console
+    def __init__(self, root: Path, console, server: bool = False) -> None:  # noqa: ANN001
         self.root = root
         self.console = console
+        self.server = server  # the approver reaches held calls through `shield serve`
+        self.relay: subprocess.Popen | None = None
+        self.url = ""
         self.approver = root / "approver-home"
         self.agent = root / "agent-home"
         self.spool = root / "spool"
@@ -101,17 +104,22 @@ class Demo:
         self.say(f"    [dim]exit {proc.returncode}[/]")
         return proc.returncode
 
+    def where(self) -> list[str]:
+        """How the approver's commands reach held calls: the spool, or the server."""
+        if self.server:
+            return ["--server", self.url, "--token-file", str(self.root / "alice.token")]
+        return ["--spool", str(self.spool)]
+
     def wait_pending(self, deadline_s: float = 20.0) -> dict:
         end = time.monotonic() + deadline_s
         while time.monotonic() < end:
             items = json.loads(
-                self.shield(self.approver, "pending", "--json", "--spool", str(self.spool)).stdout
-                or "[]"
+                self.shield(self.approver, "pending", "--json", *self.where()).stdout or "[]"
             )
             if items:
                 return items[0]
             time.sleep(0.05)
-        raise RuntimeError("the held request never reached the spool")
+        raise RuntimeError("the held request never reached the approver")
 
     def held_call(self, argv: list[str], verdict: str, reason: str) -> int:
         self.show("agent", argv)
@@ -125,13 +133,14 @@ class Demo:
         )
         item = self.wait_pending()
         self.say("  [dim]...the agent blocks; in another terminal the approver looks:[/]")
-        self.show("approver", ["shield", "pending"])
-        self.output(self.shield(self.approver, "pending", "--spool", str(self.spool)).stdout)
-        cmd = ["shield", verdict, item["id"], "--reason", reason]
+        shown = ["--server", self.url, "--token-file", "alice.token"] if self.server else []
+        self.show("approver", ["shield", "pending", *shown])
+        self.output(self.shield(self.approver, "pending", *self.where()).stdout)
+        cmd = ["shield", verdict, item["id"], "--reason", reason, *shown]
         self.show("approver", cmd)
         self.output(
             self.shield(
-                self.approver, verdict, item["id"], "--reason", reason, "--spool", str(self.spool)
+                self.approver, verdict, item["id"], "--reason", reason, *self.where()
             ).stdout
         )
         out, err = proc.communicate(timeout=60)
@@ -171,12 +180,12 @@ class Demo:
             path = self.real / tool
             path.write_text(STANDIN.format(python=sys.executable, tool=tool))
             path.chmod(0o755)
-        self.say(
-            "[bold]1. Set up[/] (two homes, one shared spool, stand-in tools; nothing real is touched)"
-        )
+        meet = "one approval server" if self.server else "one shared spool"
+        self.say(f"[bold]1. Set up[/] (two homes, {meet}, stand-in tools; nothing real is touched)")
         pub = self.shield(self.approver, "approver", "init", "--name", "alice").stdout
         self.show("approver", ["shield", "approver", "init", "--name", "alice"])
         self.output(pub)
+        relay = self.start_server() if self.server else []
         self.shield(
             self.agent,
             "install",
@@ -186,8 +195,12 @@ class Demo:
             "demo-bot",
             "--spool",
             str(self.spool),
+            *relay,
         )
-        self.show("host", ["shield", "install", "--dir", str(self.shims), "--agent", "demo-bot"])
+        shown = ["--server", self.url, "--token-file", "demo-bot.token"] if self.server else []
+        self.show(
+            "host", ["shield", "install", "--dir", str(self.shims), "--agent", "demo-bot", *shown]
+        )
         pubkey = self.approver / "keys" / "approver.pub"
         self.shield(self.agent, "trust", "add", str(pubkey))
         self.show("host", ["shield", "trust", "add", str(pubkey)])
@@ -214,7 +227,63 @@ class Demo:
         )
         self.say("    [dim]team rule added: deny deleting namespaces in *prod* contexts[/]")
 
+    def start_server(self) -> list[str]:
+        """`shield serve` on a free loopback port, an agent and an approver token; the
+        approver then uses only the server (its spool is not the agent's)."""
+        import socket
+
+        home = self.root / "server-home"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHIELD")}
+        env["SHIELD_HOME"] = str(home)
+        home.mkdir()
+        log = open(home / "serve.log", "wb")  # noqa: SIM115 - closed when the demo ends
+        self.relay = subprocess.Popen(
+            [sys.executable, "-m", "shim", "serve", "--listen", f"127.0.0.1:{port}"],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        self.show("server", ["shield", "serve", "--listen", f"127.0.0.1:{port}"])
+        for role, name in (("agent", "demo-bot"), ("approver", "alice")):
+            token = self.shield(home, "serve", role, "add", name).stdout.strip()
+            (self.root / f"{name}.token").write_text(token + "\n")
+            self.show("server", ["shield", "serve", role, "add", name])
+            self.say(f"    [dim](the token, shown once, saved to {name}.token)[/]")
+        self.wait_server()
+        self.spool = self.root / "approver-spool"  # the approver no longer shares the spool
+        return ["--server", self.url, "--token-file", str(self.root / "demo-bot.token")]
+
+    def wait_server(self, deadline_s: float = 30.0) -> None:
+        import urllib.request
+
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            try:
+                with urllib.request.urlopen(self.url + "/api/v1/health", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("shield serve did not start")
+
+    def stop_server(self) -> None:
+        if self.relay is not None:
+            self.relay.terminate()
+            try:
+                self.relay.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.relay.kill()
+
     def run(self) -> int:
+        try:
+            return self.session()
+        finally:
+            self.stop_server()
+
+    def session(self) -> int:
         self.setup()
         self.say("\n[bold]2. Allowed calls run at once[/]")
         codes = [
@@ -222,7 +291,8 @@ class Demo:
             self.agent_call(["terraform", "plan"]),
             self.agent_call(["aws", "s3", "ls"]),
         ]
-        self.say("\n[bold]3. A held call, approved from a second process[/]")
+        via = " through the approval server" if self.server else " from a second process"
+        self.say(f"\n[bold]3. A held call, approved{via}[/]")
         approved = self.held_call(
             ["kubectl", "-n", "web", "rollout", "restart", "deploy/api"],
             "approve",
@@ -274,11 +344,15 @@ def register(app: typer.Typer) -> None:
 
 def demo(
     keep: bool = typer.Option(False, "--keep", help="keep the temporary world and print its path"),
+    server: bool = typer.Option(
+        False, "--server", help="the approver works through a real `shield serve` on loopback"
+    ),
 ) -> int:
     """Run a scripted session on stand-in tools: allow, hold, approve, deny, and a verified log.
 
     Nothing real is touched: kubectl, terraform, aws and helm are small stand-in scripts in a
     temporary directory; the agent and the approver are separate processes with separate homes.
+    With --server they share no spool: held calls reach the approver through `shield serve`.
 
     Example:
 
@@ -289,7 +363,7 @@ def demo(
     console = Console() if sys.stdout.isatty() else Console(width=140)
     root = Path(tempfile.mkdtemp(prefix="shield-demo-"))
     try:
-        return Demo(root, console).run()
+        return Demo(root, console, server=server).run()
     finally:
         if keep:
             console.print(f"[dim]kept: {root}[/]")

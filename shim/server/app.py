@@ -49,6 +49,7 @@ log = logging.getLogger("shield.serve")
 LONG_POLL_MAX_S = 55.0
 RECHECK_S = 2.0  # a long poll re-reads the database this often even without a wake
 SWEEP_S = 1.0
+AUTH_CACHE_S = 10.0
 CLOSED = ("approved", "denied", "expired", "cancelled")
 
 
@@ -60,9 +61,27 @@ class Relay:
     notify: NotifyConfig
     hub: Hub = field(default_factory=Hub)
     notifier: Notifier | None = None
+    known: dict[str, tuple[Principal, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.notifier = Notifier(self.notify)
+
+    async def principal(self, hashed: str) -> Principal | None:
+        """Who holds this token hash; known tokens are remembered for AUTH_CACHE_S (so a
+        replaced token keeps working that long), unknown ones are looked up every time."""
+        now = time.monotonic()
+        hit = self.known.get(hashed)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        found = await run_in_threadpool(self.store.principal, hashed)
+        if found is None:
+            self.known.pop(hashed, None)
+            return None
+        principal = Principal(*found)
+        if len(self.known) > 10_000:
+            self.known.clear()
+        self.known[hashed] = (principal, now + AUTH_CACHE_S)
+        return principal
 
     def url(self, rid: str) -> str:
         return request_url(self.notify.public_url, rid)
@@ -107,10 +126,9 @@ async def who(request: Request, *roles: str) -> Principal:
     token = bearer(request.headers.get("authorization"))
     if token is None:
         raise Invalid(401, "send a token: Authorization: Bearer <token>")
-    found = await run_in_threadpool(relay_of(request).store.principal, token_hash(token))
-    if found is None:
+    principal = await relay_of(request).principal(token_hash(token))
+    if principal is None:
         raise Invalid(401, "unknown token")
-    principal = Principal(*found)
     if roles and principal.role not in roles:
         raise Invalid(403, f"an {principal.role} token may not do this")
     return principal
@@ -179,14 +197,17 @@ async def wait_decisions(request: Request) -> Response:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     items: list[tuple[int, str]] = []
+    first = True
     with relay.hub.watch(row.id) as event:
         while True:
             event.clear()
             items = await run_in_threadpool(relay.store.statements_after, row.id, after)
             if items:
                 break
-            fresh = await run_in_threadpool(relay.store.request, row.id)
-            row = fresh or row
+            if not first:  # the status may have changed since
+                fresh = await run_in_threadpool(relay.store.request, row.id)
+                row = fresh or row
+            first = False
             left = deadline - loop.time()
             if row.status != "pending" or left <= 0:
                 break

@@ -78,6 +78,12 @@ class Store:
         raise NotImplementedError
         yield  # pragma: no cover
 
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        """A cursor for reads only (no write lock; each statement sees committed data)."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
     def announce(self, cur: Any, rid: str) -> None:
         """Tell the other server processes that `rid` changed (inside the transaction)."""
 
@@ -142,14 +148,14 @@ class Store:
 
     def principal(self, token_hash: str) -> tuple[str, str] | None:
         """(role, name) for a token's hash, or None."""
-        with self.transaction() as cur:
+        with self.reading() as cur:
             row = self._run(
                 cur, "SELECT role, name FROM principals WHERE token_hash = ?", (token_hash,)
             ).fetchone()
         return (str(row[0]), str(row[1])) if row else None
 
     def principals(self) -> list[tuple[str, str, float]]:
-        with self.transaction() as cur:
+        with self.reading() as cur:
             rows = self._run(
                 cur, "SELECT role, name, created FROM principals ORDER BY role, name"
             ).fetchall()
@@ -184,7 +190,7 @@ class Store:
         return ("same" if same else "conflict"), row
 
     def request(self, rid: str) -> RequestRow | None:
-        with self.transaction() as cur:
+        with self.reading() as cur:
             row = self._run(
                 cur, f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE id = ?", (rid,)
             ).fetchone()
@@ -192,7 +198,7 @@ class Store:
 
     def pending(self, now: float, limit: int = 500) -> list[RequestRow]:
         """Requests still waiting for a decision, oldest first."""
-        with self.transaction() as cur:
+        with self.reading() as cur:
             rows = self._run(
                 cur,
                 f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE status = 'pending' "
@@ -258,7 +264,7 @@ class Store:
 
     def statements_after(self, rid: str, after: int, limit: int = 50) -> list[tuple[int, str]]:
         """(seq, body) of the statements on request `rid` after `after`, oldest first."""
-        with self.transaction() as cur:
+        with self.reading() as cur:
             rows = self._run(
                 cur,
                 "SELECT seq, body FROM decisions WHERE request_id = ? AND seq > ? "
@@ -268,7 +274,7 @@ class Store:
         return [(int(r[0]), str(r[1])) for r in rows]
 
     def statement_count(self, rid: str) -> int:
-        with self.transaction() as cur:
+        with self.reading() as cur:
             row = self._run(
                 cur, "SELECT COUNT(*) FROM decisions WHERE request_id = ?", (rid,)
             ).fetchone()
@@ -325,6 +331,14 @@ class SqliteStore(Store):
             raise
         cur.execute("COMMIT")
 
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        cur = self._conn().cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
     def close(self) -> None:
         with self.lock:
             for conn in self.all:
@@ -367,6 +381,11 @@ class PostgresStore(Store):
     @contextmanager
     def transaction(self) -> Iterator[Any]:
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            yield cur
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        with self.pool.connection() as conn, conn.cursor() as cur:
             yield cur
 
     def announce(self, cur: Any, rid: str) -> None:
