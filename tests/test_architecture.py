@@ -112,3 +112,26 @@ def test_the_hot_classifier_imports_nothing_cold() -> None:
     for name, deps in graph.items():
         if name.startswith("shim.classify"):
             assert not {d for d in deps if d.startswith(cold)}, name
+
+
+def test_the_server_is_reached_only_through_the_cli() -> None:
+    graph = import_graph()
+    for name, deps in graph.items():
+        if name.startswith(("shim.server", "shim.commands")) or name == "shim.cli":
+            continue
+        assert not {d for d in deps if d.startswith("shim.server")}, name
+
+
+def test_the_shims_side_of_the_relay_uses_the_standard_library_only() -> None:
+    # a held call talks to `shield serve` with http.client: no web framework, HTTP client
+    # library or database driver is ever imported on the shim's side
+    heavy = ("starlette", "uvicorn", "psycopg", "psycopg_pool", "httpx", "requests", "sqlite3")
+    for path in (PACKAGE / "approval").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for mod in names:
+                assert mod.split(".")[0] not in heavy, f"{path.name} imports {mod}"
