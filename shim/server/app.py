@@ -112,8 +112,8 @@ async def read_json(request: Request, limit: int) -> Any:
         chunks.append(chunk)
     try:
         return json.loads(b"".join(chunks))
-    except ValueError:
-        raise Invalid(400, "the body is not JSON") from None
+    except (ValueError, RecursionError):
+        raise Invalid(400, "the body is not JSON (or nests too deep)") from None
 
 
 def relay_of(request: Request) -> Relay:

@@ -34,12 +34,14 @@ def check_request(data: Any, agent: str, now: float | None = None) -> HeldReques
     now = time.time() if now is None else now
     try:
         req = request_from_dict(data)
+        if data.get("digest") != req.digest:
+            raise Invalid(400, "held request: digest does not match its content")
+        if data != to_dict(req):
+            raise Invalid(400, "held request: fields the digest does not cover")
     except ShieldError as exc:
         raise Invalid(400, exc.message) from None
-    if data.get("digest") != req.digest:
-        raise Invalid(400, "held request: digest does not match its content")
-    if data != to_dict(req):
-        raise Invalid(400, "held request: fields the digest does not cover")
+    except RecursionError:
+        raise Invalid(400, "held request: nests too deep") from None
     if req.agent != agent:
         raise Invalid(403, f"this token belongs to agent {agent!r}, not {req.agent!r}")
     expires, created = parse_iso(req.expires), parse_iso(req.created)

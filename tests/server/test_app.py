@@ -120,6 +120,13 @@ BAD_SUBMISSIONS = [
     ("an array", "bot", {"Content-Type": "application/json"}, b"[]", 400),
     ("missing fields", "bot", {"Content-Type": "application/json"}, b'{"id": "abcdef"}', 400),
     ("oversized", "bot", {"Content-Type": "application/json"}, b" " * (4 << 20 | 1), 413),
+    (
+        "nested too deep",
+        "bot",
+        {"Content-Type": "application/json"},
+        b"[" * 100_000 + b"]" * 100_000,
+        400,
+    ),
 ]
 
 
