@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -127,14 +128,16 @@ class RemoteTransport:
                         self._note(f"reached {self.url} again", event="relay-reached")
                     down, pause = False, 1.0
                     continue
+                asked = time.monotonic()
                 got, after = self._wait(after)
                 if got is None:  # the relay forgot the request: submit it again
                     self.submitted = False
+                    self.stop.wait(1.0)
                     continue
                 if down:
                     self._note(f"reached {self.url} again", event="relay-reached")
                 down, pause = False, 1.0
-                if not got:
+                if not got and time.monotonic() - asked < LONG_POLL_S / 2:
                     self.stop.wait(1.0)  # answered early with nothing: do not spin
             except Unreachable as exc:
                 if not down:
@@ -197,6 +200,8 @@ class RemoteTransport:
 
     # ------------------------------------------------------------------ helpers
     def _unreachable(self, why: str) -> None:
+        if self.stop.is_set():
+            return
         self.tell(
             f"cannot reach the approval server for request {self.req.id} ({why}); "
             "still waiting on the other channels, and trying the server again",
@@ -205,6 +210,8 @@ class RemoteTransport:
         self._note(why, event="relay-unreachable")
 
     def _give_up(self, why: str) -> None:
+        if self.stop.is_set():
+            return
         self.tell(f"{why}; waiting on the other channels only", "tell your operator")
         self._note(why, event="relay-error")
         self.first.set()

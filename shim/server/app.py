@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -45,6 +45,7 @@ from shim.server.notify import Notifier, NotifyConfig, request_url
 from shim.server.store import CHANNEL, PostgresStore, RequestRow, Store, StoreError
 
 log = logging.getLogger("shield.serve")
+T = TypeVar("T")
 
 LONG_POLL_MAX_S = 55.0
 RECHECK_S = 2.0  # a long poll re-reads the database this often even without a wake
@@ -66,6 +67,14 @@ class Relay:
     def __post_init__(self) -> None:
         self.notifier = Notifier(self.notify)
 
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store call: in the event loop for SQLite (local and fast: a thread hop costs
+        more than the query, and writes take an in-process lock anyway), in the thread pool
+        for PostgreSQL (a network round trip)."""
+        if self.store.dialect == "sqlite":
+            return fn(*args)
+        return await run_in_threadpool(fn, *args)
+
     async def principal(self, hashed: str) -> Principal | None:
         """Who holds this token hash; known tokens are remembered for AUTH_CACHE_S (so a
         replaced token keeps working that long), unknown ones are looked up every time."""
@@ -73,7 +82,7 @@ class Relay:
         hit = self.known.get(hashed)
         if hit is not None and hit[1] > now:
             return hit[0]
-        found = await run_in_threadpool(self.store.principal, hashed)
+        found = await self.db(self.store.principal, hashed)
         if found is None:
             self.known.pop(hashed, None)
             return None
@@ -140,7 +149,7 @@ async def owned_request(request: Request, principal: Principal) -> RequestRow:
     rid = request.path_params["rid"]
     row = None
     if is_request_id(rid):
-        row = await run_in_threadpool(relay_of(request).store.request, rid)
+        row = await relay_of(request).db(relay_of(request).store.request, rid)
     if row is None or not principal.owns(row.agent):
         raise Invalid(404, f"no request {rid[:16]!r}")
     return row
@@ -165,7 +174,7 @@ async def submit(request: Request) -> Response:
     req = check_request(data, principal.name)
     relay = relay_of(request)
     now = time.time()
-    state, row = await run_in_threadpool(
+    state, row = await relay.db(
         relay.store.submit,
         req.id,
         req.agent,
@@ -201,11 +210,11 @@ async def wait_decisions(request: Request) -> Response:
     with relay.hub.watch(row.id) as event:
         while True:
             event.clear()
-            items = await run_in_threadpool(relay.store.statements_after, row.id, after)
+            items = await relay.db(relay.store.statements_after, row.id, after)
             if items:
                 break
             if not first:  # the status may have changed since
-                fresh = await run_in_threadpool(relay.store.request, row.id)
+                fresh = await relay.db(relay.store.request, row.id)
                 row = fresh or row
             first = False
             left = deadline - loop.time()
@@ -236,7 +245,7 @@ async def withdraw(request: Request) -> Response:
         k: str(data[k])[:2000] for k in ("approver", "reason", "channel") if data.get(k) is not None
     }
     relay = relay_of(request)
-    closed = await run_in_threadpool(
+    closed = await relay.db(
         relay.store.close_request, row.id, data["outcome"], canon.encode(outcome), time.time()
     )
     if closed is not None:
@@ -249,7 +258,7 @@ async def withdraw(request: Request) -> Response:
 async def list_requests(request: Request) -> Response:
     await who(request, "approver")
     relay = relay_of(request)
-    rows = await run_in_threadpool(relay.store.pending, time.time())
+    rows = await relay.db(relay.store.pending, time.time())
     return JSONResponse({"requests": [describe(relay, row) for row in rows]})
 
 
@@ -257,7 +266,7 @@ async def get_request(request: Request) -> Response:
     principal = await who(request)
     row = await owned_request(request, principal)
     relay = relay_of(request)
-    items = await run_in_threadpool(relay.store.statements_after, row.id, 0, 1000)
+    items = await relay.db(relay.store.statements_after, row.id, 0, 1000)
     out = describe(relay, row, full=True)
     out["decisions"] = [{"seq": seq, "decision": json.loads(body)} for seq, body in items]
     return JSONResponse(out)
@@ -273,7 +282,7 @@ async def post_decision(request: Request) -> Response:
         raise Invalid(409, f"request {row.id} expired")
     decision = check_decision(data, row.id, row.digest)
     relay = relay_of(request)
-    seq = await run_in_threadpool(
+    seq = await relay.db(
         relay.store.add_statement,
         "decision",
         row.id,
@@ -288,7 +297,7 @@ async def post_decision(request: Request) -> Response:
 # ---------------------------------------------------------------------- anyone
 async def health(request: Request) -> Response:
     relay = relay_of(request)
-    await run_in_threadpool(relay.store.pending, time.time(), 1)
+    await relay.db(relay.store.pending, time.time(), 1)
     return JSONResponse({"ok": True, "db": relay.store.dialect})
 
 
@@ -360,7 +369,7 @@ async def sweep(relay: Relay) -> None:
     while True:
         await asyncio.sleep(SWEEP_S)
         try:
-            rows = await run_in_threadpool(relay.store.expire_due, time.time())
+            rows = await relay.db(relay.store.expire_due, time.time())
         except Exception as exc:  # noqa: BLE001 - keep sweeping after a database hiccup
             log.warning("expiry sweep failed: %s", exc)
             continue
@@ -388,7 +397,7 @@ def build_app(relay: Relay) -> Starlette:
             sweeper.cancel()
             if listener is not None:
                 listener.close()
-            relay.notifier.close()
+            relay.notifier.close(wait_s=2.0)
             relay.store.close()
 
     app = Starlette(

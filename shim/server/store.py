@@ -293,6 +293,7 @@ class SqliteStore(Store):
         self.local = threading.local()
         self.all: list[sqlite3.Connection] = []
         self.lock = threading.Lock()
+        self.writer = threading.Lock()
         parent = os.path.dirname(path)
         try:
             if parent:
@@ -321,15 +322,18 @@ class SqliteStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
+        # one writer at a time in this process: threads queue on a lock here instead of
+        # meeting SQLite's busy handler, which sleeps up to 100 ms between retries
         conn = self._conn()
-        cur = conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        cur.execute("COMMIT")
+        with self.writer:
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
 
     @contextmanager
     def reading(self) -> Iterator[Any]:
