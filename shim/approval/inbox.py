@@ -10,11 +10,14 @@ its digest and show what they sign), and both only carry the decision: the shim 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Protocol
 
 from shim.approval import spool as spool_mod
 from shim.approval.client import Client, RelayError, path_id, read_token
-from shim.approval.request import is_request_id
+from shim.approval.request import is_request_id, request_from_dict, to_dict
+from shim.clock import parse_iso
+from shim.errors import ShieldError
 from shim.home import spool_dir
 
 
@@ -51,15 +54,28 @@ class ServerInbox:
         self.where = self.client.url
 
     def pending(self) -> list[dict[str, Any]]:
+        """Like the spool's list: each request rebuilt from its content (digest recomputed,
+        never the server's), status "pending" or "modified" (the stored digest disagrees);
+        malformed or expired ones are left out."""
         data = self.client.expect("GET", "/api/v1/requests")
         items = data.get("requests") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise RelayError(f"{self.where}: the list of requests is malformed")
-        return [
-            item["request"]
-            for item in items
-            if isinstance(item, dict) and isinstance(item.get("request"), dict)
-        ]
+        now = time.time()
+        out = []
+        for item in items:
+            body = item.get("request") if isinstance(item, dict) else None
+            try:
+                req = request_from_dict(body)
+                if parse_iso(req.expires) <= now:
+                    continue
+            except (ShieldError, ValueError):
+                continue
+            shown = to_dict(req)
+            assert isinstance(body, dict)  # request_from_dict refuses anything else
+            shown["status"] = "pending" if body.get("digest") == req.digest else "modified"
+            out.append(shown)
+        return out
 
     def lookup(self, rid: str) -> tuple[str, dict[str, Any] | None]:
         if not is_request_id(rid):
