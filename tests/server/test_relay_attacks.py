@@ -178,3 +178,36 @@ def test_the_server_can_never_see_an_approver_key(relay: Relay, alice: Approver)
     token = alice.token.read_text().strip()
     assert token not in dump
     assert "PRIVATE KEY" not in dump and private not in dump
+
+
+def test_a_server_showing_the_approver_another_command_gets_nothing_run(
+    world: World, relay: Relay, alice: Approver
+) -> None:
+    from shim.approval.request import request_from_dict
+
+    proc = start(world, "kubectl", "delete", "pod", "web", env=world.env(SHIELD_HOLD_TIMEOUT="6"))
+    item = alice.wait_for_request()
+    # the server rewrites what approvers see: first a naive edit (the stored digest kept) ...
+    shown = {k: v for k, v in item.items() if k != "status"}
+    naive = {**shown, "argv": ["get", "pods"]}
+    server_writes(
+        relay, "UPDATE requests SET body = ? WHERE id = ?", (json.dumps(naive), item["id"])
+    )
+    assert alice.pending()[0]["status"] == "modified"
+    refused = alice.cli("approve", item["id"], check=False)
+    assert refused.returncode == 1 and "nothing was signed" in refused.stderr
+    # ... then a consistent one: harmless-looking content with its own digest, same id
+    harmless = {**shown, "argv": ["get", "pods"]}
+    harmless["digest"] = request_from_dict(harmless).digest
+    server_writes(
+        relay,
+        "UPDATE requests SET body = ?, digest = ? WHERE id = ?",
+        (json.dumps(harmless), harmless["digest"], item["id"]),
+    )
+    signed = alice.cli("approve", item["id"])  # alice signs what she was shown ...
+    assert "get pods" in signed.stdout
+    code, _, _ = finish(proc)
+    assert code == 124  # ... which is not the held call: nothing ran
+    assert world.records() == []
+    details = [e["detail"] for e in events(world, "security") if e["request"] == item["id"]]
+    assert any("digest does not match" in d for d in details), details
