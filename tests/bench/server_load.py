@@ -41,6 +41,12 @@ def worker(
     from shim.approval.wait import wait_for_decision
 
     trusted = keys.load_trusted(trust_home)
+    # a barrier: every worker imported and ready before the first submit, whatever the load
+    ready, go = Path(out + ".ready"), Path(os.path.dirname(out)) / "go"
+    ready.write_text("")
+    while not go.exists():
+        time.sleep(0.02)
+    start_at = float(go.read_text() or start_at)
     results: list[dict] = []
     lock = threading.Lock()
 
@@ -153,7 +159,7 @@ def main() -> int:
         agent_token = servers.token("agent", "load")
         approver_token = servers.token("approver", "bench")
         total = args.shims * args.per_shim
-        start_at = time.time() + 4.0  # every worker imported and waiting by then
+        start_at = 0.0  # set once every worker is ready (the go file)
         procs, outs = [], []
         for i in range(args.shims):
             out = root / f"worker-{i}.json"
@@ -166,6 +172,14 @@ def main() -> int:
                     [sys.executable, __file__, "--worker", *argv], cwd=REPO, env=dict(os.environ)
                 )
             )
+        end = time.monotonic() + 120
+        while sum(Path(str(o) + ".ready").exists() for o in outs) < args.shims:
+            if time.monotonic() > end:
+                raise SystemExit("the workers did not start")
+            time.sleep(0.05)
+        go = root / "go"
+        go.with_suffix(".tmp").write_text(repr(time.time() + 0.5))
+        go.with_suffix(".tmp").rename(go)
         posted = approve_all(servers, approver, approver_token, total)
         for proc in procs:
             proc.wait(timeout=300)
