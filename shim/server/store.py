@@ -169,20 +169,21 @@ class Store:
         when this agent submitted this very request before (a shim retrying after a lost
         answer or a server restart); "conflict" when the id belongs to another request."""
         with self.transaction() as cur:
-            cur = self._run(
+            found = self._run(
                 cur,
                 f"INSERT INTO requests ({_REQUEST_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, NULL) ON CONFLICT (id) DO NOTHING",
+                "VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL, NULL) ON CONFLICT (id) DO NOTHING "
+                f"RETURNING {_REQUEST_COLUMNS}",
                 (rid, agent, digest, body, expires, now),
-            )
-            created = cur.rowcount == 1
-            row = _row(
-                self._run(
-                    cur, f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE id = ?", (rid,)
-                ).fetchone()
-            )
+            ).fetchone()
+            created = found is not None
             if created:
                 self.announce(cur, rid)
+            else:
+                found = self._run(
+                    cur, f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE id = ?", (rid,)
+                ).fetchone()
+            row = _row(found)
         if created:
             self._changed(rid)
             return "created", row
@@ -378,7 +379,6 @@ class PostgresStore(Store):
             min_size=1,
             max_size=max_size,
             kwargs={"autocommit": True, "connect_timeout": 5},
-            check=ConnectionPool.check_connection,
             open=True,
         )
 
