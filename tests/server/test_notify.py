@@ -199,3 +199,39 @@ def test_the_notifier_never_blocks_the_caller() -> None:
         notifier.event("held", _row())
     assert time.monotonic() - started < 0.5
     notifier.close(wait_s=0.1)
+
+
+def test_an_expired_request_is_announced_once(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from shim.approval.request import new_request, to_dict
+    from shim.server.app import Relay as App
+    from shim.server.app import build_app
+    from shim.server.auth import new_token, token_hash
+    from shim.server.store import open_store
+
+    receiver = Receiver()
+    store = open_store(str(tmp_path / "relay.db"))
+    token = new_token()
+    store.add_principal("agent", "bot", token_hash(token), time.time())
+    cfg = NotifyConfig(
+        public_url="http://x", webhook_url=f"{receiver.url}/hook", webhook_secret=SECRET
+    )
+    try:
+        with TestClient(build_app(App(store, cfg))) as client:
+            req = to_dict(
+                new_request(agent="bot", tool="kubectl", argv=["delete", "ns", "x"], cwd="/",
+                            context={}, rule=None, reason="r", timeout_s=1)
+            )  # fmt: skip
+            r = client.post(
+                "/api/v1/requests", json=req, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert r.status_code == 201
+            wait_until(
+                lambda: [e for e in receiver.events("/hook") if e["event"] == "expired"],
+                what="expired",
+            )
+        assert [e["event"] for e in receiver.events("/hook")] == ["held", "expired"]
+        assert receiver.bad == []
+    finally:
+        receiver.close()

@@ -278,7 +278,9 @@ def test_real_terraform_apply_approved_through_the_server(
     proc = start(world, *tfrun, "apply", "-auto-approve", "-input=false", env=env)
     item = alice.wait_for_request()
     assert item["context"]["workspace"] == "default"
-    assert not (work / "terraform.tfstate").exists()
+    state_file = work / "terraform.tfstate"
+    if state_file.exists():  # the preview may leave an empty state: nothing applied yet
+        assert json.loads(state_file.read_text()).get("resources") in (None, [])
     alice.cli("approve", item["id"])
     code, _, err = finish(proc, timeout=180)
     assert code == 0, err
