@@ -169,8 +169,16 @@ def granted(call: Call, d: Decision, compiled: dict) -> bool:
     if not grants.may_grant(d, compiled, call.agent, call.env):
         return False
     spool = call.env.get("SHIELD_SPOOL") or call.cfg.get("spool") or ""
+    server = call.cfg.get("server")
     g = grants.find_grant(
-        d, compiled, home=call.home, agent=call.agent, log=call.log, spool=spool, now=time()
+        d,
+        compiled,
+        home=call.home,
+        agent=call.agent,
+        log=call.log,
+        spool=spool,
+        now=time(),
+        server=server if isinstance(server, dict) and server.get("url") else None,
     )
     if g is None:
         return False

@@ -28,6 +28,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and collections cost milliseconds on this path
     from collections.abc import Callable
 
+    from shim.approval.client import Client
+
     LogFn = Callable[[dict], object]
 REVOCATIONS_DIR = "revocations"
 
@@ -87,16 +89,23 @@ class _State:
 class _Grants:
     """One scan of the spool's grants and revocations, for one call."""
 
-    def __init__(self, home: str, log: "LogFn", spool: str, trusted: dict, now: float) -> None:
+    def __init__(
+        self,
+        home: str,
+        log: "LogFn",
+        found: "dict[str, list[tuple[str, object, str]]]",
+        trusted: dict,
+        now: float,
+    ) -> None:
         self.log = log
         self.trusted = trusted
         self.now = now
         self.seen = _State(home, "grants-seen")
         self.seen_lines = set(self.seen.lines())
-        self.revocations = [
-            st for _, st in self.valid(spool, REVOCATIONS_DIR, statement.check_revocation)
-        ]
-        self.grants = [st for _, st in self.valid(spool, GRANTS_DIR, statement.check_grant)]
+        revs = self.valid(found[REVOCATIONS_DIR], REVOCATIONS_DIR, statement.check_revocation)
+        self.revocations = [st for _, st in revs]
+        grants = self.valid(found[GRANTS_DIR], GRANTS_DIR, statement.check_grant)
+        self.grants = [st for _, st in grants]
 
     def once(self, key: str, fields: dict) -> None:
         """Log `fields` the first time `key` is seen by this home."""
@@ -107,10 +116,13 @@ class _Grants:
         self.log(fields)
 
     def valid(
-        self, spool: str, sub: str, check: "Callable[[object, dict], str]"
+        self,
+        items: "list[tuple[str, object, str]]",
+        sub: str,
+        check: "Callable[[object, dict], str]",
     ) -> list[tuple[str, dict]]:
         out = []
-        for name, st, problem in read_statements(spool, sub):
+        for name, st, problem in items:
             why = problem or check(st, self.trusted)
             if why:
                 sig = st.get("sig") if isinstance(st, dict) else None
@@ -164,14 +176,54 @@ def may_grant(d: Decision, compiled: dict, agent: str, env: dict[str, str]) -> b
     return worst.decision != DENY and worst.grantable
 
 
+def from_server(server: dict) -> "tuple[list[tuple[str, object, str]], ...]":
+    """The grants and revocations the relay holds for this agent, as (label, statement, '')
+    items; none when it does not answer (then only the spool's count, and a grant that only
+    the server holds is not used: the call is held, and its hold says the server is down)."""
+    from shim.approval.client import Client, RelayError, read_token
+
+    try:
+        client = Client(server["url"], read_token(server["token_file"]), server.get("cacert"), 3.0)
+        grants, revocations = server_statements(client)
+    except (RelayError, OSError, KeyError):
+        return [], []
+    label = lambda st: f"server:{st.get('id') if isinstance(st, dict) else '?'}"  # noqa: E731
+    return ([(label(st), st, "") for st in grants], [(label(st), st, "") for st in revocations])
+
+
+def server_statements(client: "Client") -> tuple[list[object], list[object]]:
+    """(grants, revocations) the relay holds for this token (an agent's: its own)."""
+    from shim.approval.client import RelayError
+
+    data = client.expect("GET", "/api/v1/statements")
+    grants = data.get("grants") if isinstance(data, dict) else None
+    revocations = data.get("revocations") if isinstance(data, dict) else None
+    if not isinstance(grants, list) or not isinstance(revocations, list):
+        raise RelayError(f"{client.url}: the list of grants is malformed")
+    return grants, revocations
+
+
 def find_grant(
-    d: Decision, compiled: dict, *, home: str, agent: str, log: "LogFn", spool: str, now: float
+    d: Decision,
+    compiled: dict,
+    *,
+    home: str,
+    agent: str,
+    log: "LogFn",
+    spool: str,
+    now: float,
+    server: dict | None = None,
 ) -> dict | None:
     """The grant this call runs under, its use counted (`use`); None to hold it as usual.
+    Grants and revocations come from the spool and, when the shim has one, the relay.
     Issue, revocation, expiry and forged statements are logged through `log`, once each."""
     from shim.keys import load_trusted
 
-    scan = _Grants(home, log, spool, load_trusted(home), now)
+    found = {sub: read_statements(spool, sub) for sub in (GRANTS_DIR, REVOCATIONS_DIR)}
+    if server:
+        for sub, items in zip((GRANTS_DIR, REVOCATIONS_DIR), from_server(server), strict=True):
+            found[sub] += items
+    scan = _Grants(home, log, found, load_trusted(home), now)
     inv = d.invocation
     rules = [m["id"] for m in d.matched if m["decision"] == ASK]
     for g in scan.grants:

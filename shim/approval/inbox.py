@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from shim.approval import spool as spool_mod
 from shim.approval.client import Client, RelayError, path_id, read_token
+from shim.approval.grant import GRANT_TYPE
+from shim.approval.grants import GRANTS_DIR, REVOCATIONS_DIR, read_statements, server_statements
 from shim.approval.request import is_request_id, request_from_dict, to_dict
 from shim.clock import parse_iso
 from shim.errors import ShieldError
@@ -33,6 +35,12 @@ class Inbox(Protocol):
     def deliver(self, decision: dict[str, Any]) -> None:
         """Leave a signed decision where the waiting shim picks it up."""
 
+    def post_statement(self, st: dict[str, Any]) -> None:
+        """Leave a signed grant or revocation where the shims read them."""
+
+    def statements(self) -> tuple[list[object], list[object]]:
+        """(grants, revocations) as stored: the other side's words, verified by the reader."""
+
 
 class SpoolInbox:
     def __init__(self, spool: str) -> None:
@@ -46,6 +54,16 @@ class SpoolInbox:
 
     def deliver(self, decision: dict[str, Any]) -> None:
         spool_mod.write_decision(self.where, decision)
+
+    def post_statement(self, st: dict[str, Any]) -> None:
+        sub = "grants" if st.get("type") == GRANT_TYPE else "revocations"
+        spool_mod.write_statement(self.where, sub, st)
+
+    def statements(self) -> tuple[list[object], list[object]]:
+        return tuple(  # type: ignore[return-value]
+            [st for _, st, problem in read_statements(self.where, sub) if not problem]
+            for sub in (GRANTS_DIR, REVOCATIONS_DIR)
+        )
 
 
 class ServerInbox:
@@ -94,6 +112,12 @@ class ServerInbox:
     def deliver(self, decision: dict[str, Any]) -> None:
         rid = str(decision.get("id", ""))
         self.client.expect("POST", f"/api/v1/requests/{path_id(rid)}/decisions", decision)
+
+    def post_statement(self, st: dict[str, Any]) -> None:
+        self.client.expect("POST", "/api/v1/statements", st)
+
+    def statements(self) -> tuple[list[object], list[object]]:
+        return server_statements(self.client)
 
 
 def open_inbox(

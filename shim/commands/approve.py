@@ -6,7 +6,6 @@ stderr and exit code 1.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Annotated, Any
 
@@ -23,7 +22,7 @@ from shim.commands import grant as grant_cmd
 from shim.commands.common import SpoolOpt
 from shim.commands.inbox_opts import CacertOpt, ServerOpt, TokenFileOpt, inbox
 from shim.errors import SpoolError
-from shim.home import home_dir, spool_dir
+from shim.home import home_dir
 
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why; recorded in the log.")]
 DigestOpt = Annotated[
@@ -104,12 +103,6 @@ def approve(
     Example: shield approve k7m2pq --digest 3f2a9c1b7d4e --reason "planned maintenance"
     """
     span = grant_cmd.span_seconds(for_) if for_ else None
-    if span is not None and (server or os.environ.get("SHIELD_SERVER")):
-        raise SpoolError(
-            "--for delivers its grant through the spool; the approval server does not carry "
-            "grants yet: nothing was signed",
-            "approve without --for, or from where the agent's spool is reachable",
-        )
     _, req = decide(request_id, "approve", reason, spool, digest, server, token_file, cacert)
     if span is None:
         return
@@ -121,7 +114,7 @@ def approve(
     target = {k: v for k, v in req.context.items() if k in statement.TARGET_KEYS}
     st = grant_cmd.issue(
         home,
-        spool_dir(home, flag=spool),
+        inbox(spool, server, token_file, cacert),
         target,
         span,
         agent=req.agent,

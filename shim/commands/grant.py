@@ -17,14 +17,14 @@ import typer
 from rich.console import Console
 
 from shim.approval import grant as statement
-from shim.approval.grants import GRANTS_DIR, REVOCATIONS_DIR, read_statements
+from shim.approval.inbox import Inbox
 from shim.approval.show import duration, printable
-from shim.approval.spool import write_statement
 from shim.clock import parse_duration, parse_iso
 from shim.commands.common import SpoolOpt
+from shim.commands.inbox_opts import CacertOpt, ServerOpt, TokenFileOpt, inbox
 from shim.commands.table import Column, render
 from shim.errors import ShieldError
-from shim.home import home_dir, log_path, spool_dir
+from shim.home import home_dir, log_path
 from shim.keys import approver_trusted
 
 ForOpt = Annotated[
@@ -43,13 +43,14 @@ def span_seconds(text: str) -> int:
     return seconds
 
 
-def issue(home: str, spool: str, target: dict[str, str], span_s: int, **scope: object) -> dict:
-    """Sign a grant and drop it into the spool (also what `shield approve --for` does)."""
+def issue(home: str, box: Inbox, target: dict[str, str], span_s: int, **scope: object) -> dict:
+    """Sign a grant and leave it in the spool or on the approval server (also what
+    `shield approve --for` does)."""
     try:
         st = statement.make_grant(home, target=target, span_s=span_s, now=time.time(), **scope)  # type: ignore[arg-type]
     except ValueError as exc:
         raise ShieldError(str(exc), "see: shield grant --help") from None
-    write_statement(spool, GRANTS_DIR, st)
+    box.post_statement(st)
     return st
 
 
@@ -78,6 +79,9 @@ def grant(
         str, typer.Option("--reason", help="Why; the agent and the log see it.")
     ] = "",
     spool: SpoolOpt = None,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    cacert: CacertOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Let an agent run matching calls without a hold, for a while. Signed with your key.
@@ -101,7 +105,7 @@ def grant(
     }
     st = issue(
         home,
-        spool_dir(home, flag=spool),
+        inbox(spool, server, token_file, cacert),
         target,
         span_seconds(for_),
         agent=agent,
@@ -139,6 +143,9 @@ def grants(
             help="The agent's log, to count each grant's uses (default: this home's log).",
         ),
     ] = None,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    cacert: CacertOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the live grants in the spool: who may run what, where, until when, used how often.
@@ -150,8 +157,9 @@ def grants(
     Example: shield grants --json --log /opt/shield/home/log/shield.log
     """
     home = home_dir()
-    where = spool_dir(home, flag=spool)
-    rows = grant_rows(home, where, time.time(), count_uses(log or log_path(home)))
+    box = inbox(spool, server, token_file, cacert)
+    where = box.where
+    rows = grant_rows(home, box, time.time(), count_uses(log or log_path(home)))
     if not show_all:
         rows = [r for r in rows if r["status"] == "live"]
     if as_json:
@@ -217,21 +225,23 @@ def count_uses(path: str) -> dict[str, int]:
     return out
 
 
-def grant_rows(home: str, spool: str, now: float, used: dict[str, int]) -> list[dict]:
+def grant_rows(home: str, box: Inbox, now: float, used: dict[str, int]) -> list[dict]:
     """Every grant in the spool with its status: live, expired, not yet valid, revoked,
     overused (the log shows more uses than it allows), or why its signature is refused."""
     trusted = approver_trusted(home)
+    grants, revocations = box.statements()
     revs = [
         st
-        for _, st, problem in read_statements(spool, REVOCATIONS_DIR)
-        if not problem and isinstance(st, dict) and not statement.check_revocation(st, trusted)
+        for st in revocations
+        if isinstance(st, dict) and not statement.check_revocation(st, trusted)
     ]
     rows = []
-    for name, st, problem in read_statements(spool, GRANTS_DIR):
-        why = problem or statement.check_grant(st, trusted)
+    for st in grants:
+        why = statement.check_grant(st, trusted)
         if why or not isinstance(st, dict):
-            refused = {"id": name[:-5], "status": f"refused: {why}", "rules": [], "verbs": []}
-            rows.append({**refused, "used": used.get(name[:-5], 0)})
+            sid = str(st.get("id", "?")) if isinstance(st, dict) else "?"
+            refused = {"id": sid, "status": f"refused: {why}", "rules": [], "verbs": []}
+            rows.append({**refused, "used": used.get(sid, 0)})
             continue
         n = used.get(st["id"], 0)
         status = "revoked" if any(statement.revokes(r, st) for r in revs) else ""
@@ -250,6 +260,9 @@ def revoke(
     everything: Annotated[bool, typer.Option("--all", help="End every grant.")] = False,
     reason: Annotated[str, typer.Option("--reason", help="Why; recorded in the log.")] = "",
     spool: SpoolOpt = None,
+    server: ServerOpt = None,
+    token_file: TokenFileOpt = None,
+    cacert: CacertOpt = None,
 ) -> None:
     """End grants now: the next call they would have covered is held as usual.
 
@@ -262,7 +275,7 @@ def revoke(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    write_statement(spool_dir(home, flag=spool), REVOCATIONS_DIR, st)
+    inbox(spool, server, token_file, cacert).post_statement(st)
     what = ", ".join(st["grants"]) or (f"every grant of {agent}" if agent else "every grant")
     typer.echo(printable(f"revoked {what} (signed by {st['approver']}, {st['id']})"))
 

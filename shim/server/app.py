@@ -10,6 +10,8 @@ Routes (JSON in and out; every error is `{"error": "..."}` with a 4xx or 5xx sta
     GET  /api/v1/requests                        approver: the pending requests
     GET  /api/v1/requests/{id}                   approver or agent (own): one request, status
     POST /api/v1/requests/{id}/decisions         approver: a signed decision, relayed as is
+    POST /api/v1/statements                      approver: a signed grant or revocation
+    GET  /api/v1/statements                      agent (own) or approver: grants, revocations
     GET  /r/{id}                                 the link given to agents and notifications
 
 The server never judges a decision: it checks its shape and that it names the request it is
@@ -40,6 +42,7 @@ from shim.approval.request import is_request_id
 from shim.clock import parse_iso
 from shim.server.auth import Principal, bearer, token_hash
 from shim.server.checks import DECISION_LIMIT, REQUEST_LIMIT, Invalid, check_decision, check_request
+from shim.server.grants import routes as statement_routes
 from shim.server.hub import Hub, PgListener
 from shim.server.notify import Notifier, NotifyConfig, request_url
 from shim.server.store import CHANNEL, PostgresStore, RequestRow, Store, StoreError
@@ -324,6 +327,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 def api_routes() -> list[Route]:
     return [
         Route("/api/v1/health", health, methods=["GET"]),
+        *statement_routes(read_json, relay_of, who),
         Route("/api/v1/requests", submit, methods=["POST"]),
         Route("/api/v1/requests", list_requests, methods=["GET"]),
         Route("/api/v1/requests/{rid}", get_request, methods=["GET"]),

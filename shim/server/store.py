@@ -274,6 +274,18 @@ class Store:
             ).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
 
+    def standing(self, agent: str | None) -> list[tuple[str, str]]:
+        """(kind, body) of the grants and revocations not tied to a request, oldest first: for
+        an agent, those naming it or no agent (revocations of every grant); else all."""
+        query = "SELECT kind, body FROM decisions WHERE kind IN ('grant', 'revocation')"
+        params: tuple = ()
+        if agent is not None:
+            query += " AND (agent = ? OR agent IS NULL)"
+            params = (agent,)
+        with self.reading() as cur:
+            rows = self._run(cur, query + " ORDER BY seq LIMIT 5000", params).fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
     def statement_count(self, rid: str) -> int:
         with self.reading() as cur:
             row = self._run(

@@ -6,7 +6,10 @@ the kubeconfig's context and namespace. Then times, alternately, `kubectl get po
 `kubectl rollout restart deploy/web` (held by the rules, covered by the grant) and
 `python -I -S -c pass`, and prints the medians and the ratios.
 
-    .venv/bin/python tests/bench/grant.py [--rounds N]
+    .venv/bin/python tests/bench/grant.py [--rounds N] [--server]
+
+With --server, the agent is installed with a local `shield serve` and the grant is posted
+there: a covered call then also asks the server for grants and revocations.
 """
 
 from __future__ import annotations
@@ -50,9 +53,55 @@ def shield(*args: str, home: Path) -> None:
     )
 
 
+SERVERS: list[subprocess.Popen] = []
+
+
+def start_server(root: Path) -> tuple[list[str], list[str]]:
+    """A `shield serve` on loopback; (the approver's options, the agent's install options)."""
+    import json
+    import socket
+    import urllib.request
+
+    home = root / "server"
+    tokens = {}
+    for role, name in (("agent", "bench"), ("approver", "alice")):
+        env = {**os.environ, "SHIELD_HOME": str(home)}
+        out = subprocess.run(
+            [sys.executable, "-m", "shim", "serve", role, "add", name, "--json"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        tokens[role] = root / f"{role}.token"
+        tokens[role].write_text(json.loads(out)["token"] + "\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    SERVERS.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "shim", "serve", "--listen", f"127.0.0.1:{port}"],
+            env={**os.environ, "SHIELD_HOME": str(home)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        try:
+            urllib.request.urlopen(url + "/api/v1/health", timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    approver = ["--server", url, "--token-file", str(tokens["approver"])]
+    return approver, ["--server", url, "--token-file", str(tokens["agent"])]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--server", action="store_true", help="grants through a local shield serve")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="shield-bench-grant-"))
     try:
@@ -63,11 +112,16 @@ def main() -> int:
         (root / ".kube" / "config").write_text(KUBECONFIG)
         agent, approver, spool = root / "agent", root / "approver", root / "spool"
         shield("approver", "init", "--name", "alice", home=approver)
-        shield("install", "--dir", str(root / "bin"), "--agent", "bench", "kubectl", home=agent)
+        where = ["--spool", str(spool)]
+        install = ["install", "--dir", str(root / "bin"), "--agent", "bench", "kubectl"]
+        if args.server:
+            where, extra = start_server(root)
+            install += extra
+        shield(*install, home=agent)
         shield("trust", "add", str(approver / "keys" / "approver.pub"), home=agent)
         shield(
             *("grant", "--agent", "bench", "--rule", "kubectl/mutate", "--context", "kind-dev"),
-            *("--namespace", "web", "--for", "8h", "--spool", str(spool)),
+            *("--namespace", "web", "--for", "8h", *where),
             home=approver,
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIELD", "PYTHON"))}
@@ -96,6 +150,8 @@ def main() -> int:
         print(f"ratio_allowed_to_floor: {med['allowed'] / med['floor']:.2f}")
         return 0
     finally:
+        for proc in SERVERS:
+            proc.terminate()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -170,13 +170,3 @@ def test_a_wrong_approver_token_is_one_line(relay: Relay, tmp_path: Path) -> Non
         "pending", "--server", relay.url, "--token-file", str(token), home=tmp_path, check=False
     )
     one_line_error(proc, "unknown token")
-
-
-def test_approve_for_with_a_server_refuses_before_signing(tmp_path: Path) -> None:
-    token = tmp_path / "t"
-    token.write_text("shield_x\n")
-    proc = shield(
-        "approve", "abcdef", "--for", "15m", "--server", "http://127.0.0.1:1",
-        "--token-file", str(token), home=tmp_path, check=False,
-    )  # fmt: skip
-    one_line_error(proc, "does not carry grants yet", "nothing was signed")
