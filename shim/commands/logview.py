@@ -36,18 +36,18 @@ EVENTS = (
 DECISIONS = ("allow", "ask", "deny")
 SIGNALS = {1: "SIGHUP", 2: "Ctrl-C", 3: "SIGQUIT", 15: "SIGTERM"}
 
-# Narrow terminals drop `context` first, then `reason`, `seq` and `request`: a line at 80
-# columns keeps when, who, what and what happened. When cells must be cut, context and reason
-# give up width first, then agent, then the command; the outcome last.
+# Narrow terminals drop `context` first, then `reason` (each shown only when the columns
+# before it have room), then `seq` and `request`: a line at 80 columns keeps when, who, what
+# and what happened. When cells must be cut, the command gives up width before the outcome.
 COLUMNS = [
     Column("seq", min=8, max=8, keep=4, right=True),
     Column("time", min=16, max=16, keep=8),
     Column("request", min=6, max=8, keep=5),
     Column("agent", min=8, max=16, keep=7, flex=True),
-    Column("command", min=24, max=80, keep=9, flex=True),
-    Column("outcome", min=24, max=120, keep=10, flex=True),
-    Column("reason", min=20, max=60, keep=3, flex=True),
-    Column("context", min=24, max=48, keep=2, flex=True),
+    Column("command", min=28, want=40, max=80, keep=9, flex=True),
+    Column("outcome", min=24, want=26, max=120, keep=10, flex=True),
+    Column("reason", min=20, want=30, max=60, keep=3, flex=True, optional=True),
+    Column("context", min=24, want=30, max=48, keep=2, flex=True, optional=True),
 ]
 
 

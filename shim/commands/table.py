@@ -19,10 +19,12 @@ ELLIPSIS = "…"
 
 @dataclass(frozen=True)
 class Column:
-    """`optional`: dropped (before any cell is cut) when the line does not fit; `keep`: the
-    higher, the later a column is dropped (optional ones first, then the others once even
-    their minimum widths do not fit); `flex`: gives up width first when cells must be cut
-    (the least important flex column first, each down to its `min`); `right`: numbers."""
+    """`optional`: dropped when the line does not fit with every column at its `want` width
+    (before any cell is cut below it); `keep`: the higher, the later a column is dropped
+    (optional ones first, then the others once even their `min` widths do not fit) and the
+    later it gives up width; `flex`: gives up width before the others; `want`: the width a
+    column keeps until every other has given up what it had beyond its own `want` (default:
+    `max`); `min`: never narrower (nor narrower than its name); `right`: numbers."""
 
     name: str
     min: int = 4
@@ -31,6 +33,7 @@ class Column:
     flex: bool = False
     right: bool = False
     optional: bool = False
+    want: int | None = None
 
 
 def char_width(ch: str) -> int:
@@ -73,7 +76,13 @@ def pad(text: str, width: int, right: bool = False) -> str:
 
 
 def layout(columns: list[Column], rows: list[list[str]], width: int) -> list[tuple[int, int]]:
-    """(column index, width) of the columns shown, left to right."""
+    """(column index, width) of the columns shown, left to right.
+
+    Columns start at their natural width (the longest cell, at most `max`). Optional ones
+    are dropped, least kept first, while the line does not fit at the `want` widths; then
+    any column, least kept first, while it does not fit at the `min` widths. Then cells are
+    cut: each column gives up width down to its `want`, then down to its `min`, flex columns
+    before the others, the least kept first."""
     shown = list(range(len(columns)))
 
     def natural(i: int) -> int:
@@ -84,8 +93,9 @@ def layout(columns: list[Column], rows: list[list[str]], width: int) -> list[tup
         return sum(widths[i] for i in idx) + GAP * (len(idx) - 1)
 
     widths = {i: natural(i) for i in shown}
-    mins = {i: min(columns[i].min, widths[i]) for i in shown}
-    while need(shown, widths) > width:
+    wants = {i: min(columns[i].want or columns[i].max, widths[i]) for i in shown}
+    mins = {i: min(max(columns[i].min, len(columns[i].name)), wants[i]) for i in shown}
+    while need(shown, wants) > width:
         optional = [i for i in shown if columns[i].optional]
         if not optional:
             break
@@ -93,11 +103,12 @@ def layout(columns: list[Column], rows: list[list[str]], width: int) -> list[tup
     while len(shown) > 1 and need(shown, mins) > width:
         shown.remove(min(shown, key=lambda i: (columns[i].keep, -i)))
     excess = need(shown, widths) - width
-    for group in ([i for i in shown if columns[i].flex], [i for i in shown if not columns[i].flex]):
-        for i in sorted(group, key=lambda i: (columns[i].keep, -widths[i])):
+    order = sorted(shown, key=lambda i: (not columns[i].flex, columns[i].keep, -widths[i]))
+    for floor in (wants, mins):
+        for i in order:
             if excess <= 0:
                 break
-            give = min(excess, widths[i] - mins[i])
+            give = max(0, min(excess, widths[i] - floor[i]))
             widths[i] -= give
             excess -= give
     if excess > 0 and shown:  # one column left, wider than the terminal even at its minimum

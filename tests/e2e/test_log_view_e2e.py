@@ -196,9 +196,9 @@ def test_a_held_call_interrupted_says_the_request_was_withdrawn(built: Built) ->
     ) in err
 
 
-HEADERS = {
-    80: ["time", "request", "agent", "command", "outcome"],
-    120: ["seq", "time", "request", "agent", "command", "outcome", "reason"],
+HEADERS = {  # context goes first, then reason, then seq and request
+    80: ["time", "agent", "command", "outcome"],
+    120: ["seq", "time", "request", "agent", "command", "outcome"],
     200: ["seq", "time", "request", "agent", "command", "outcome", "reason", "context"],
 }
 
@@ -215,7 +215,7 @@ def test_log_is_one_line_per_entry_cut_to_the_width(built: Built, columns: int) 
     times = [line for line in lines[1:] if re.match(when, line)]
     assert len(times) == len(entries)  # every entry's line starts with its time: none wrapped
     assert "cwd" not in lines[0] and str(built.world.root / "user-home") not in out
-    assert "…" in out  # long cells are cut, not wrapped
+    assert columns > 80 or "…" in out  # long cells are cut, not wrapped
 
 
 def test_the_table_is_the_same_whether_or_not_stdout_is_a_terminal(built: Built) -> None:
