@@ -328,6 +328,8 @@ def _refused(call: Call, req: HeldRequest, verdict: Verdict, timeout: float) -> 
         )
         return EXIT_TIMEOUT
     sig = verdict.signal or 2
+    how = {2: "interrupted (Ctrl-C)", 15: "terminated (SIGTERM)"}.get(sig, f"signal {sig}")
+    say(call.tool, f"{how} while held: request {req.id} withdrawn; the call did not run")
     return 128 + sig if sig != 2 else EXIT_INTERRUPTED
 
 
