@@ -207,3 +207,19 @@ def test_wide_characters_count_as_two_cells() -> None:
     entry = e("call", decision="allow", argv=["get", "configmap", "設定" * 30])
     lines = table_lines(table_rows([entry], today=TODAY), 80)
     assert all(text_width(line) <= 80 for line in lines) and "…" in lines[1]
+
+
+def test_the_readme_shows_the_log_as_it_reads_at_80_columns() -> None:
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    blocks = [b for b in readme.split("```") if b.startswith("\n$ shield log")]
+    assert len(blocks) >= 3  # the log, --by-request, --decision deny
+    outcomes = ("allowed", "held (risk", "approved by alice", "ran: exit 0", "denied by rule")
+    for block in blocks:
+        header, *rows = block.strip("\n").splitlines()[1:]
+        assert {"time", "command", "outcome"} <= set(header.split())
+        assert rows and all(text_width(line) <= 80 for line in [header, *rows])
+    assert all(any(o in b for b in blocks) for o in outcomes)
+    assert "--by-request" in readme and "--event" in readme
+    assert "shield trust list" in readme and "shield trust remove" in readme
