@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -87,11 +87,11 @@ def parse_since(text: str, now: float | None = None) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
-def parse_events(values: list[str] | None) -> list[str]:
-    """`--event held --event denied` or `--event held,denied`; a usage error for an unknown
-    kind."""
+def parse_events(values: list[str] | None, seen: Iterable[str] = ()) -> list[str]:
+    """`--event held --event denied` or `--event held,denied`; a usage error for a kind that
+    is neither one shield writes nor one in the log (`seen`)."""
     kinds = [k.strip() for v in values or () for k in v.split(",") if k.strip()]
-    unknown = [k for k in kinds if k not in view.EVENTS]
+    unknown = [k for k in kinds if k not in view.EVENTS and k not in set(seen)]
     if unknown:
         raise typer.BadParameter(
             f"unknown event {unknown[0]!r}; use one of {', '.join(view.EVENTS)}",
@@ -281,10 +281,11 @@ def show(
     if by_request and follow:
         raise typer.BadParameter("--by-request folds finished calls; drop it with --follow")
     file = _path(path)
-    keep = view.make_filter(
-        agent, tool, decision, parse_since(since) if since else None, request, parse_events(event)
-    )
     everything = list(verify_mod.read_entries(file))
+    kinds = parse_events(event, (str(e.get("event")) for e in everything))
+    keep = view.make_filter(
+        agent, tool, decision, parse_since(since) if since else None, request, kinds
+    )
     if by_request:
         groups = [g for g in view.fold(everything) if any(keep(e) for e in g)]
         entries = [e for g in groups for e in g]

@@ -121,7 +121,10 @@ def outcome(e: dict[str, Any]) -> str:
         "notify-failed": lambda: f"notify failed: {brief(_text(e.get('detail')))}",
         "torn": lambda: f"torn: line {e.get('line')}, {e.get('bytes')} bytes, incomplete",
     }
-    return simple[ev]() if ev in simple else _text(ev)
+    if ev in simple:
+        return simple[ev]()
+    detail = e.get("detail")  # a kind this version does not know: its name and detail
+    return _text(ev) + (f": {brief(_text(detail))}" if isinstance(detail, str) and detail else "")
 
 
 def _call_outcome(e: dict[str, Any]) -> str:

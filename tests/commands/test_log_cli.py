@@ -401,3 +401,10 @@ def test_every_command_docstring_ends_with_an_example() -> None:
         assert cb is not None and cb.__doc__ is not None
         last = cb.__doc__.strip().splitlines()[-1].strip()
         assert last.startswith("Example: shield log"), cb.__name__
+
+
+def test_event_accepts_a_kind_the_log_has_and_refuses_a_typo(homes: Homes) -> None:
+    append_entry(homes.dir, entry("deploy-bot", "kubectl", "ask", "note", detail="newer shim"))
+    res = homes.run(homes.agent, "--json", "--event", "note")
+    assert res.exit_code == 0 and [r["event"] for r in json_lines(res.stdout)] == ["note"]
+    assert homes.run(homes.agent, "--event", "nope").exit_code == 2

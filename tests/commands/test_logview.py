@@ -223,3 +223,8 @@ def test_the_readme_shows_the_log_as_it_reads_at_80_columns() -> None:
     assert all(any(o in b for b in blocks) for o in outcomes)
     assert "--by-request" in readme and "--event" in readme
     assert "shield trust list" in readme and "shield trust remove" in readme
+
+
+def test_a_kind_of_entry_this_version_does_not_know_reads_as_its_name_and_detail() -> None:
+    assert view.outcome(e("approval", detail="1 of 2; needs bob")) == "approval: 1 of 2"
+    assert view.outcome(e("rotated")) == "rotated"
