@@ -269,8 +269,9 @@ def show(
     output is not a terminal); JSON lines with --json.
 
     Columns: seq, time (UTC; today's entries show only the time of day), request, agent,
-    tool, command, outcome (allowed, denied by rule, held, approved by alice, ran: exit 0,
-    ...), reason and context. Narrow terminals drop context first, then reason.
+    command (as typed), outcome (allowed, denied by rule, held, approved by alice, ran: exit
+    0, ...), reason and context. Narrow terminals drop context first, then reason, seq and
+    request.
 
     Example: shield log --since 2h --decision deny --by-request
     """
@@ -305,12 +306,7 @@ def _print_table(entries: list[dict[str, Any]], by_request: bool, file: str, tot
     if not entries:
         print(_nothing(file, total))
         return
-    rows = table_rows(entries, by_request)
-    lines = table_lines(rows, terminal_width())
-    printer = Printer()
-    printer.line(lines[0], header=True)
-    for text, r in zip(lines[1:], rows, strict=True):
-        printer.line(text, r.tone)
+    render_table(entries, Console(highlight=False), by_request, terminal_width())
 
 
 def _keep_following(
