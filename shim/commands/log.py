@@ -30,7 +30,6 @@ from shim.log import verify as verify_mod
 
 app = typer.Typer(
     name="log",
-    help="Review the tamper-evident log, verify it, and sign checkpoints.",
     add_completion=False,
     no_args_is_help=False,
 )
@@ -265,8 +264,10 @@ def show(
     ] = False,
     path: PathOpt = None,
 ) -> None:
-    """Show the log: one line per entry, cut to the terminal's width (COLUMNS, or 80 when the
-    output is not a terminal); JSON lines with --json.
+    """Review the tamper-evident log (verify it, sign checkpoints: the commands below).
+
+    One line per entry, cut to the terminal's width (COLUMNS, or 80 when the output is not a
+    terminal); JSON lines with --json.
 
     Columns: seq, time (UTC; today's entries show only the time of day), request, agent,
     command (as typed), outcome (allowed, denied by rule, held, approved by alice, ran: exit
