@@ -86,17 +86,43 @@ def parse_since(text: str, now: float | None = None) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
-def parse_events(values: list[str] | None, seen: Iterable[str] = ()) -> list[str]:
-    """`--event held --event denied` or `--event held,denied`; a usage error for a kind that
-    is neither one shield writes nor one in the log (`seen`)."""
-    kinds = [k.strip() for v in values or () for k in v.split(",") if k.strip()]
+def parse_events(values: list[str] | None) -> list[str]:
+    """`--event held --event denied` or `--event held,denied`."""
+    return [k.strip() for v in values or () for k in v.split(",") if k.strip()]
+
+
+def check_events(kinds: list[str], seen: Iterable[str]) -> None:
+    """A usage error for an `--event` kind that is neither one shield writes nor one in the
+    log (`seen`: a newer shim's)."""
     unknown = [k for k in kinds if k not in view.EVENTS and k not in set(seen)]
     if unknown:
         raise typer.BadParameter(
             f"unknown event {unknown[0]!r}; use one of {', '.join(view.EVENTS)}",
             param_hint="--event",
         )
-    return kinds
+
+
+class Selection:
+    """The entries `shield log` shows, in one pass over the file (only these are kept in
+    memory, unless --by-request must see every entry to show a held call whole)."""
+
+    def __init__(self, file: str, keep: Callable[[dict[str, Any]], bool], by_request: bool):
+        self.entries: list[dict[str, Any]] = []
+        self.total = 0
+        self.kinds: set[str] = set()
+        self.last: dict[str, Any] | None = None
+        everything: list[dict[str, Any]] = []
+        for e in verify_mod.read_entries(file):
+            self.total += 1
+            self.kinds.add(str(e.get("event")))
+            self.last = e
+            if by_request:
+                everything.append(e)
+            elif keep(e):
+                self.entries.append(e)
+        if by_request:
+            groups = [g for g in view.fold(everything) if any(keep(e) for e in g)]
+            self.entries = [e for g in groups for e in g]
 
 
 def today_utc(now: float | None = None) -> str:
@@ -283,24 +309,20 @@ def show(
     if by_request and follow:
         raise typer.BadParameter("--by-request folds finished calls; drop it with --follow")
     file = _path(path)
-    everything = list(verify_mod.read_entries(file))
-    kinds = parse_events(event, (str(e.get("event")) for e in everything))
+    kinds = parse_events(event)
     keep = view.make_filter(
         agent, tool, decision, parse_since(since) if since else None, request, kinds
     )
-    if by_request:
-        groups = [g for g in view.fold(everything) if any(keep(e) for e in g)]
-        entries = [e for g in groups for e in g]
-    else:
-        entries = [e for e in everything if keep(e)]
+    chosen = Selection(file, keep, by_request)
+    check_events(kinds, chosen.kinds)
     if as_json:
-        for e in entries:
-            _write_json(e, last=e is everything[-1])
+        for e in chosen.entries:
+            _write_json(e, last=e is chosen.last)
     elif not follow:
-        _print_table(entries, by_request, file, len(everything))
+        _print_table(chosen.entries, by_request, file, chosen.total)
     sys.stdout.flush()
     if follow:
-        _keep_following(file, keep, as_json, entries)
+        _keep_following(file, keep, as_json, chosen.entries)
 
 
 def _print_table(entries: list[dict[str, Any]], by_request: bool, file: str, total: int) -> None:
