@@ -266,9 +266,7 @@ def show(
         list[str] | None,
         typer.Option(
             metavar="EVENT",
-            help="Only these events (repeat, or comma-separate): call, held, approved, "
-            "denied, expired, cancelled, executed, error, security, granted, grant, "
-            "grant-revoked, grant-expired, notify-failed, torn.",
+            help=f"Only these events (repeat, or comma-separate): {', '.join(view.EVENTS)}.",
         ),
     ] = None,
     since: Annotated[

@@ -31,8 +31,14 @@ EVENTS = (
     "grant-revoked",
     "grant-expired",
     "notify-failed",
+    "approval",
+    "note",
+    "relay-unreachable",
+    "relay-error",
+    "relay-reached",
     "torn",
 )
+DETAILED = ("error", "security", "notify-failed", "note", "relay-unreachable", "relay-error")
 DECISIONS = ("allow", "ask", "deny")
 SIGNALS = {1: "SIGHUP", 2: "Ctrl-C", 3: "SIGQUIT", 15: "SIGTERM"}
 
@@ -119,6 +125,11 @@ def outcome(e: dict[str, Any]) -> str:
         "grant-revoked": lambda: f"grant {grant} revoked by {who}",
         "grant-expired": lambda: f"grant {grant} expired",
         "notify-failed": lambda: f"notify failed: {brief(_text(e.get('detail')))}",
+        "approval": lambda: f"approval {_text(e.get('detail'))} by {who}",
+        "note": lambda: f"note: {brief(_text(e.get('detail')))}",
+        "relay-unreachable": lambda: f"server unreachable: {brief(_text(e.get('detail')))}",
+        "relay-error": lambda: f"server error: {brief(_text(e.get('detail')))}",
+        "relay-reached": lambda: "server reached again",
         "torn": lambda: f"torn: line {e.get('line')}, {e.get('bytes')} bytes, incomplete",
     }
     if ev in simple:
@@ -152,7 +163,7 @@ def tone(e: dict[str, Any]) -> str:
         return "deny"
     if ev in ("approved", "executed", "granted", "grant"):
         return "done"
-    if ev in ("held", "notify-failed"):
+    if ev in ("held", "notify-failed", "approval", "relay-unreachable", "relay-error"):
         return "ask"
     if ev == "call" and e.get("decision") in DECISIONS:
         return str(e["decision"]) if e.get("mode") not in ("observe", "warn") else "ask"
@@ -214,15 +225,12 @@ def when(e: dict[str, Any], today: str) -> str:
 
 
 def reason(e: dict[str, Any]) -> str:
-    """Why: the rule's reason, the person's, a grant's; for an error, a security event or a
-    failed notify hook, the whole detail (the outcome has its first clause)."""
+    """Why: the rule's reason, the person's, a grant's; for an error, a security event, a
+    failed notify hook, a note or the approval server's trouble, the whole detail (the
+    outcome has its first clause)."""
     why = e.get("reason")
     detail = e.get("detail")
-    if (
-        not why
-        and isinstance(detail, str)
-        and e.get("event") in ("error", "security", "notify-failed")
-    ):
+    if not why and isinstance(detail, str) and e.get("event") in DETAILED:
         why = detail
     return _text(why)
 

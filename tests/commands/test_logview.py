@@ -87,6 +87,17 @@ OUTCOMES = [
         e("notify-failed", detail="notify hook exited with status 1"),
         "notify failed: notify hook exited with status 1",
     ),
+    (
+        e("approval", request="k7m2qx", approver="alice", detail="1 of 2"),
+        "approval 1 of 2 by alice",
+    ),
+    (e("note", request="k7m2qx", detail="alice approved already"), "note: alice approved already"),
+    (
+        e("relay-unreachable", request="k7m2qx", detail="connection refused (127.0.0.1:8443)"),
+        "server unreachable: connection refused",
+    ),
+    (e("relay-error", request="k7m2qx", detail="401: bad token"), "server error: 401"),
+    (e("relay-reached", request="k7m2qx", detail="reached https://s"), "server reached again"),
     ({"event": "torn", "line": 9, "bytes": 34}, "torn: line 9, 34 bytes, incomplete"),
 ]
 
@@ -226,5 +237,5 @@ def test_the_readme_shows_the_log_as_it_reads_at_80_columns() -> None:
 
 
 def test_a_kind_of_entry_this_version_does_not_know_reads_as_its_name_and_detail() -> None:
-    assert view.outcome(e("approval", detail="1 of 2; needs bob")) == "approval: 1 of 2"
+    assert view.outcome(e("rekeyed", detail="1 of 2; needs bob")) == "rekeyed: 1 of 2"
     assert view.outcome(e("rotated")) == "rotated"
