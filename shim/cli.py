@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Annotated, Any
 
 import typer
 
@@ -27,7 +28,40 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def version() -> str:
+    """The installed agent-shield's version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("agent-shield")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"shield (agent-shield) {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 def _register() -> None:
@@ -68,11 +102,18 @@ def _register() -> None:
 _register()
 
 
+def build() -> Any:
+    """The click command tree of `shield`, with our help pages (shim.commands.helptext)."""
+    from shim.commands.helptext import tidy
+
+    return tidy(typer.main.get_command(app))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `shield` console script."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        rv = app(args=args, prog_name="shield", standalone_mode=False)
+        rv = build().main(args=args, prog_name="shield", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except ShieldError as exc:
         sys.stderr.write(format_error("", exc.message, exc.hint) + "\n")

@@ -20,7 +20,7 @@ from shim.approval.channels import transports_for
 from shim.approval.remote import relay_settings
 from shim.approval.request import HeldRequest, new_request
 from shim.approval.transport import Transport, Verdict
-from shim.approval.wait import wait_for_decision
+from shim.approval.wait import recording_signals, wait_for_decision
 from shim.call import Call, not_found, say
 from shim.child import run_child
 from shim.classify.classify import classify
@@ -236,7 +236,9 @@ def _hold(
             **bound.held_fields(),
         }
     )
-    verdict = _wait(call, d, req, config, timeout, bound, transports)
+    caught: list[int] = []  # a Ctrl-C from here on withdraws the request, however early
+    with recording_signals(caught):
+        verdict = _wait(call, d, req, config, timeout, bound, transports, caught)
     if verdict.outcome == "approved":
         if real is None:
             return not_found(call)
@@ -277,8 +279,10 @@ def _wait(
     timeout: float,
     bound: Bound,
     transports: list[Transport],
+    caught: list[int],
 ) -> Verdict:
-    """Publish the request through every transport, tell the agent, wait."""
+    """Publish the request through every transport, tell the agent, wait (the signals
+    caught since before the publish are the wait's)."""
     log = _log_for(call, d)
     spool = _spool_of(call)
     try:
@@ -307,6 +311,7 @@ def _wait(
         log=log,
         clock_skew_s=float(config.get("clock_skew", 30)),
         publish=transports[1:],
+        caught=caught,
     )
 
 
@@ -328,6 +333,8 @@ def _refused(call: Call, req: HeldRequest, verdict: Verdict, timeout: float) -> 
         )
         return EXIT_TIMEOUT
     sig = verdict.signal or 2
+    how = {2: "interrupted (Ctrl-C)", 15: "terminated (SIGTERM)"}.get(sig, f"signal {sig}")
+    say(call.tool, f"{how} while held: request {req.id} withdrawn; the call did not run")
     return 128 + sig if sig != 2 else EXIT_INTERRUPTED
 
 

@@ -194,6 +194,26 @@ def load_trusted(home: str) -> dict[str, PublicKey]:
     return out
 
 
+def list_trusted(home: str) -> list[tuple[str, PublicKey | None, str]]:
+    """Every `.pub` file of the trust store, sorted: (path, key, '') or (path, None, why it
+    is skipped) for a file that is not a shield public key (cold)."""
+    out: list[tuple[str, PublicKey | None, str]] = []
+    tdir = trust_dir(home)
+    try:
+        names = sorted(fs.listdir(tdir))
+    except OSError:
+        return out
+    for fname in names:
+        if not fname.endswith(".pub"):
+            continue
+        path = fs.join(tdir, fname)
+        try:
+            out.append((path, load_public_key(path), ""))
+        except KeyError_ as exc:
+            out.append((path, None, exc.message.removeprefix(f"{path}: ")))
+    return out
+
+
 def verify_signature(
     trusted: dict[str, PublicKey], fp: str, data: bytes, sig_b64: str
 ) -> PublicKey | None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from shim.approval.decision import VERDICTS, decision_hash, verify_decision
@@ -191,15 +192,34 @@ def wait_for_decision(
     clock_skew_s: float = 30.0,
     poll_s: float = 0.02,
     publish: Sequence[Transport] = (),
+    caught: list[int] | None = None,
 ) -> Verdict:
     """Block until a valid decision from one of `transports`, the request's deadline, or
     SIGINT/SIGTERM. The transports in `publish` (a prompt, a notify hook) are published here,
     once the signal handlers are in place, so a Ctrl-C as the prompt appears still withdraws
-    the request; the others were published by the caller. Exceptions from `log` propagate
-    (the request is withdrawn first)."""
+    the request; the others were published by the caller, who records signals into `caught`
+    (`recording_signals`) from before it published them: a signal already there withdraws
+    the request at once. Exceptions from `log` propagate (the request is withdrawn first)."""
     remaining = parse_iso(req.expires) - time.time()
     deadline = time.monotonic() + max(0.0, remaining)
-    caught: list[int] = []
+    caught = [] if caught is None else caught
+    waiter: Waiter | None = None
+    with recording_signals(caught):
+        try:
+            waiter = Waiter(req, transports, trusted, used_path, log, clock_skew_s, poll_s)
+            for transport in publish:
+                transport.publish()
+            return waiter.run(deadline, caught)
+        finally:
+            if waiter is None or not waiter.closed:
+                close_all(transports, Verdict("interrupted", None, "the wait failed"))
+
+
+@contextmanager
+def recording_signals(caught: list[int]) -> Iterator[None]:
+    """SIGINT and SIGTERM are appended to `caught` instead of interrupting, until the block
+    ends (the previous handlers come back). Outside the main thread nothing changes: the
+    caller handles signals there."""
 
     def on_signal(signum: int, frame: object) -> None:
         caught.append(signum)
@@ -209,15 +229,9 @@ def wait_for_decision(
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
     except ValueError:
-        pass  # not the main thread: the caller handles signals
-    waiter: Waiter | None = None
+        pass  # not the main thread
     try:
-        waiter = Waiter(req, transports, trusted, used_path, log, clock_skew_s, poll_s)
-        for transport in publish:
-            transport.publish()
-        return waiter.run(deadline, caught)
+        yield
     finally:
-        if waiter is None or not waiter.closed:
-            close_all(transports, Verdict("interrupted", None, "the wait failed"))
         for number, handler in previous.items():
             signal.signal(number, handler)

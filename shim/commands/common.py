@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
 
 from shim import fs
 from shim.baked import baked_for
-from shim.home import compiled_dir, default_layers, home_dir
+from shim.errors import SpoolError
+from shim.home import compiled_dir, default_layers, home_dir, spool_dir
 from shim.rules.compile import load_tool
 from shim.rules.load import defaults_dir
 
@@ -44,3 +46,14 @@ SpoolOpt = Annotated[
         help="Where held requests and decisions meet (default: SHIELD_SPOOL, else <home>/state/spool).",
     ),
 ]
+
+
+def existing_spool(flag: str | None) -> str:
+    """The spool an approver's command reads (`--spool`, else SHIELD_SPOOL, else the shims'
+    or the home's). A `--spool DIR` that names no directory is an error: a typo would
+    otherwise read as an empty queue. (A spool from the environment or the defaults may not
+    exist yet: the first held call makes it.)"""
+    where = spool_dir(home_dir(), flag=flag)
+    if flag and not os.path.isdir(where):
+        raise SpoolError(f"spool {where} (from --spool) does not exist or is not a directory")
+    return where

@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -46,6 +49,9 @@ else:
 """
 
 
+HOLD_BACKSTOP_S = 120  # a held call the demo could not end (it was SIGKILLed) gives up then
+
+
 class Demo:
     def __init__(self, root: Path, console, server: bool = False) -> None:  # noqa: ANN001
         self.root = root
@@ -59,6 +65,7 @@ class Demo:
         self.shims = root / "agent-bin"
         self.real = root / "real-bin"
         self.work = root / "work"
+        self.agents: list[subprocess.Popen] = []  # agent calls running in the background
 
     # ---------------------------------------------------------------- helpers
     def shield(self, home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -82,6 +89,7 @@ class Demo:
         env["PATH"] = f"{self.shims}{os.pathsep}{self.real}{os.pathsep}/usr/bin{os.pathsep}/bin"
         env["HOME"] = str(self.root)
         env["KUBECONFIG"] = str(self.root / "kubeconfig")
+        env["SHIELD_HOLD_TIMEOUT"] = str(HOLD_BACKSTOP_S)
         return env
 
     def say(self, text: str) -> None:
@@ -123,14 +131,7 @@ class Demo:
 
     def held_call(self, argv: list[str], verdict: str, reason: str) -> int:
         self.show("agent", argv)
-        proc = subprocess.Popen(
-            argv,
-            env=self.agent_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=self.work,
-        )
+        proc = self.start_agent(argv)
         item = self.wait_pending()
         self.say("  [dim]...the agent blocks; in another terminal the approver looks:[/]")
         shown = ["--server", self.url, "--token-file", "alice.token"] if self.server else []
@@ -144,6 +145,7 @@ class Demo:
             ).stdout
         )
         out, err = proc.communicate(timeout=60)
+        self.agents.remove(proc)
         self.say("  [dim]...and back on the agent's side:[/]")
         self.output(err, "yellow")
         self.output(out)
@@ -166,6 +168,39 @@ class Demo:
                 "the grant covers web only",
             ),
         ]
+
+    def start_agent(self, argv: list[str]) -> subprocess.Popen:
+        """An agent call that will be held, in the background. It runs in a session of its
+        own, as an agent in its container would: the demo's terminal does not reach it, and
+        `end_agents` ends it however the demo ends."""
+        proc = subprocess.Popen(
+            argv,
+            env=self.agent_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.work,
+            start_new_session=True,
+        )
+        self.agents.append(proc)
+        return proc
+
+    def end_agents(self, grace_s: float = 10.0) -> None:
+        """End the agent calls still running (the demo was interrupted, or its output was
+        closed): SIGTERM, so that a held call withdraws its request and logs it, then
+        SIGKILL for any that is still there after `grace_s`."""
+        for proc in self.agents:
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + grace_s
+        for proc in self.agents:
+            try:
+                proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+        self.agents.clear()
 
     # ---------------------------------------------------------------- the session
     def setup(self) -> None:
@@ -281,7 +316,9 @@ class Demo:
         try:
             return self.session()
         finally:
-            self.stop_server()
+            with ignored_signals():  # a second Ctrl-C must not leave a held call behind
+                self.end_agents()  # before the server: a held call withdraws through it too
+                self.stop_server()
 
     def session(self) -> int:
         self.setup()
@@ -363,11 +400,46 @@ def demo(
     console = Console() if sys.stdout.isatty() else Console(width=140)
     root = Path(tempfile.mkdtemp(prefix="shield-demo-"))
     try:
-        return Demo(root, console, server=server).run()
+        with signals_as_exit():
+            return Demo(root, console, server=server).run()
+    except KeyboardInterrupt:
+        print("shield: demo: interrupted; ending its agent calls", file=sys.stderr)
+        raise typer.Exit(130) from None
     finally:
         if keep:
-            console.print(f"[dim]kept: {root}[/]")
+            try:
+                console.print(f"[dim]kept: {root}[/]")
+            except OSError:
+                pass  # the output is gone (a closed pipe); the directory is kept all the same
         else:
             import shutil
 
             shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def signals_as_exit() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a closed terminal) end the demo through its `finally`, which ends
+    its agent calls, instead of killing it on the spot; Ctrl-C already does (KeyboardInterrupt)."""
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def ignored_signals() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP wait while the demo cleans up (end_agents is bounded)."""
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -454,12 +454,18 @@ def is_approver_home(home: str) -> bool:
 
 
 def doctor(
-    shim_dir: str = typer.Option(None, "--dir", help="the shim dir (default: the shims' own)"),
-    as_json: bool = typer.Option(False, "--json"),
+    shim_dir: str = typer.Option(
+        None, "--dir", metavar="DIR", help="the shim dir (default: the shims' own)"
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help='print JSON: {"ok": ..., "checks": [{"check", "status", "detail"}]}'
+    ),
     approver: bool = typer.Option(
         False, "--approver", help="check an approver's home (default when it has a key, no log)"
     ),
-    log: str = typer.Option(None, "--log", help="with --approver: the agent's log to read"),
+    log: str = typer.Option(
+        None, "--log", metavar="PATH", help="with --approver: the agent's log to read"
+    ),
     spool: SpoolOpt = None,
 ) -> int:
     """Check the setup: PATH order, real binaries, rules, keys and trust, log, spool, locking.

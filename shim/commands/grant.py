@@ -71,10 +71,13 @@ def grant(
     workspace: Annotated[str, typer.Option("--workspace", help="Pinned terraform workspace.")] = "",
     directory: Annotated[str, typer.Option("--dir", help="Pinned terraform directory.")] = "",
     argv: Annotated[
-        list[str] | None, typer.Option("--argv", help="A glob the command line must match.")
+        list[str] | None,
+        typer.Option("--argv", metavar="GLOB", help="A glob the command line must match."),
     ] = None,
     for_: ForOpt = "15m",
-    uses: Annotated[int | None, typer.Option("--uses", help="At most this many calls.")] = None,
+    uses: Annotated[
+        int | None, typer.Option("--uses", metavar="N", help="At most this many calls.")
+    ] = None,
     reason: Annotated[
         str, typer.Option("--reason", help="Why; the agent and the log see it.")
     ] = "",

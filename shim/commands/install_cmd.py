@@ -28,13 +28,21 @@ def default_dir(home: str) -> str:
 def install(
     tools: list[str] = typer.Argument(None, help="tools to shim (default: every tool with rules)"),
     shim_dir: str = typer.Option(
-        None, "--dir", help="where to write the shims (default: the home's shims, else <home>/bin)"
+        None,
+        "--dir",
+        metavar="DIR",
+        help="where to write the shims (default: the home's shims, else <home>/bin)",
     ),
     agent: str = typer.Option("agent", "--agent", help="the agent's name, baked into its shims"),
     real: list[str] = typer.Option(
-        [], "--real", help="pin a real binary: TOOL=PATH (repeatable); else PATH is searched"
+        [],
+        "--real",
+        metavar="TOOL=PATH",
+        help="pin a real binary: TOOL=PATH (repeatable); else PATH is searched",
     ),
-    spool: str = typer.Option(None, "--spool", help="where held requests and decisions meet"),
+    spool: str = typer.Option(
+        None, "--spool", metavar="DIR", help="where held requests and decisions meet"
+    ),
     force: bool = typer.Option(False, "--force", help="overwrite a file that is not a shim"),
     mode: str = typer.Option(
         "enforce",
@@ -52,7 +60,9 @@ def install(
         None, "--cacert", metavar="F", help="CA certificate to verify --server's TLS with"
     ),
     no_server: bool = typer.Option(False, "--no-server", help="stop using an approval server"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(
+        False, "--json", help="print what was installed (shims, tools, home, log) as JSON"
+    ),
 ) -> int:
     """Write shims into DIR, compile the rules, and set up the agent's home and log.
 
@@ -119,7 +129,9 @@ def install(
 
 
 def uninstall(
-    shim_dir: str = typer.Option(None, "--dir", help="the shim dir (default: <home>/bin)"),
+    shim_dir: str = typer.Option(
+        None, "--dir", metavar="DIR", help="the shim dir (default: <home>/bin)"
+    ),
 ) -> int:
     """Remove shield's own shims from DIR (any other file is left alone).
 

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
+import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from shim.clock import parse_duration
+from shim.commands import logview as view
+from shim.commands.table import format_row, layout, render
 from shim.errors import LogDamage, LogError
 from shim.home import home_dir, log_path
 from shim.keys import approver_trusted
@@ -29,7 +30,6 @@ from shim.log import verify as verify_mod
 
 app = typer.Typer(
     name="log",
-    help="Review the tamper-evident log, verify it, and sign checkpoints.",
     add_completion=False,
     no_args_is_help=False,
 )
@@ -48,17 +48,12 @@ PathOpt = Annotated[
     ),
 ]
 
-DECISION_STYLE = {"allow": "green", "ask": "yellow", "deny": "red"}
-EVENT_STYLE = {
-    "approved": "green",
-    "executed": "green",
-    "held": "yellow",
-    "denied": "red",
-    "expired": "red",
-    "cancelled": "red",
-    "error": "bold red",
-    "security": "bold magenta",
-    "torn": "bold red",
+TONE_STYLE = {
+    "allow": "",
+    "ask": "yellow",
+    "deny": "red",
+    "done": "green",
+    "alert": "bold magenta",
 }
 
 
@@ -91,130 +86,113 @@ def parse_since(text: str, now: float | None = None) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
-def make_filter(
-    agent: str | None = None,
-    tool: str | None = None,
-    decision: str | None = None,
-    since: str | None = None,
-    request: str | None = None,
-) -> Callable[[dict[str, Any]], bool]:
-    """A predicate over entries for the `shield log` filters (torn markers always pass)."""
-
-    def keep(e: dict[str, Any]) -> bool:
-        if e.get("event") == "torn" and "seq" not in e:
-            return True
-        if agent is not None and e.get("agent") != agent:
-            return False
-        if tool is not None and e.get("tool") != tool:
-            return False
-        if decision is not None and e.get("decision") != decision:
-            return False
-        if request is not None and e.get("request") != request:
-            return False
-        t = e.get("time")
-        return not (since is not None and (not isinstance(t, str) or t < since))
-
-    return keep
+def parse_events(values: list[str] | None) -> list[str]:
+    """`--event held --event denied` or `--event held,denied`."""
+    return [k.strip() for v in values or () for k in v.split(",") if k.strip()]
 
 
-def _command(e: dict[str, Any]) -> str:
-    argv = e.get("argv")
-    if not isinstance(argv, list):
-        return ""
-    text = shlex.join(str(a) for a in argv)
-    return text if len(text) <= 100 else text[:99] + "…"
+def check_events(kinds: list[str], seen: Iterable[str]) -> None:
+    """A usage error for an `--event` kind that is neither one shield writes nor one in the
+    log (`seen`: a newer shim's)."""
+    unknown = [k for k in kinds if k not in view.EVENTS and k not in set(seen)]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown event {unknown[0]!r}; use one of {', '.join(view.EVENTS)}",
+            param_hint="--event",
+        )
 
 
-def _context(e: dict[str, Any]) -> str:
-    ctx = e.get("context")
-    if not isinstance(ctx, dict):
-        return ""
-    return " ".join(f"{k}={v}" for k, v in ctx.items() if v not in (None, ""))
+class Selection:
+    """The entries `shield log` shows, in one pass over the file (only these are kept in
+    memory, unless --by-request must see every entry to show a held call whole)."""
+
+    def __init__(self, file: str, keep: Callable[[dict[str, Any]], bool], by_request: bool):
+        self.entries: list[dict[str, Any]] = []
+        self.total = 0
+        self.kinds: set[str] = set()
+        self.last: dict[str, Any] | None = None
+        everything: list[dict[str, Any]] = []
+        for e in verify_mod.read_entries(file):
+            self.total += 1
+            self.kinds.add(str(e.get("event")))
+            self.last = e
+            if by_request:
+                everything.append(e)
+            elif keep(e):
+                self.entries.append(e)
+        if by_request:
+            groups = [g for g in view.fold(everything) if any(keep(e) for e in g)]
+            self.entries = [e for g in groups for e in g]
 
 
-def _cell(value: Any) -> str:
-    return "" if value is None else str(value)
+def today_utc(now: float | None = None) -> str:
+    return datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime("%Y-%m-%d")
 
 
-def _time(e: dict[str, Any]) -> str:
-    t = e.get("time")
-    return t[:19].replace("T", " ") + "Z" if isinstance(t, str) and len(t) >= 19 else _cell(t)
+def table_rows(
+    entries: list[dict[str, Any]], by_request: bool = False, today: str | None = None
+) -> list[view.Row]:
+    """The table's rows: one per entry, or one per held request with `by_request`."""
+    today = today or today_utc()
+    if by_request:
+        return [view.folded_row(g, today) for g in view.fold(entries)]
+    return [view.row(e, today) for e in entries]
 
 
-def _style(e: dict[str, Any]) -> str:
-    ev = e.get("event")
-    if ev in EVENT_STYLE and ev not in ("held",):
-        return EVENT_STYLE[ev]
-    return DECISION_STYLE.get(str(e.get("decision")), EVENT_STYLE.get(str(ev), ""))
+def table_lines(rows: list[view.Row], width: int) -> list[str]:
+    """The header and one line per row, each at most `width` terminal cells."""
+    return render(view.COLUMNS, [r.cells for r in rows], width)
 
 
-def _row(e: dict[str, Any]) -> list[str]:
-    if e.get("event") == "torn" and "seq" not in e:
-        return ["", "", "torn", "", "", f"line {e.get('line')}: {e.get('bytes')} bytes, incomplete"]
-    return [
-        _cell(e.get("seq")),
-        _time(e),
-        _cell(e.get("event")),
-        _cell(e.get("agent")),
-        _cell(e.get("tool")),
-        _command(e),
-        _context(e),
-        _cell(e.get("decision")),
-        _cell(e.get("rule")),
-        _cell(e.get("approver")),
-        _cell(e.get("exit")),
-    ]
+def terminal_width() -> int:
+    """COLUMNS, else the terminal's width, else 80 (output to a pipe or a file)."""
+    return shutil.get_terminal_size((80, 24)).columns
 
 
-COLUMNS = (
-    "seq",
-    "time",
-    "event",
-    "agent",
-    "tool",
-    "command",
-    "context",
-    "decision",
-    "rule",
-    "approver",
-    "exit",
-)
+class Printer:
+    """Writes the table's lines: coloured by tone on a terminal, plain text elsewhere."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False)
+        self.colour = self.console.is_terminal
+
+    def line(self, text: str, tone: str = "", header: bool = False) -> None:
+        if self.colour:
+            style = "bold" if header else TONE_STYLE.get(tone, "")
+            self.console.print(Text(text, style=style), soft_wrap=True)
+        else:
+            sys.stdout.write(text + "\n")
 
 
-def render_table(entries: list[dict[str, Any]], console: Console) -> None:
-    """The TTY view: one row per entry, coloured by decision (and by event for outcomes)."""
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in COLUMNS:
-        table.add_column(name, overflow="fold", no_wrap=name in ("seq", "time", "decision"))
-    for e in entries:
-        table.add_row(*_row(e), style=_style(e))
-    console.print(table)
+def render_table(
+    entries: list[dict[str, Any]],
+    console: Console,
+    by_request: bool = False,
+    width: int | None = None,
+) -> None:
+    """The table: one line per entry (or per held request), cells cut, never wrapped."""
+    rows = table_rows(entries, by_request)
+    printer = Printer(console)
+    lines = table_lines(rows, width or console.width)
+    printer.line(lines[0], header=True)
+    for text, r in zip(lines[1:], rows, strict=True):
+        printer.line(text, r.tone)
 
 
-def render_line(e: dict[str, Any], console: Console) -> None:
-    """One entry as one coloured line (`--follow` on a TTY)."""
-    cells = [c for c in _row(e) if c]
-    console.print(Text("  ".join(cells), style=_style(e)), soft_wrap=True)
-
-
-def _warn_torn(e: dict[str, Any]) -> None:
+def _warn_torn(e: dict[str, Any], last: bool) -> None:
     print(
         f"shield: log: line {e.get('line')} is torn ({e.get('bytes')} bytes, incomplete): "
-        "a writer died mid-append; the next append records it",
+        "a writer died mid-append" + ("; the next append records it" if last else ""),
         file=sys.stderr,
     )
 
 
-def _emit(e: dict[str, Any], as_json: bool, console: Console | None) -> None:
-    torn = e.get("event") == "torn" and "seq" not in e
-    if as_json:
-        if torn:
-            _warn_torn(e)
-        else:
-            sys.stdout.write(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n")
+def _write_json(e: dict[str, Any], last: bool = True) -> None:
+    """The entry as the log holds it (a torn line: a note on stderr)."""
+    if view.is_torn(e):
+        _warn_torn(e, last)
     else:
-        assert console is not None
-        render_line(e, console)
+        sys.stdout.write(json.dumps(e, sort_keys=True, separators=(",", ":")) + "\n")
 
 
 def _follow(path: str, offset: int, interval: float = 0.2) -> Iterator[dict[str, Any]]:
@@ -248,52 +226,133 @@ def _follow(path: str, offset: int, interval: float = 0.2) -> Iterator[dict[str,
             time.sleep(interval)
 
 
+def follow_layout(rows: list[view.Row], width: int) -> list[tuple[int, int]]:
+    """The columns `--follow` keeps for good: wide enough for the rows so far and for
+    typical later ones (cells of later rows are cut to fit, never wrapped)."""
+    typical = [r.cells for r in rows] + [["x" * min(c.max, 24) for c in view.COLUMNS]]
+    typical[-1][1] = "00:00:00"
+    return layout(view.COLUMNS, typical, width)
+
+
+def _nothing(file: str, total: int) -> str:
+    if total == 0:
+        return f"no entries yet in {file}"
+    return f"no entries match ({total} entr{'y' if total == 1 else 'ies'} in {file})"
+
+
 @app.callback(invoke_without_command=True)
 def show(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines (for a SIEM).")] = False,
-    agent: Annotated[str | None, typer.Option(help="Only this agent.")] = None,
-    tool: Annotated[str | None, typer.Option(help="Only this tool.")] = None,
-    decision: Annotated[str | None, typer.Option(help="Only allow, ask or deny.")] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Only newer entries: 10m, 2h, 1d or an ISO time.")
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print each entry as it is in the log, one JSON object a line (for jq or a "
+            "SIEM), instead of the table.",
+        ),
+    ] = False,
+    agent: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Only this agent's entries.")
     ] = None,
-    request: Annotated[str | None, typer.Option(help="Only this held request id.")] = None,
+    tool: Annotated[str | None, typer.Option(metavar="TOOL", help="Only this tool.")] = None,
+    decision: Annotated[
+        str | None,
+        typer.Option(
+            metavar="allow|ask|deny",
+            help="Only this decision; deny includes denials by a person, allow approvals.",
+        ),
+    ] = None,
+    event: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="EVENT",
+            help=f"Only these events (repeat, or comma-separate): {', '.join(view.EVENTS)}.",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(metavar="WHEN", help="Only newer entries: 10m, 2h, 1d or an ISO time."),
+    ] = None,
+    request: Annotated[
+        str | None, typer.Option(metavar="ID", help="Only this held request's entries.")
+    ] = None,
+    by_request: Annotated[
+        bool,
+        typer.Option(
+            "--by-request",
+            help='One line per held call: held -> approved by alice "why" -> exit 0.',
+        ),
+    ] = False,
     follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new entries.")
+        bool, typer.Option("--follow", "-f", help="Keep printing new entries as they come.")
     ] = False,
     path: PathOpt = None,
 ) -> None:
-    """Show the log: a table on a terminal, JSON lines with --json or when piped.
+    """Review the tamper-evident log (verify it, sign checkpoints: the commands below).
 
-    Example: shield log --agent deploy-bot --decision deny --since 2h
+    One line per entry, cut to the terminal's width (COLUMNS, or 80 when the output is not a
+    terminal); JSON lines with --json.
+
+    Columns: seq, time (UTC; today's entries show only the time of day), request, agent,
+    command (as typed), outcome (allowed, denied by rule, held, approved by alice, ran: exit
+    0, ...), reason and context. Narrow terminals drop context first, then reason, seq and
+    request.
+
+    Example: shield log --since 2h --decision deny --by-request
     """
     if ctx.invoked_subcommand is not None:
         return
-    if decision is not None and decision not in DECISION_STYLE:
+    if decision is not None and decision not in view.DECISIONS:
         raise typer.BadParameter("use allow, ask or deny", param_hint="--decision")
+    if by_request and follow:
+        raise typer.BadParameter("--by-request folds finished calls; drop it with --follow")
     file = _path(path)
-    keep = make_filter(agent, tool, decision, parse_since(since) if since else None, request)
-    as_json = as_json or not sys.stdout.isatty()
-    console = None if as_json else Console()
-    entries = [e for e in verify_mod.read_entries(file) if keep(e)]
-    if as_json or follow:
-        for e in entries:
-            _emit(e, as_json, console)
-    else:
-        assert console is not None
-        render_table(entries, console)
-        for e in entries:
-            if e.get("event") == "torn" and "seq" not in e:
-                _warn_torn(e)
+    kinds = parse_events(event)
+    keep = view.make_filter(
+        agent, tool, decision, parse_since(since) if since else None, request, kinds
+    )
+    chosen = Selection(file, keep, by_request)
+    check_events(kinds, chosen.kinds)
+    if as_json:
+        for e in chosen.entries:
+            _write_json(e, last=e is chosen.last)
+    elif not follow:
+        _print_table(chosen.entries, by_request, file, chosen.total)
     sys.stdout.flush()
-    if not follow:
+    if follow:
+        _keep_following(file, keep, as_json, chosen.entries)
+
+
+def _print_table(entries: list[dict[str, Any]], by_request: bool, file: str, total: int) -> None:
+    if not entries:
+        print(_nothing(file, total))
         return
+    render_table(entries, Console(highlight=False), by_request, terminal_width())
+
+
+def _keep_following(
+    file: str, keep: Callable[[dict[str, Any]], bool], as_json: bool, shown: list[dict[str, Any]]
+) -> None:
+    """`--follow`: the rows so far, then each new entry, with one layout throughout."""
+    printer = Printer()
+    cols: list[tuple[int, int]] = []
+    if not as_json:
+        rows = table_rows(shown)
+        cols = follow_layout(rows, terminal_width())
+        printer.line(format_row(view.COLUMNS, cols, [c.name for c in view.COLUMNS]), header=True)
+        for r in rows:
+            printer.line(format_row(view.COLUMNS, cols, r.cells), r.tone)
+        sys.stdout.flush()
     try:
         for e in _follow(file, os.path.getsize(file)):
-            if keep(e):
-                _emit(e, as_json, console)
-                sys.stdout.flush()
+            if not keep(e):
+                continue
+            if as_json:
+                _write_json(e)
+            else:
+                r = view.row(e, today_utc())
+                printer.line(format_row(view.COLUMNS, cols, r.cells), r.tone)
+            sys.stdout.flush()
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 
@@ -328,7 +387,9 @@ def verify(
     path: PathOpt = None,
     anchor: Annotated[
         str | None,
-        typer.Option(help="The anchor to check MACs with (default: the home's, by log id)."),
+        typer.Option(
+            metavar="FILE", help="The anchor to check MACs with (default: the home's, by log id)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:

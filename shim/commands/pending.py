@@ -18,7 +18,7 @@ from shim.approval.request import request_from_dict
 from shim.approval.review import short_digest
 from shim.approval.show import command_line, context_line, duration, extra_lines, printable
 from shim.clock import parse_iso
-from shim.commands.common import SpoolOpt
+from shim.commands.common import SpoolOpt, existing_spool
 from shim.commands.inbox_opts import CacertOpt, ServerOpt, TokenFileOpt, inbox
 
 WATCH_INTERVAL_S = 0.25
@@ -128,6 +128,8 @@ def pending(
 
     Example: shield pending --watch
     """
+    if spool:
+        existing_spool(spool)  # a --spool that names no directory: one line, exit 1
     box = inbox(spool, server, token_file, cacert)
     console = Console(highlight=False)
     if watch_:

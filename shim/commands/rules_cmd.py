@@ -18,7 +18,11 @@ def register(root: typer.Typer) -> None:
 
 
 @app.command("lint")
-def lint(as_json: bool = typer.Option(False, "--json")) -> int:
+def lint(
+    as_json: bool = typer.Option(
+        False, "--json", help='print {"ok", "tools", "rules", "files"} as JSON'
+    ),
+) -> int:
     """Validate every layer: grammar, rules and every rule's examples.
 
     Errors name the file and line. Exit 1 when a layer is invalid (a shim would refuse it too).
@@ -54,7 +58,9 @@ def lint(as_json: bool = typer.Option(False, "--json")) -> int:
 @app.command("show")
 def show(
     tool: str = typer.Argument(..., help="kubectl, aws, terraform, helm, ..."),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(
+        False, "--json", help="print the compiled rules as a JSON array, in order"
+    ),
 ) -> int:
     """Show the effective rules for TOOL, from every layer, in the order they are tried.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 
 from shim.commands import log as logcmd
 from shim.commands.log import app, parse_since
+from shim.commands.table import text_width
 from shim.errors import LogDamage, LogError
 from shim.keys import add_trusted, init_approver, public_key_path
 from shim.log.anchors import first_log_id
@@ -81,16 +83,17 @@ def json_lines(output: str) -> list[dict]:
     return [json.loads(line) for line in output.splitlines() if line]
 
 
-def test_log_prints_json_lines_when_not_a_tty(homes: Homes) -> None:
-    for args in ((), ("--json",)):
-        res = homes.run(homes.agent, *args)
-        assert res.exit_code == 0, res.output
-        rows = json_lines(res.stdout)
-        assert [r["seq"] for r in rows] == [0, 1, 2, 3, 4]
-        for key in ("seq", "time", "event", "agent", "tool", "argv", "decision", "rule", "mac"):
-            assert key in rows[0]
+def test_log_prints_json_lines_only_with_json(homes: Homes) -> None:
+    res = homes.run(homes.agent, "--json")
+    assert res.exit_code == 0, res.output
+    rows = json_lines(res.stdout)
+    assert [r["seq"] for r in rows] == [0, 1, 2, 3, 4]
+    for key in ("seq", "time", "event", "agent", "tool", "argv", "decision", "rule", "mac"):
+        assert key in rows[0]
     with open(homes.path) as fh:  # the lines are the log's own bytes (re-verifiable)
         assert res.stdout == fh.read()
+    table = homes.run(homes.agent).stdout.splitlines()  # not a terminal: the same table
+    assert {"time", "agent", "command", "outcome"} <= set(table[0].split()) and len(table) == 6
 
 
 @pytest.mark.parametrize(
@@ -107,7 +110,7 @@ def test_log_prints_json_lines_when_not_a_tty(homes: Homes) -> None:
     ],
 )
 def test_log_filters(homes: Homes, args: tuple[str, ...], seqs: list[int]) -> None:
-    res = homes.run(homes.agent, *args)
+    res = homes.run(homes.agent, "--json", *args)
     assert res.exit_code == 0, res.output
     assert [r["seq"] for r in json_lines(res.stdout)] == seqs
 
@@ -139,41 +142,76 @@ def test_log_reports_a_torn_line(homes: Homes) -> None:
     assert "line 6 is torn (18 bytes, incomplete)" in res.stderr
 
 
-def test_the_table_shows_every_column_coloured_by_decision(homes: Homes) -> None:
+def test_the_table_shows_every_column_coloured_by_outcome(homes: Homes) -> None:
     console = Console(
         record=True, force_terminal=True, width=250, color_system="truecolor", file=io.StringIO()
     )
     entries = list(read_entries(homes.path)) + [torn_marker(6, b"xx")]
     logcmd.render_table(entries, console)
     text = console.export_text(clear=False)
-    for col in ("time", "agent", "tool", "command", "context", "decision", "rule", "approver"):
-        assert col in text
-    assert "exit" in text and "kubectl get pods -n prod" in text and "namespace=prod" in text
-    assert "line 6: 2 bytes, incomplete" in text
+    header = text.splitlines()[0].split()
+    assert header == ["seq", "time", "request", "agent", "command", "outcome", "reason", "context"]
+    assert "kubectl kubectl get pods -n prod" in text and "kube_context=eu-1 namespace=prod" in text
+    for outcome in ("allowed", "denied by rule", "held", "approved by alice", "ran: exit 0"):
+        assert outcome in text
+    assert "torn: line 6, 2 bytes, incomplete" in text and "/srv" not in text
     styled = console.export_text(styles=True)
-    assert "\x1b[32m" in styled and "\x1b[31m" in styled  # green allow, red deny
+    assert "\x1b[32m" in styled and "\x1b[31m" in styled  # green: ran, red: denied
 
 
-def test_log_on_a_tty_prints_a_table(homes: Homes) -> None:
+def test_log_on_a_tty_prints_the_80_column_table_in_colour(homes: Homes) -> None:
     code = "import sys; sys.path.insert(0, sys.argv[1]); from shim.commands.log import app; app(sys.argv[2:])"
     child = pexpect.spawn(
         sys.executable,
         ["-I", "-c", code, ROOT, "--path", homes.path],
-        env={"COLUMNS": "200", "TERM": "xterm-256color", "SHIELD_HOME": homes.agent},
+        env={"TERM": "xterm-256color", "SHIELD_HOME": homes.agent},
+        dimensions=(40, 80),
         encoding="utf-8",
         timeout=20,
     )
-    child.expect("decision")
-    child.expect("approver")
     child.expect(pexpect.EOF)
     out = child.before
     child.close()
     assert child.exitstatus == 0
-    assert "deploy-bot" in out and "terraform" in out and "alice" in out
     assert "\x1b[" in out  # coloured
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in out.split("\r\n") if line]
+    header = lines[0].split()  # at 80 columns: when, who, what, what happened
+    assert {"time", "agent", "command", "outcome"} <= set(header)
+    assert "reason" not in header and "context" not in header
+    assert len(lines) == 6 and all(text_width(line) <= 80 for line in lines)
+    assert "approved by alice" in out and "ran: exit 0" in out
 
 
-def test_follow_prints_entries_as_they_are_appended(homes: Homes) -> None:
+def test_follow_prints_the_table_then_each_new_entry_in_its_columns(homes: Homes) -> None:
+    code = "import sys; sys.path.insert(0, sys.argv[1]); from shim.commands.log import app; app(sys.argv[2:])"
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-c", code, ROOT, "-f", "--agent", "late-bot", "--path", homes.path],
+        stdout=subprocess.PIPE,
+        env={"SHIELD_HOME": homes.agent, "COLUMNS": "100"},
+    )
+    try:
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        append_entry(homes.dir, entry("other-bot", "helm", "allow"))
+        append_entry(homes.dir, entry("late-bot", "helm", "deny", reason="no helm today"))
+        got = b""
+        deadline = time.monotonic() + 20
+        while got.count(b"\n") < 2:
+            left = deadline - time.monotonic()
+            assert left > 0, "no entry followed"
+            if select.select([fd], [], [], left)[0]:
+                got += os.read(fd, 65536)
+        header, row = got.decode().splitlines()
+        assert header.split() == ["seq", "time", "request", "agent", "command", "outcome"]
+        assert row.split()[0] == "6" and "late-bot" in row and "denied by rule" in row
+        assert row.index("helm helm get") == header.index("command")  # the header's columns
+        assert len(row) <= 100 and proc.poll() is None  # still following
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_follow_with_json_prints_entries_as_they_are_appended(homes: Homes) -> None:
     code = "import sys; sys.path.insert(0, sys.argv[1]); from shim.commands.log import app; app(sys.argv[2:])"
     proc = subprocess.Popen(
         [sys.executable, "-I", "-c", code, ROOT, "--follow", "--json", "--agent", "late-bot"]
@@ -363,3 +401,10 @@ def test_every_command_docstring_ends_with_an_example() -> None:
         assert cb is not None and cb.__doc__ is not None
         last = cb.__doc__.strip().splitlines()[-1].strip()
         assert last.startswith("Example: shield log"), cb.__name__
+
+
+def test_event_accepts_a_kind_the_log_has_and_refuses_a_typo(homes: Homes) -> None:
+    append_entry(homes.dir, entry("deploy-bot", "kubectl", "ask", "note", detail="newer shim"))
+    res = homes.run(homes.agent, "--json", "--event", "note")
+    assert res.exit_code == 0 and [r["event"] for r in json_lines(res.stdout)] == ["note"]
+    assert homes.run(homes.agent, "--event", "nope").exit_code == 2

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shim.commands.table import Column, cut, render
+from shim.commands.table import Column, cut, format_row, layout, render, text_width
 
 COLUMNS = [
     Column("id", min=6, max=6, keep=9),
@@ -54,4 +54,44 @@ def test_long_cells_are_cut_with_an_ellipsis() -> None:
     st.integers(20, 250),
 )
 def test_no_line_is_ever_wider_than_the_terminal(rows: list[list[str]], width: int) -> None:
-    assert all(len(line) <= width for line in render(COLUMNS, rows, width))
+    assert all(text_width(line) <= width for line in render(COLUMNS, rows, width))
+
+
+def test_wide_characters_take_two_cells_and_are_cut_whole() -> None:
+    assert text_width("設定") == 4 and text_width("e\u0301") == 1
+    assert cut("設定設定", 5) == "設定…" and text_width(cut("設定設定", 5)) == 5
+    cols = [Column("name", max=10), Column("n", right=True)]
+    line = render(cols, [["設定設定設定", "1"]], 14)[1]
+    assert text_width(line) <= 14 and line.endswith("1")
+
+
+def test_the_least_important_flex_column_gives_up_width_first() -> None:
+    cols = [
+        Column("what", min=10, max=60, keep=9, flex=True),
+        Column("why", min=10, max=60, keep=2, flex=True),
+    ]
+    row = ["w" * 40, "y" * 40]
+    (_, line) = render(cols, [row], 62)
+    what, why = line.split()
+    assert what == "w" * 40 and why == "y" * 19 + "…"
+
+
+def test_format_row_keeps_a_layout_for_rows_that_come_later() -> None:
+    cols = layout(COLUMNS, ROWS, 80)
+    late = ["zz9zz9", "a-much-longer-agent-name-than-before", "helm uninstall web", "/w", "1h"]
+    line = format_row(COLUMNS, cols, late)
+    assert len(line) <= 80 and line.split()[0] == "zz9zz9" and "…" in line
+
+
+def test_an_optional_column_shows_only_when_the_others_have_their_wanted_width() -> None:
+    cols = [
+        Column("command", min=20, want=40, max=80, keep=9, flex=True),
+        Column("reason", min=10, want=20, max=60, keep=2, flex=True, optional=True),
+    ]
+    row = ["c" * 70, "r" * 50]
+    assert render(cols, [row], 61)[0].split() == ["command"]  # 40 + 2 + 20 > 61
+    wide = render(cols, [row], 62)
+    assert wide[0].split() == ["command", "reason"]
+    command, reason = wide[1].split()
+    assert (len(command), len(reason)) == (40, 20)  # both cut to what they want
+    assert render(cols, [row], 200)[1].split() == [row[0], row[1]]
