@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from shim import fs, keys
 from shim.approval.channels import transports_for
+from shim.approval.passkey import load_passkeys
 from shim.approval.remote import relay_settings
 from shim.approval.request import HeldRequest, new_request
 from shim.approval.transport import Transport, Verdict
@@ -307,6 +308,7 @@ def _wait(
         req,
         transports,
         trusted=keys.load_trusted(call.home),
+        passkeys=load_passkeys(call.home),
         used_path=fs.join(call.home, "state", "used-decisions"),
         log=log,
         clock_skew_s=float(config.get("clock_skew", 30)),

@@ -131,41 +131,54 @@ def verify_decision(
         )
     if approver != pub.name:
         return False, f"decision names approver {_clip(approver)} but key {fp} is {pub.name!r}"
+    why = check_terms(decision, req, now, skew_s, decision_hash(decision), used)
+    if why:
+        return False, why
+    return True, "ok"
+
+
+def check_terms(
+    decision: dict[str, Any], req: HeldRequest, now: float, skew_s: float, mark: str, used: set[str]
+) -> str:
+    """'' when a decision whose signature verified may decide `req`: it names this request's
+    id and digest, it is in its time window (with the clock-skew tolerance), its `mark` is not
+    in the used store, and it carries a reason where the rule requires one; else why not.
+    Shared by Ed25519 and passkey decisions. Pure."""
     if decision["id"] != req.id:
-        return False, (
+        return (
             f"decision is for request {_clip(decision['id'])}, not {req.id} "
             "(copied from another request)"
         )
     if decision["digest"] != req.digest:
-        return False, (
+        return (
             "decision digest does not match this request: the approver signed other content "
             "than the held call (was the spool copy of the request edited?)"
         )
     try:
         made, expires = parse_iso(decision["time"]), parse_iso(decision["expires"])
     except ValueError:
-        return False, "decision time or expiry is malformed"
+        return "decision time or expiry is malformed"
     if made > now + skew_s:
-        return False, (
+        return (
             f"decision time {decision['time']} is {made - now:.1f}s in the future, beyond the "
             f"clock-skew tolerance of {skew_s:g}s"
         )
     if now > expires + skew_s:
-        return False, (
+        return (
             f"decision expired at {decision['expires']} ({now - expires:.1f}s ago, clock-skew "
             f"tolerance {skew_s:g}s)"
         )
     if expires < made:
-        return False, "decision expires before it was made"
-    if decision_hash(decision) in used:
-        return False, "decision was used before (replay)"
+        return "decision expires before it was made"
+    if mark in used:
+        return "decision was used before (replay)"
     if (
         req.extra.get("require_reason")
         and decision["verdict"] == "approve"
         and not str(decision.get("reason") or "").strip()
     ):
-        return False, "this request needs a reason with its approval (a rule requires one)"
-    return True, "ok"
+        return "this request needs a reason with its approval (a rule requires one)"
+    return ""
 
 
 # --- the used store --------------------------------------------------------------------------

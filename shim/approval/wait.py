@@ -2,23 +2,28 @@
 
 The first valid decision wins; a rule with `approvals: N` (carried in the signed request) needs
 verified approvals of the same digest from N distinct approvers, and one denial still denies. A
-signed decision counts only when `verify_decision` accepts it against the shim's own copy of the
-request and trust store, and the used store had not seen it; anything else is logged as a `security` event, handed back to its transport to put aside, and
-the wait goes on. Past the deadline nothing is read: the request expires as a denial.
+signed decision (Ed25519, or a passkey's WebAuthn assertion: shim.approval.passkey) counts
+only when it verifies against the shim's own copy of the request and trust store, and the used
+store had not seen it; anything else is logged as a `security` event, handed back to its
+transport to put aside, and the wait goes on. Past the deadline nothing is read: the request
+expires as a denial.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from shim.approval.decision import VERDICTS, decision_hash, verify_decision
+from shim.approval.passkey import Passkey, is_passkey_decision, verify_passkey_decision
 from shim.approval.request import HeldRequest
 from shim.approval.transport import Delivery, Transport, Verdict
-from shim.approval.used import commit_used, load_used
+from shim.approval.used import commit_sign_count, commit_used, load_sign_counts, load_used
 from shim.clock import parse_iso
 from shim.keys import PublicKey
 
@@ -38,12 +43,17 @@ class Waiter:
         log: LogFn,
         clock_skew_s: float,
         poll_s: float,
+        passkeys: dict[str, Passkey] | None = None,
     ) -> None:
         self.req = req
         self.transports = list(transports)
         self.trusted = trusted
+        self.passkeys = passkeys or {}
         self.used_path = used_path
         self.used = load_used(used_path)
+        self.counts_path = os.path.join(os.path.dirname(used_path), "passkey-counts")
+        if self.passkeys:
+            warm_up_webauthn()
         self.log = log
         self.skew = clock_skew_s
         self.poll_s = max(0.001, poll_s)
@@ -90,24 +100,46 @@ class Waiter:
                 return None
             return self.record(delivery.verdict, {})
         decision = delivery.decision
-        ok, why = verify_decision(
-            decision, self.req, self.trusted, time.time(), self.skew, self.used
-        )
-        if not ok:
-            self.refuse(transport, delivery, why)
+        checked = self.check(decision)
+        if isinstance(checked, str):
+            self.refuse(transport, delivery, checked)
             return None
-        mark = decision_hash(decision)
+        mark, fields, count = checked
         if not commit_used(self.used_path, mark):
             self.refuse(transport, delivery, "decision was used before (replay)")
             return None
         self.used.add(mark)
+        if count is not None and not commit_sign_count(self.counts_path, fields["key"], count):
+            why = f"passkey sign count {count} is not above the last one seen (a cloned passkey?)"
+            self.refuse(transport, delivery, why)
+            return None
         outcome = VERDICTS[decision["verdict"]]
         if outcome == "approved" and self.needed > 1:
-            return self.count(decision, delivery.channel)
+            return self.count(decision, delivery.channel, fields)
         verdict = Verdict(outcome, decision["approver"], decision["reason"], None, delivery.channel)
-        return self.record(verdict, {"key": decision["key"]})
+        return self.record(verdict, fields)
 
-    def count(self, decision: dict[str, Any], channel: str) -> Verdict | None:
+    def check(self, decision: Any) -> tuple[str, dict[str, Any], int | None] | str:
+        """(used-store mark, log fields, passkey sign count) of a decision that verifies;
+        else why it does not."""
+        now = time.time()
+        if is_passkey_decision(decision):
+            counts = load_sign_counts(self.counts_path)
+            ok, why, got = verify_passkey_decision(
+                decision, self.req, self.passkeys, now, self.skew, self.used, counts
+            )
+            if not ok or got is None:
+                return why
+            fields = {"key": got.passkey.fingerprint, "signer": "passkey"}
+            return got.mark, fields, got.sign_count
+        ok, why = verify_decision(decision, self.req, self.trusted, now, self.skew, self.used)
+        if not ok:
+            return why
+        return decision_hash(decision), {"key": decision["key"]}, None
+
+    def count(
+        self, decision: dict[str, Any], channel: str, signed: dict[str, Any]
+    ) -> Verdict | None:
         """One more verified approval toward a quorum: approved once `needed` distinct
         approvers signed this request's digest (one denial, judged before, denies)."""
         name = decision["approver"]
@@ -115,14 +147,14 @@ class Waiter:
         if name in self.approvals:
             self.log({"event": "note", **fields, "detail": f"{name} approved already"})
             return None
-        self.approvals[name] = decision["key"]
+        self.approvals[name] = signed["key"]
         if len(self.approvals) < self.needed:
             have = f"{len(self.approvals)} of {self.needed}"
-            self.log({"event": "approval", **fields, "key": decision["key"], "detail": have})
+            self.log({"event": "approval", **fields, **signed, "detail": have})
             return None
         names = list(self.approvals)
         verdict = Verdict("approved", ", ".join(names), decision["reason"], None, channel)
-        return self.record(verdict, {"key": decision["key"], "approvers": names})
+        return self.record(verdict, {**signed, "approvers": names})
 
     def record(self, verdict: Verdict, fields: dict[str, Any]) -> Verdict:
         self.log(
@@ -174,6 +206,19 @@ def approvals_needed(req: HeldRequest) -> int:
     return 1
 
 
+def warm_up_webauthn() -> None:
+    """Import the WebAuthn library in the background while the human decides (about 0.1 s of
+    imports that would otherwise come between the click on Approve and the command starting)."""
+
+    def load() -> None:
+        try:
+            import webauthn  # noqa: F401
+        except Exception:  # noqa: BLE001 - verifying will import it again and say why
+            pass
+
+    threading.Thread(target=load, name="shield-webauthn-import", daemon=True).start()
+
+
 def close_all(transports: Sequence[Transport], verdict: Verdict) -> None:
     for transport in transports:
         try:
@@ -193,6 +238,7 @@ def wait_for_decision(
     poll_s: float = 0.02,
     publish: Sequence[Transport] = (),
     caught: list[int] | None = None,
+    passkeys: dict[str, Passkey] | None = None,
 ) -> Verdict:
     """Block until a valid decision from one of `transports`, the request's deadline, or
     SIGINT/SIGTERM. The transports in `publish` (a prompt, a notify hook) are published here,
@@ -206,7 +252,9 @@ def wait_for_decision(
     waiter: Waiter | None = None
     with recording_signals(caught):
         try:
-            waiter = Waiter(req, transports, trusted, used_path, log, clock_skew_s, poll_s)
+            waiter = Waiter(
+                req, transports, trusted, used_path, log, clock_skew_s, poll_s, passkeys=passkeys
+            )
             for transport in publish:
                 transport.publish()
             return waiter.run(deadline, caught)
