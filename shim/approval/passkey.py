@@ -204,6 +204,29 @@ def load_passkeys(home: str) -> dict[str, Passkey]:
     return out
 
 
+def list_passkeys(home: str) -> list[tuple[str, Passkey | None, str]]:
+    """Every `.passkey` file of the trust store, sorted: (path, credential, '') or (path, None,
+    why the shims skip it)."""
+    out: list[tuple[str, Passkey | None, str]] = []
+    tdir = trust_dir(home)
+    try:
+        names = sorted(fs.listdir(tdir))
+    except OSError:
+        return out
+    for fname in names:
+        if not fname.endswith(SUFFIX):
+            continue
+        path = fs.join(tdir, fname)
+        try:
+            text = fs.read_file(path, MAX_FILE_BYTES).decode("utf-8", "replace")
+            out += [(path, pk, "") for pk in parse_passkey_file(text, fname)]
+        except OSError as exc:
+            out.append((path, None, f"unreadable: {exc.strerror}"))
+        except KeyError_ as exc:
+            out.append((path, None, exc.message.removeprefix(f"{fname}: ")))
+    return out
+
+
 # --- decisions -------------------------------------------------------------------------------
 def is_passkey_decision(decision: object) -> bool:
     return isinstance(decision, dict) and decision.get("type") == DECISION_TYPE

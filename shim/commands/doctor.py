@@ -224,9 +224,15 @@ def check_real(rep: Report, tool: str, cfg: dict | None, path: str, shim_dirs: l
 def check_keys(rep: Report, home: str) -> None:
     """Trusted approver keys here; no approver private key and no writable policy in reach."""
     trust = trust_dir(home)
-    trusted = [f for f in (os.listdir(trust) if os.path.isdir(trust) else []) if f.endswith(".pub")]
-    if trusted:
-        rep.add("ok", "trust", f"{len(trusted)} trusted approver key(s) in {trust}")
+    names = os.listdir(trust) if os.path.isdir(trust) else []
+    trusted = [f for f in names if f.endswith(".pub")]
+    passkeys = [f for f in names if f.endswith(".passkey")]
+    if trusted or passkeys:
+        rep.add(
+            "ok",
+            "trust",
+            f"{len(trusted)} trusted approver key(s) and {len(passkeys)} passkey(s) in {trust}",
+        )
     else:
         rep.add(
             "warn",

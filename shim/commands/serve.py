@@ -2,7 +2,10 @@
 
     shield serve [--listen H:P] [--db URL] [--cert F --key F]   run the relay
     shield serve agent add NAME [--json]                         an agent's token (printed once)
-    shield serve approver add NAME [--json]                      an approver's token
+    shield serve approver add NAME [--json]                      an approver's token and a
+                                                                 one-time passkey enrollment link
+    shield serve approver enroll NAME [--json]                   another enrollment link
+    shield serve approver export NAME                            NAME's passkey credentials
 
 Every setting may also live in `<home>/serve.json` (flags win): listen, db, cert, key,
 public_url, slack_webhook, webhook, webhook_secret_file.
@@ -22,7 +25,9 @@ from shim.home import home_dir
 
 serve_app = typer.Typer(invoke_without_command=True)
 agent_app = typer.Typer(help="Agents that may submit held calls.", no_args_is_help=True)
-approver_app = typer.Typer(help="Approvers that may list requests.", no_args_is_help=True)
+approver_app = typer.Typer(
+    help="Approvers: tokens, passkey enrollment links, credential files.", no_args_is_help=True
+)
 serve_app.add_typer(agent_app, name="agent")
 serve_app.add_typer(approver_app, name="approver")
 
@@ -34,7 +39,16 @@ DbOpt = Annotated[
         help="postgresql://USER@HOST/DB, or sqlite:///PATH (default: <home>/server/shield.db).",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help='Print {"name": ..., "token": ...}.')]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+PublicUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--public-url",
+        metavar="URL",
+        help="The URL people reach the server at, for the link (default: serve.json's, or "
+        "http://localhost:PORT for a loopback listen).",
+    ),
+]
 ReplaceOpt = Annotated[
     bool, typer.Option("--replace", help="Issue a new token for an existing name (the old stops).")
 ]
@@ -127,7 +141,38 @@ def serve(
     return run_server(home, opts)
 
 
-def add_principal(role: str, name: str, db: str | None, as_json: bool, replace: bool) -> None:
+def public_url(home: str, flag: str | None) -> str:
+    """The server's public URL as `shield serve` would use it (flag, serve.json, listen)."""
+    from shim.server.run import DEFAULT_LISTEN, default_public_url
+
+    conf = settings(home)
+    if flag or conf.get("public_url"):
+        return str(flag or conf["public_url"]).rstrip("/")
+    return default_public_url(str(conf.get("listen") or DEFAULT_LISTEN), bool(conf.get("cert")))
+
+
+def new_enrollment(store: Any, name: str, url: str) -> tuple[str, float]:
+    """A one-time enrollment link for approver `name` (the server keeps its hash)."""
+    from shim.server.auth import token_hash
+    from shim.server.passkeys import ENROLL_TTL_S
+    from shim.server.session import new_secret
+
+    token = new_secret()
+    now = time.time()
+    store_web(store).add_enrollment(token_hash(token), name, now, now + ENROLL_TTL_S)
+    return f"{url}/enroll/{token}", now + ENROLL_TTL_S
+
+
+def store_web(store: Any) -> Any:
+    from shim.server.webstore import WebStore
+
+    return WebStore(store)
+
+
+def add_principal(
+    role: str, name: str, db: str | None, as_json: bool, replace: bool, url: str | None = None
+) -> None:
+    from shim.clock import now_iso
     from shim.server.auth import new_token, token_hash, valid_name
     from shim.server.store import Conflict, open_store
 
@@ -138,8 +183,11 @@ def add_principal(role: str, name: str, db: str | None, as_json: bool, replace: 
     home = home_dir()
     store = open_store(_db(home, db))
     token = new_token()
+    link: tuple[str, float] | None = None
     try:
         store.add_principal(role, name, token_hash(token), time.time(), replace=replace)
+        if role == "approver":
+            link = new_enrollment(store, name, public_url(home, url))
     except Conflict as exc:
         raise ShieldError(
             exc.message, f"shield serve {role} add {name} --replace issues a new token"
@@ -147,7 +195,10 @@ def add_principal(role: str, name: str, db: str | None, as_json: bool, replace: 
     finally:
         store.close()
     if as_json:
-        typer.echo(json.dumps({"name": name, "role": role, "token": token}))
+        out: dict[str, Any] = {"name": name, "role": role, "token": token}
+        if link:
+            out.update(enroll_url=link[0], enroll_expires=now_iso(link[1]))
+        typer.echo(json.dumps(out))
         return
     # the token alone on stdout (`... > NAME.token`), the explanation on stderr
     typer.echo(
@@ -160,6 +211,19 @@ def add_principal(role: str, name: str, db: str | None, as_json: bool, replace: 
         else ("shield pending --server URL --token-file F")
     )
     typer.echo(f"save it to a file, readable only by its user, for: {use}", err=True)
+    if link:
+        _tell_link(name, *link)
+
+
+def _tell_link(name: str, url: str, expires: float) -> None:
+    from shim.clock import now_iso
+
+    typer.echo(
+        f"{name} enrolls a passkey once, before {now_iso(expires)}, at:\n  {url}\n"
+        f"then: shield serve approver export {name} > {name}.passkey, and in each agent home: "
+        f"shield trust add {name}.passkey",
+        err=True,
+    )
 
 
 @agent_app.command("add")
@@ -184,14 +248,79 @@ def approver_add(
     db: DbOpt = None,
     as_json: JsonOpt = False,
     replace: ReplaceOpt = False,
+    url: PublicUrlOpt = None,
 ) -> None:
-    """Let an approver list held calls and post decisions: prints the token once.
+    """Let an approver list held calls and post decisions: prints the token once, and a
+    one-time link (valid for a day) where they enroll a passkey for the web page.
 
-    The token lets them see and relay; only their own signing key approves.
+    The token and the page's session let them see and relay; only their own signing key (or
+    passkey, once an operator trusts its credential in an agent home) approves. With --json:
+    {"name", "role", "token", "enroll_url", "enroll_expires"}.
 
-    Example: shield serve approver add alice --json
+    Example: shield serve approver add alice --public-url https://shield.example:8421 --json
     """
-    add_principal("approver", name, db, as_json, replace)
+    add_principal("approver", name, db, as_json, replace, url)
+
+
+@approver_app.command("enroll")
+def approver_enroll(
+    name: Annotated[str, typer.Argument(help="The approver's name.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    url: PublicUrlOpt = None,
+) -> None:
+    """A new one-time link where an existing approver enrolls another passkey (a phone, a
+    security key). With --json: {"name", "enroll_url", "enroll_expires"}.
+
+    Example: shield serve approver enroll alice
+    """
+    from shim.clock import now_iso
+    from shim.server.store import open_store
+
+    home = home_dir()
+    store = open_store(_db(home, db))
+    try:
+        if ("approver", name) not in {(r, n) for r, n, _ in store.principals()}:
+            raise ShieldError(
+                f"no approver {name!r} on this server", f"add one: shield serve approver add {name}"
+            )
+        link, expires = new_enrollment(store, name, public_url(home, url))
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(
+            json.dumps({"name": name, "enroll_url": link, "enroll_expires": now_iso(expires)})
+        )
+        return
+    typer.echo(link)
+    _tell_link(name, link, expires)
+
+
+@approver_app.command("export")
+def approver_export(
+    name: Annotated[str, typer.Argument(help="The approver's name.")],
+    db: DbOpt = None,
+) -> None:
+    """Print NAME's passkey credentials (public data: credential id, public key, relying-party
+    id, origin, name), one per line, for `shield trust add` in each agent home. The server
+    cannot add trust by itself.
+
+    Example: shield serve approver export alice > alice.passkey
+    """
+    from shim.server.passkeys import credential_file
+    from shim.server.store import open_store
+
+    store = open_store(_db(home_dir(), db))
+    try:
+        rows = store_web(store).passkeys(name)
+    finally:
+        store.close()
+    if not rows:
+        raise ShieldError(
+            f"{name!r} has no passkey enrolled on this server",
+            f"open the link from: shield serve approver enroll {name}",
+        )
+    typer.echo(credential_file(rows), nl=False)
 
 
 def register(app: typer.Typer) -> None:

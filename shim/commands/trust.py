@@ -1,4 +1,5 @@
-"""`shield trust add|list|remove`: the approver keys this home accepts (cold)."""
+"""`shield trust add|list|remove`: the approvers this home accepts (cold): Ed25519 public keys
+and passkey credentials alike."""
 
 from __future__ import annotations
 
@@ -13,27 +14,74 @@ from shim.approval.show import printable
 from shim.errors import KeyError_, ShieldError
 from shim.home import home_dir, trust_dir
 
-trust_app = typer.Typer(help="The approver keys this home accepts.", no_args_is_help=True)
+trust_app = typer.Typer(
+    help="The approvers this home accepts (Ed25519 keys and passkeys).", no_args_is_help=True
+)
+
+# (file, approver name or None, fingerprint or None, kind, why the shims skip the file)
+Entry = tuple[str, str | None, str | None, str, str]
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(1 << 20)
+    except OSError as exc:
+        raise KeyError_(f"cannot read {path}: {exc.strerror}") from None
+
+
+def entries(home: str) -> list[Entry]:
+    """Every file of the trust store: Ed25519 keys first, then passkeys."""
+    from shim.approval.passkey import list_passkeys
+
+    out: list[Entry] = [
+        (path, pub.name if pub else None, pub.fingerprint if pub else None, "ed25519", problem)
+        for path, pub, problem in keys.list_trusted(home)
+    ]
+    out += [
+        (path, pk.approver if pk else None, pk.fingerprint if pk else None, "passkey", problem)
+        for path, pk, problem in list_passkeys(home)
+    ]
+    return out
 
 
 @trust_app.command("add")
 def trust_add(
-    pubkey_file: Annotated[
+    file: Annotated[
         str,
-        typer.Argument(metavar="PUBKEY_FILE", help="The .pub file `shield approver init` printed."),
+        typer.Argument(
+            metavar="FILE",
+            help="An approver's .pub (shield approver init) or passkey credential file "
+            "(shield serve approver export NAME).",
+        ),
     ],
 ) -> None:
-    """Accept decisions signed by this approver public key in this home.
+    """Accept decisions signed by this approver in this home.
 
-    Example: SHIELD_HOME=/opt/shield/home shield trust add alice.pub
+    FILE is an approver's Ed25519 public key (`shield approver init` prints its path) or a
+    passkey credential file (`shield serve approver export NAME`, or the download on the
+    web page after enrolling). The server cannot add trust by itself: an operator runs this
+    in each agent home (`SHIELD_HOME=/opt/shield/home shield trust add alice.pub` for a key).
+
+    Example: SHIELD_HOME=/opt/shield/home shield trust add alice.passkey
     """
+    from shim.approval.passkey import add_trusted_passkeys, is_passkey_file
+
     home = home_dir()
-    pub = keys.load_public_key(pubkey_file)
+    text = _read(file)
+    if is_passkey_file(text):
+        for pk, dest in add_trusted_passkeys(home, text, file):
+            typer.echo(
+                f"trusted {printable(pk.approver)}'s passkey (fingerprint {pk.fingerprint}, "
+                f"origin {printable(pk.origin)}): {dest}"
+            )
+        return
+    pub = keys.load_public_key(file)
     try:
         own = keys.approver_identity(home)
     except ShieldError:
         own = None
-    dest = keys.add_trusted(home, pubkey_file)
+    dest = keys.add_trusted(home, file)
     typer.echo(f"trusted {pub.name} (fingerprint {pub.fingerprint}): {dest}")
     if own is not None and own.raw == pub.raw:
         typer.echo(
@@ -49,40 +97,45 @@ def trust_list(
         bool,
         typer.Option(
             "--json",
-            help='Print a JSON array: {"name", "fingerprint", "file", "problem"} per file.',
+            help='Print a JSON array: {"name", "fingerprint", "kind", "file", "problem"} per '
+            "file (kind: ed25519 or passkey).",
         ),
     ] = False,
 ) -> None:
-    """List the approver keys this home trusts: name, fingerprint and file.
+    """List the approvers this home trusts: name, fingerprint, kind (an Ed25519 key or a
+    passkey) and file.
 
-    A file in the trust store that is not a shield public key is listed with the reason the
-    shims skip it.
+    A file in the trust store that the shims cannot read is listed with the reason they skip
+    it.
 
     Example: SHIELD_HOME=/opt/shield/home shield trust list
     """
     home = home_dir()
-    entries = keys.list_trusted(home)
+    found = entries(home)
     if as_json:
         items = [
             {
-                "name": pub.name if pub else None,
-                "fingerprint": pub.fingerprint if pub else None,
+                "name": name,
+                "fingerprint": fp,
+                "kind": kind,
                 "file": path,
                 "problem": problem or None,
             }
-            for path, pub, problem in entries
+            for path, name, fp, kind, problem in found
         ]
         typer.echo(json.dumps(items, indent=2))
         return
-    if not entries:
+    if not found:
         typer.echo(f"no trusted approver keys in {trust_dir(home)}")
         return
-    width = max(len(printable(pub.name)) if pub else 1 for _, pub, _ in entries)
-    for path, pub, problem in entries:
-        if pub is None:
-            typer.echo(f"{'?':<{width}}  {'(skipped)':<16}  {path}: {printable(problem)}")
+    width = max(len(printable(name)) if name else 1 for _, name, _, _, _ in found)
+    for path, name, fp, kind, problem in found:
+        if name is None:
+            typer.echo(
+                f"{'?':<{width}}  {'(skipped)':<16}  {kind:<7}  {path}: {printable(problem)}"
+            )
         else:
-            typer.echo(f"{printable(pub.name):<{width}}  {pub.fingerprint}  {path}")
+            typer.echo(f"{printable(name):<{width}}  {fp}  {kind:<7}  {path}")
 
 
 @trust_app.command("remove")
@@ -95,22 +148,22 @@ def trust_remove(
         ),
     ],
 ) -> None:
-    """Stop accepting an approver key: its file leaves this home's trust store.
+    """Stop accepting an approver key or passkey: its file leaves this home's trust store.
 
-    The shims of this home refuse decisions, grants and checkpoints signed by that key from
-    their next read on. A name that two different keys share is refused: give the
-    fingerprint (`shield trust list`).
+    The shims of this home refuse decisions, grants and checkpoints signed by it from their
+    next read on. A name that two different keys share (alice's key and alice's passkey) is
+    refused: give the fingerprint (`shield trust list`).
 
     Example: SHIELD_HOME=/opt/shield/home shield trust remove alice
     """
     home = home_dir()
-    entries = [(path, pub) for path, pub, _ in keys.list_trusted(home) if pub is not None]
+    known = [(path, name, fp) for path, name, fp, _, _ in entries(home) if name and fp]
     matched = [
-        (path, pub)
-        for path, pub in entries
-        if pub.name == key or (len(key) >= 4 and pub.fingerprint.startswith(key.lower()))
+        (path, name, fp)
+        for path, name, fp in known
+        if name == key or (len(key) >= 4 and fp.startswith(key.lower()))
     ]
-    fingerprints = sorted({pub.fingerprint for _, pub in matched})
+    fingerprints = sorted({fp for _, _, fp in matched})
     if not fingerprints:
         raise KeyError_(
             f"no trusted key named {printable(key)!r} or with that fingerprint in "
@@ -123,8 +176,8 @@ def trust_remove(
             f"({', '.join(fingerprints)}); nothing removed",
             "give the fingerprint of the one to remove",
         )
-    for path, pub in entries:
-        if pub.fingerprint != fingerprints[0]:
+    for path, name, fp in known:
+        if fp != fingerprints[0]:
             continue
         try:
             os.unlink(path)
@@ -133,7 +186,7 @@ def trust_remove(
                 f"cannot remove {path}: {exc.strerror}",
                 "the trust store belongs to whoever installed the shims (root, usually)",
             ) from exc
-        typer.echo(f"removed {printable(pub.name)} (fingerprint {pub.fingerprint}): {path}")
+        typer.echo(f"removed {printable(name)} (fingerprint {fp}): {path}")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,150 +12,55 @@ Routes (JSON in and out; every error is `{"error": "..."}` with a 4xx or 5xx sta
     POST /api/v1/requests/{id}/decisions         approver: a signed decision, relayed as is
     POST /api/v1/statements                      approver: a signed grant or revocation
     GET  /api/v1/statements                      agent (own) or approver: grants, revocations
-    GET  /r/{id}                                 the link given to agents and notifications
 
-The server never judges a decision: it checks its shape and that it names the request it is
-posted to, stores it, and wakes the shim's long poll. The shim verifies it.
+The approvers' web page (`/`, `/r/{id}`, its sign-in and enrollment) is in shim.server.page and
+shim.server.passkeys; an approver's routes above also take the page's session cookie.
+
+The server never judges a decision (Ed25519, or a passkey's assertion): it checks its shape and
+that it names the request it is posted to, stores it, and wakes the shim's long poll. The shim
+verifies it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shim import canon
-from shim.approval.request import is_request_id
 from shim.clock import parse_iso
-from shim.server.auth import Principal, bearer, token_hash
+from shim.server import page, passkeys
 from shim.server.checks import DECISION_LIMIT, REQUEST_LIMIT, Invalid, check_decision, check_request
 from shim.server.grants import routes as statement_routes
-from shim.server.hub import Hub, PgListener
-from shim.server.notify import Notifier, NotifyConfig, request_url
-from shim.server.store import CHANNEL, PostgresStore, RequestRow, Store, StoreError
+from shim.server.hub import PgListener
+from shim.server.relay import (  # noqa: F401 - Relay is imported from here by run.py and tests
+    Relay,
+    error,
+    owned_request,
+    read_json,
+    relay_of,
+    who,
+)
+from shim.server.store import CHANNEL, PostgresStore, RequestRow, StoreError
 
 log = logging.getLogger("shield.serve")
-T = TypeVar("T")
 
 LONG_POLL_MAX_S = 55.0
 RECHECK_S = 2.0  # a long poll re-reads the database this often even without a wake
 SWEEP_S = 1.0
-AUTH_CACHE_S = 10.0
+PRUNE_EVERY = 60  # sweeps between forgetting expired sessions and challenges
 CLOSED = ("approved", "denied", "expired", "cancelled")
-
-
-@dataclass
-class Relay:
-    """What every handler uses: the store, the hub that wakes long polls, the notifier."""
-
-    store: Store
-    notify: NotifyConfig
-    hub: Hub = field(default_factory=Hub)
-    notifier: Notifier | None = None
-    known: dict[str, tuple[Principal, float]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.notifier = Notifier(self.notify)
-
-    async def db(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a store call: in the event loop for SQLite (local and fast: a thread hop costs
-        more than the query, and writes take an in-process lock anyway), in the thread pool
-        for PostgreSQL (a network round trip)."""
-        if self.store.dialect == "sqlite":
-            return fn(*args)
-        return await run_in_threadpool(fn, *args)
-
-    async def principal(self, hashed: str) -> Principal | None:
-        """Who holds this token hash; known tokens are remembered for AUTH_CACHE_S (so a
-        replaced token keeps working that long), unknown ones are looked up every time."""
-        now = time.monotonic()
-        hit = self.known.get(hashed)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        found = await self.db(self.store.principal, hashed)
-        if found is None:
-            self.known.pop(hashed, None)
-            return None
-        principal = Principal(*found)
-        if len(self.known) > 10_000:
-            self.known.clear()
-        self.known[hashed] = (principal, now + AUTH_CACHE_S)
-        return principal
-
-    def url(self, rid: str) -> str:
-        return request_url(self.notify.public_url, rid)
-
-    def announce(self, event: str, row: RequestRow) -> None:
-        if self.notifier is not None:
-            self.notifier.event(event, row)
-
-
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def read_json(request: Request, limit: int) -> Any:
-    """The request body as JSON; Invalid (413, 415, 400) when too big, not JSON, or malformed."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        raise Invalid(415, "send the body as application/json")
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
-        raise Invalid(413, f"body larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Invalid(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except (ValueError, RecursionError):
-        raise Invalid(400, "the body is not JSON (or nests too deep)") from None
-
-
-def relay_of(request: Request) -> Relay:
-    return request.app.state.relay
-
-
-async def who(request: Request, *roles: str) -> Principal:
-    """The caller, from its bearer token; Invalid 401 without a known token, 403 in a role
-    that may not call this route."""
-    token = bearer(request.headers.get("authorization"))
-    if token is None:
-        raise Invalid(401, "send a token: Authorization: Bearer <token>")
-    principal = await relay_of(request).principal(token_hash(token))
-    if principal is None:
-        raise Invalid(401, "unknown token")
-    if roles and principal.role not in roles:
-        raise Invalid(403, f"an {principal.role} token may not do this")
-    return principal
-
-
-async def owned_request(request: Request, principal: Principal) -> RequestRow:
-    """The request named in the path, if this principal may see it (else 404: an agent does
-    not learn whether another agent's request exists)."""
-    rid = request.path_params["rid"]
-    row = None
-    if is_request_id(rid):
-        row = await relay_of(request).db(relay_of(request).store.request, rid)
-    if row is None or not principal.owns(row.agent):
-        raise Invalid(404, f"no request {rid[:16]!r}")
-    return row
 
 
 def describe(relay: Relay, row: RequestRow, full: bool = False) -> dict[str, Any]:
@@ -304,23 +209,6 @@ async def health(request: Request) -> Response:
     return JSONResponse({"ok": True, "db": relay.store.dialect})
 
 
-async def request_page(request: Request) -> Response:
-    """The link agents and notifications carry. It shows no request data (that needs a
-    token); the web page of the approvers replaces it."""
-    rid = request.path_params["rid"]
-    if not is_request_id(rid):
-        raise Invalid(404, "no such request")
-    base = html.escape(relay_of(request).notify.public_url)
-    text = (
-        f"<!doctype html><title>shield request {rid}</title>"
-        f"<h1>Held request {rid}</h1>"
-        f"<p>Review and decide it from a terminal with your approver key and token:</p>"
-        f"<pre>shield pending --server {base} --token-file approver.token\n"
-        f"shield approve {rid} --server {base} --token-file approver.token</pre>"
-    )
-    return HTMLResponse(text)
-
-
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -335,10 +223,6 @@ def api_routes() -> list[Route]:
         Route("/api/v1/requests/{rid}/decisions", post_decision, methods=["POST"]),
         Route("/api/v1/requests/{rid}/withdraw", withdraw, methods=["POST"]),
     ]
-
-
-def page_routes() -> list[Route]:
-    return [Route("/r/{rid}", request_page, methods=["GET"])]
 
 
 async def on_invalid(request: Request, exc: Exception) -> Response:
@@ -369,11 +253,16 @@ async def on_error(request: Request, exc: Exception) -> Response:
 
 
 async def sweep(relay: Relay) -> None:
-    """Mark expired requests (and notify) once a second."""
+    """Mark expired requests (and notify) once a second; forget expired sessions, challenges
+    and enrollment links once a minute."""
+    rounds = 0
     while True:
         await asyncio.sleep(SWEEP_S)
+        rounds += 1
         try:
             rows = await relay.db(relay.store.expire_due, time.time())
+            if rounds % PRUNE_EVERY == 0:
+                await relay.db(relay.web.prune, time.time())
         except Exception as exc:  # noqa: BLE001 - keep sweeping after a database hiccup
             log.warning("expiry sweep failed: %s", exc)
             continue
@@ -405,8 +294,9 @@ def build_app(relay: Relay) -> Starlette:
             relay.store.close()
 
     app = Starlette(
-        routes=api_routes() + page_routes(),
+        routes=api_routes() + passkeys.routes() + page.routes(),
         lifespan=lifespan,
+        middleware=[Middleware(page.SecurityHeaders)],
         exception_handlers={
             Invalid: on_invalid,
             HTTPException: on_http,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from shim.approval import passkey
 from shim.approval.decision import DECISION_KEYS, DECISION_TYPE, MAX_DECISION_BYTES, VERDICTS
 from shim.approval.request import MAX_REQUEST_BYTES, HeldRequest, request_from_dict, to_dict
 from shim.clock import parse_iso
@@ -53,13 +54,18 @@ def check_request(data: Any, agent: str, now: float | None = None) -> HeldReques
 
 
 def check_decision(data: Any, rid: str, digest: str) -> dict[str, Any]:
-    """A signed decision's shape, naming request `rid` with `digest`. The signature is not
-    checked here (the server trusts no key and holds none): the shim checks it."""
+    """A signed decision's shape (Ed25519, or a passkey's assertion), naming request `rid` with
+    `digest`. The signature is not checked here (the server trusts no key and holds none):
+    the shim checks it."""
     if not isinstance(data, dict):
         raise Invalid(400, "decision: not a JSON object")
-    if set(data) != DECISION_KEYS or not all(isinstance(v, str) for v in data.values()):
-        raise Invalid(400, f"decision: needs exactly the string fields {sorted(DECISION_KEYS)}")
-    if data["type"] != DECISION_TYPE or data["verdict"] not in VERDICTS:
+    keys = passkey.DECISION_KEYS if data.get("type") == passkey.DECISION_TYPE else DECISION_KEYS
+    if set(data) != keys or not all(isinstance(v, str) for v in data.values()):
+        raise Invalid(400, f"decision: needs exactly the string fields {sorted(keys)}")
+    if (
+        data["type"] not in (DECISION_TYPE, passkey.DECISION_TYPE)
+        or data["verdict"] not in VERDICTS
+    ):
         raise Invalid(400, "decision: unknown type or verdict")
     if data["id"] != rid:
         raise Invalid(400, f"decision: names request {data['id'][:16]!r}, not {rid}")

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+ANY = "*"  # watch(ANY) wakes on a change to any request (the page's live list)
+
 
 class Hub:
     def __init__(self) -> None:
@@ -38,7 +40,10 @@ class Hub:
                     del self.events[rid]
 
     def _wake(self, rid: str | None) -> None:
-        groups = list(self.events.values()) if rid is None else [self.events.get(rid, set())]
+        if rid is None:
+            groups = list(self.events.values())
+        else:
+            groups = [self.events.get(rid, set()), self.events.get(ANY, set())]
         for group in groups:
             for event in list(group):
                 event.set()

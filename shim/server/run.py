@@ -39,6 +39,16 @@ class ServeOptions:
     webhook_secret_file: str | None = None
 
 
+def default_public_url(listen: str, tls: bool) -> str:
+    """Where people reach a server listening on `listen` when no --public-url says otherwise: a
+    loopback address is called `localhost` (passkeys need a host name, and browsers allow them
+    on http://localhost); any other address as it is."""
+    host, port = parse_listen(listen)
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    shown = "localhost" if loopback else (f"[{host}]" if ":" in host else host)
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
+
+
 def default_db(home: str) -> str:
     return "sqlite:///" + os.path.join(home, "server", "shield.db")
 
@@ -119,7 +129,9 @@ def serve(home: str, opts: ServeOptions) -> int:
     sock = bind(host, port)
     scheme = "https" if opts.cert else "http"
     shown = f"[{host}]" if ":" in host else host
-    public = opts.public_url or f"{scheme}://{shown}:{sock.getsockname()[1]}"
+    public = opts.public_url or default_public_url(
+        f"{shown}:{sock.getsockname()[1]}", bool(opts.cert)
+    )
     db = opts.db or default_db(home)
     try:
         store: Store = open_store(db)

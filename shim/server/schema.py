@@ -6,8 +6,14 @@ IMMEDIATE transaction on SQLite), so several servers starting at once on one dat
 it once. Add a migration at the end; never edit one that shipped.
 
 `decisions` holds signed statements of any kind: today `decision` (an approver's signed
-verdict on one request); the same table can carry grants or revocations for an agent later
-(`kind`, `agent`, `request_id` NULL). The server stores them as posted and never trusts them.
+verdict on one request, Ed25519 or passkey); the same table can carry grants or revocations for
+an agent later (`kind`, `agent`, `request_id` NULL). The server stores them as posted and never
+trusts them.
+
+Version 2 adds the web page's tables: `passkeys` (approvers' WebAuthn credentials: public data
+only), `enrollments` (one-time enrollment links, by the SHA-256 of their token), `sessions`
+(signed-in approvers, by the SHA-256 of the cookie), `challenges` (WebAuthn challenges the
+server issued for enrolling and signing in, each used once).
 """
 
 from __future__ import annotations
@@ -73,6 +79,73 @@ MIGRATIONS: list[tuple[int, dict[str, list[str]]]] = [
                     posted_by TEXT NOT NULL,
                     received DOUBLE PRECISION NOT NULL)""",
                 "CREATE INDEX decisions_by_request ON decisions (request_id, seq)",
+            ],
+        },
+    ),
+    (
+        2,
+        {
+            "sqlite": [
+                """CREATE TABLE passkeys (
+                    credential_id TEXT PRIMARY KEY,
+                    approver TEXT NOT NULL,
+                    public_key TEXT NOT NULL,
+                    sign_count INTEGER NOT NULL DEFAULT 0,
+                    rp_id TEXT NOT NULL,
+                    origin TEXT NOT NULL,
+                    created REAL NOT NULL,
+                    last_used REAL)""",
+                "CREATE INDEX passkeys_by_approver ON passkeys (approver)",
+                """CREATE TABLE enrollments (
+                    token_hash TEXT PRIMARY KEY,
+                    approver TEXT NOT NULL,
+                    created REAL NOT NULL,
+                    expires REAL NOT NULL,
+                    used REAL)""",
+                """CREATE TABLE sessions (
+                    token_hash TEXT PRIMARY KEY,
+                    approver TEXT NOT NULL,
+                    csrf TEXT NOT NULL,
+                    credential_id TEXT NOT NULL,
+                    created REAL NOT NULL,
+                    expires REAL NOT NULL)""",
+                """CREATE TABLE challenges (
+                    challenge TEXT PRIMARY KEY,
+                    purpose TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    expires REAL NOT NULL)""",
+                "CREATE INDEX requests_by_closed ON requests (closed)",
+            ],
+            "postgresql": [
+                """CREATE TABLE passkeys (
+                    credential_id TEXT PRIMARY KEY,
+                    approver TEXT NOT NULL,
+                    public_key TEXT NOT NULL,
+                    sign_count BIGINT NOT NULL DEFAULT 0,
+                    rp_id TEXT NOT NULL,
+                    origin TEXT NOT NULL,
+                    created DOUBLE PRECISION NOT NULL,
+                    last_used DOUBLE PRECISION)""",
+                "CREATE INDEX passkeys_by_approver ON passkeys (approver)",
+                """CREATE TABLE enrollments (
+                    token_hash TEXT PRIMARY KEY,
+                    approver TEXT NOT NULL,
+                    created DOUBLE PRECISION NOT NULL,
+                    expires DOUBLE PRECISION NOT NULL,
+                    used DOUBLE PRECISION)""",
+                """CREATE TABLE sessions (
+                    token_hash TEXT PRIMARY KEY,
+                    approver TEXT NOT NULL,
+                    csrf TEXT NOT NULL,
+                    credential_id TEXT NOT NULL,
+                    created DOUBLE PRECISION NOT NULL,
+                    expires DOUBLE PRECISION NOT NULL)""",
+                """CREATE TABLE challenges (
+                    challenge TEXT PRIMARY KEY,
+                    purpose TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    expires DOUBLE PRECISION NOT NULL)""",
+                "CREATE INDEX requests_by_closed ON requests (closed)",
             ],
         },
     ),

@@ -79,6 +79,49 @@ class SoftPasskey:
             "signature": b64url(sig),
         }
 
+    def registration(
+        self, challenge: bytes, *, origin: str | None = None, flags: int = UP | UV | 0x40
+    ) -> dict[str, Any]:
+        """What navigator.credentials.create() answers, as the page posts it (attestation
+        "none")."""
+        client = {"type": "webauthn.create", "challenge": b64url(challenge)}
+        client["origin"] = origin or self.origin
+        auth = (
+            hashlib.sha256(self.rp_id.encode()).digest()
+            + bytes([flags])
+            + struct.pack(">I", 0)
+            + bytes(16)
+            + struct.pack(">H", len(self.raw_id))
+            + self.raw_id
+            + self.cose
+        )
+        attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth})
+        return {
+            "id": b64url(self.raw_id),
+            "rawId": b64url(self.raw_id),
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": b64url(json.dumps(client).encode()),
+                "attestationObject": b64url(attestation),
+            },
+            "clientExtensionResults": {},
+        }
+
+    def login(self, challenge: bytes, **kw: Any) -> dict[str, Any]:
+        """What navigator.credentials.get() answers for signing in, as the page posts it."""
+        got = self.assertion(challenge, **kw)
+        return {
+            "id": got["credential"],
+            "rawId": got["credential"],
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": got["client_data_json"],
+                "authenticatorData": got["authenticator_data"],
+                "signature": got["signature"],
+            },
+            "clientExtensionResults": {},
+        }
+
     def decide(
         self,
         req: HeldRequest,

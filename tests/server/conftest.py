@@ -56,6 +56,12 @@ class Relay:
         scheme = "https" if self.cacert else "http"
         return f"{scheme}://127.0.0.1:{self.port}"
 
+    @property
+    def public(self) -> str:
+        """The server's public URL (links, the page): loopback is called localhost."""
+        scheme = "https" if self.cacert else "http"
+        return f"{scheme}://localhost:{self.port}"
+
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         db = ["--db", self.db] if self.db else []
         return shield("serve", *args, *db, home=self.home, check=check)

@@ -47,7 +47,7 @@ def test_held_call_approved_through_the_server_runs_and_the_log_names_channel_an
     code, _, err = finish(proc)
     assert code == 3, err
     # the agent is told where its request is on the server
-    assert f"{relay.url}/r/{item['id']}" in err
+    assert f"{relay.public}/r/{item['id']}" in err
     assert world.argvs() == [[b"-n", b"prod", b"delete", b"pod", b"web"]]
     held = [e for e in events(world, "held") if e["request"] == item["id"]]
     assert held and held[0]["channels"] == ["spool", "server"]
@@ -176,7 +176,7 @@ def test_two_servers_on_one_postgresql_held_through_one_approved_through_the_oth
         approver.cli("approve", item["id"], url=second.url)
         code, _, err = finish(proc)
         assert code == 0, err
-        assert f"{first.url}/r/{item['id']}" in err
+        assert f"{first.public}/r/{item['id']}" in err
         assert events(world, "approved")[-1]["channel"] == "server"
     finally:
         first.stop()
@@ -261,7 +261,7 @@ def test_tls_with_a_self_signed_certificate_and_cacert(world: World, tmp_path: P
         approver.cli("approve", item["id"], "--cacert", str(cert), url=url)
         code, _, err = finish(proc)
         assert code == 0, err
-        assert f"{url}/r/{item['id']}" in err
+        assert f"{relay.public}/r/{item['id']}" in err
     finally:
         relay.stop()
 

@@ -142,7 +142,7 @@ def test_the_agents_environment_cannot_move_the_server(
     )
     proc = world.run("kubectl", "delete", "pod", "web", env=env)
     assert proc.returncode == 124
-    assert f"{relay.url}/r/" in proc.stderr.decode()
+    assert f"{relay.public}/r/" in proc.stderr.decode()
     assert elsewhere not in proc.stderr.decode()
 
 
