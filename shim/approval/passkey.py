@@ -347,10 +347,12 @@ def verify_passkey_decision(
         name = decision["approver"][:64]
         return False, f"decision names approver {name!r} but the passkey is {pk.approver!r}", None
     challenge = challenge_of(decision)
+    mark = challenge.hex()
+    if mark in used:  # before the sign count, which a replay fails too, less clearly
+        return False, "decision was used before (replay)", None
     why, count = check_assertion(decision, pk, challenge, counts.get(pk.fingerprint, 0))
     if why:
         return False, why, None
-    mark = challenge.hex()
     why = check_terms(decision, req, now, skew_s, mark, used)
     if why:
         return False, why, None
