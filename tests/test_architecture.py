@@ -135,3 +135,31 @@ def test_the_shims_side_of_the_relay_uses_the_standard_library_only() -> None:
                 names = [node.module]
             for mod in names:
                 assert mod.split(".")[0] not in heavy, f"{path.name} imports {mod}"
+
+
+def test_the_webauthn_library_is_imported_only_when_a_passkey_is_checked() -> None:
+    # py_webauthn (and cbor2, pyOpenSSL behind it) costs about 0.1 s: on the shim's side it is
+    # imported inside the functions that check a passkey, never when a module loads, so an
+    # allowed call, a grant and a hold without passkeys never pay for it
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        top_level = set()
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                top_level |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                top_level.add(node.module.split(".")[0])
+        if "webauthn" in top_level:
+            assert path.parent.name == "server", f"{path} imports webauthn when it loads"
+
+
+def test_loading_the_held_path_and_the_trust_store_imports_no_webauthn(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import shim.held; from shim.approval.passkey import load_passkeys; "
+        f"load_passkeys({str(tmp_path)!r}); print('webauthn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

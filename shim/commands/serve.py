@@ -105,8 +105,9 @@ def serve(
         typer.Option("--webhook-secret-file", metavar="F", help="The webhook's HMAC secret."),
     ] = None,
 ) -> int:
-    """Run the approval relay. It stores held requests and relays signed decisions; it holds
-    no key and cannot approve anything (each shim verifies every decision itself).
+    """Run the approval relay and the approvers' web page (at /, approvals signed by their
+    passkeys). It stores held requests and relays signed decisions; it holds no key and cannot
+    approve anything (each shim verifies every decision itself).
 
     Examples:
 
@@ -156,17 +157,12 @@ def new_enrollment(store: Any, name: str, url: str) -> tuple[str, float]:
     from shim.server.auth import token_hash
     from shim.server.passkeys import ENROLL_TTL_S
     from shim.server.session import new_secret
+    from shim.server.webstore import WebStore
 
     token = new_secret()
     now = time.time()
-    store_web(store).add_enrollment(token_hash(token), name, now, now + ENROLL_TTL_S)
+    WebStore(store).add_enrollment(token_hash(token), name, now, now + ENROLL_TTL_S)
     return f"{url}/enroll/{token}", now + ENROLL_TTL_S
-
-
-def store_web(store: Any) -> Any:
-    from shim.server.webstore import WebStore
-
-    return WebStore(store)
 
 
 def add_principal(
@@ -309,10 +305,11 @@ def approver_export(
     """
     from shim.server.passkeys import credential_file
     from shim.server.store import open_store
+    from shim.server.webstore import WebStore
 
     store = open_store(_db(home_dir(), db))
     try:
-        rows = store_web(store).passkeys(name)
+        rows = WebStore(store).passkeys(name)
     finally:
         store.close()
     if not rows:

@@ -395,3 +395,14 @@ def test_a_cards_posted_list_shows_what_the_server_holds_escaped(web: Web) -> No
         )
     card = web.client.get("/api/v1/page/feed", headers=web.bearer("alice")).json()["cards"][0]
     assert card["posted"] == ["al\\x1bice approve (passkey)"]
+
+
+def test_on_an_ip_address_the_page_says_passkeys_cannot_work(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "relay.db"))
+    relay = Relay(store, NotifyConfig(public_url="http://127.0.0.1:8421"))
+    with TestClient(build_app(relay), base_url="http://127.0.0.1:8421") as client:
+        assert client.get("/api/v1/page/site").json()["passkeys"] is False
+        r = client.post(
+            "/api/v1/session/options", json={}, headers={"Origin": "http://127.0.0.1:8421"}
+        )
+        assert r.status_code == 409 and "--public-url" in r.json()["error"]

@@ -70,13 +70,15 @@ def hold_two(world: World, root: Path, kube: KubeAPI) -> list[subprocess.Popen]:
     (root / "user-home" / ".kube").mkdir(parents=True)
     (root / "user-home" / ".kube" / "config").write_text(KUBECONFIG.format(server=kube.url("prod")))
     calls = [
-        ["terraform", f"-chdir={work}", "apply", "-auto-approve", "-input=false"],
+        ["terraform", "-chdir=infra", "apply", "-auto-approve", "-input=false"],
         ["kubectl", "delete", "pod", "web-1", "web-2", "--wait=false"],
     ]
     procs = []
     for argv in calls:
         procs.append(
-            subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.Popen(
+                argv, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
         )
         end = time.monotonic() + 120
         while len([e for e in world.log() if e["event"] == "held"]) < len(procs):
