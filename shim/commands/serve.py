@@ -39,7 +39,18 @@ DbOpt = Annotated[
         help="postgresql://USER@HOST/DB, or sqlite:///PATH (default: <home>/server/shield.db).",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help='Print {"name": ..., "token": ...}.')]
+AddJsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help='Print {"name", "role", "token", "enroll_url", "enroll_expires"} (the link is '
+        "for enrolling a passkey once).",
+    ),
+]
+LinkJsonOpt = Annotated[
+    bool, typer.Option("--json", help='Print {"name", "enroll_url", "enroll_expires"}.')
+]
 PublicUrlOpt = Annotated[
     str | None,
     typer.Option(
@@ -242,7 +253,7 @@ def agent_add(
 def approver_add(
     name: Annotated[str, typer.Argument(help="The approver's name.")],
     db: DbOpt = None,
-    as_json: JsonOpt = False,
+    as_json: AddJsonOpt = False,
     replace: ReplaceOpt = False,
     url: PublicUrlOpt = None,
 ) -> None:
@@ -262,7 +273,7 @@ def approver_add(
 def approver_enroll(
     name: Annotated[str, typer.Argument(help="The approver's name.")],
     db: DbOpt = None,
-    as_json: JsonOpt = False,
+    as_json: LinkJsonOpt = False,
     url: PublicUrlOpt = None,
 ) -> None:
     """A new one-time link where an existing approver enrolls another passkey (a phone, a

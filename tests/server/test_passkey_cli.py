@@ -95,3 +95,27 @@ def test_trust_add_refuses_a_broken_credential_file(tmp_path: Path) -> None:
         shield("trust", "add", str(bad), home=tmp_path, check=False), "not a shield passkey"
     )
     assert not (tmp_path / "trust").exists()
+
+
+def test_trust_list_shows_passkeys_beside_keys_and_remove_takes_them_out(tmp_path: Path) -> None:
+    from shim.keys import init_approver, public_key_path
+
+    agent = tmp_path / "agent"
+    init_approver(str(tmp_path / "alice"), "alice")
+    shield("trust", "add", public_key_path(str(tmp_path / "alice")), home=agent)
+    key = SoftPasskey("alice", rp_id="shield.example", origin="https://shield.example")
+    (tmp_path / "alice.passkey").write_text(key.passkey.to_line())
+    shield("trust", "add", str(tmp_path / "alice.passkey"), home=agent)
+    listed = json.loads(shield("trust", "list", "--json", home=agent).stdout)
+    assert sorted((k["name"], k["kind"]) for k in listed) == [
+        ("alice", "ed25519"),
+        ("alice", "passkey"),
+    ]
+    assert "passkey" in shield("trust", "list", home=agent).stdout
+    # alice's key and alice's passkey are two things to trust: a name alone is ambiguous
+    both = shield("trust", "remove", "alice", home=agent, check=False)
+    assert both.returncode == 1 and "names 2 different keys" in both.stderr
+    shield("trust", "remove", key.passkey.fingerprint, home=agent)
+    left = json.loads(shield("trust", "list", "--json", home=agent).stdout)
+    assert [k["kind"] for k in left] == ["ed25519"]
+    assert not list((agent / "trust").glob("*.passkey"))
