@@ -35,7 +35,7 @@ def test_demo_server_shows_the_approval_server_path(tmp_path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "shield serve --listen 127.0.0.1:" in out
-    assert "is on the approval server: http://127.0.0.1:" in out
+    assert "is on the approval server: http://localhost:" in out
     assert "approved through the approval server" in out
     assert "deployment.apps/api restarted" in out
     assert "demo complete" in out

@@ -137,3 +137,47 @@ def test_an_unreachable_database_is_one_clear_error() -> None:
         open_store("postgresql://shield:secret@127.0.0.1:1/none")
     assert "cannot connect to the database" in info.value.message
     assert "secret" not in info.value.message  # the password is not printed
+
+
+def test_the_web_pages_tables_on_both_databases(db_url: str) -> None:
+    from shim.server.webstore import PasskeyRow, WebStore
+
+    store = open_store(db_url)
+    web = WebStore(store)
+    now = time.time()
+    try:
+        # an enrollment link works once, and only before it expires
+        web.add_enrollment("h1", "alice", now, now + 60)
+        web.add_enrollment("h2", "alice", now - 120, now - 60)
+        assert web.enrollment("h1", now) == "alice" and web.enrollment("h2", now) is None
+        key = PasskeyRow("cred1", "alice", "pk", 0, "shield.example", "https://shield.example", now)
+        assert web.enroll("h1", key, now)
+        assert not web.enroll("h1", key, now) and not web.enroll("h2", key, now)
+        assert web.passkeys("alice") == [key] and web.passkey("cred1") == key
+        web.used_passkey("cred1", 7, now)
+        found = web.passkey("cred1")
+        assert found is not None and found.sign_count == 7
+        # a challenge is used once, for its purpose, before it expires
+        web.add_challenge("c1", "login", "", now + 60)
+        web.add_challenge("c2", "login", "", now - 1)
+        assert web.take_challenge("c1", "enroll", now) is None
+        assert web.take_challenge("c1", "login", now) == ""
+        assert web.take_challenge("c1", "login", now) is None
+        assert web.take_challenge("c2", "login", now) is None
+        # sessions
+        web.add_session("s1", "alice", "csrf", "cred1", now, 60)
+        session = web.session("s1", now)
+        assert session is not None and (session.approver, session.csrf) == ("alice", "csrf")
+        assert web.session("s1", now + 61) is None
+        web.drop_session("s1")
+        assert web.session("s1", now) is None
+        # the page's views
+        _submit(store, "cccccc", now + 60)
+        store.add_statement("decision", "cccccc", "bot", '{"approver":"alice"}', "alice", now)
+        assert web.posted(["cccccc", "dddddd"]) == {"cccccc": ['{"approver":"alice"}']}
+        store.close_request("cccccc", "denied", "{}", now)
+        assert [r.id for r in web.closed_since(now - 1)] == ["cccccc"]
+        web.prune(now + 3600)
+        assert web.take_challenge("c2", "login", 0) is None
+    finally:
+        store.close()

@@ -97,9 +97,12 @@ class Person:
         note = self.page.locator(f"#note-{rid}")
         end = time.monotonic() + 30
         while time.monotonic() < end:
-            if note.count():
-                return note.inner_text()
-            text = result.inner_text() if result.count() else ""
+            # all_inner_texts does not wait: the card can be replaced between two looks
+            notes = note.all_inner_texts()
+            if notes:
+                return notes[0]
+            texts = result.all_inner_texts()
+            text = texts[0] if texts else ""
             if text.startswith(("Approved", "Denied", "Not sent")):
                 return text
             time.sleep(0.02)

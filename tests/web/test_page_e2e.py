@@ -120,6 +120,11 @@ def test_the_request_link_opens_its_own_page_after_signing_in(
         code, _, _ = finish(proc)
         assert code == 0
         phone.page.locator(f"#note-{rid}").wait_for()
+        # the link still says how it ended, later
+        phone.page.reload()
+        note = phone.page.locator(f"#note-{rid}")
+        note.wait_for()
+        assert note.inner_text() == f"{rid} approved by alice (server)"
     finally:
         phone.close()
 

@@ -295,10 +295,15 @@
     const cards = data.cards.filter((c) => state.only === null || c.id === state.only);
     const ids = new Set(cards.map((c) => c.id));
     const closed = new Map(data.closed.map((c) => [c.id, c]));
+    for (const [id, item] of closed) {
+      const note = document.getElementById(`note-${id}`);
+      if (note) note.textContent = closedText(item); // the shim's report came after the note
+    }
     for (const [id, entry] of state.cards) {
       if (ids.has(id)) continue;
       const item = closed.get(id);
-      const note = noteNode(id, item ? closedText(item) : `${id} is no longer pending`);
+      const gone = entry.data.expires <= serverNow() ? `${id} expired without a decision` : `${id} is no longer pending`;
+      const note = noteNode(id, item ? closedText(item) : gone);
       entry.node.replaceWith(note);
       state.cards.delete(id);
       if (state.only === null) setTimeout(() => note.remove(), NOTE_MS);
@@ -368,6 +373,21 @@
     );
     setInterval(tick, 1000);
     follow();
+  }
+
+  async function requestView(rid) {
+    // a request that closed long ago, or never was, says so; a pending one follows the feed
+    try {
+      const data = await api("GET", `/api/v1/page/requests/${encodeURIComponent(rid)}`);
+      if (data.card === null) {
+        show(el("h1", { text: `Held request ${rid}` }), noteNode(rid, closedText(data.closed)));
+        return;
+      }
+    } catch (err) {
+      show(el("h1", { text: `Held request ${rid}` }), el("p", { class: "warning", text: err.message }));
+      return;
+    }
+    pendingView(rid);
   }
 
   async function historyView() {
@@ -528,7 +548,8 @@
     });
     if (path === "/history") return historyView();
     const one = path.match(/^\/r\/([a-z0-9]+)$/);
-    return pendingView(one ? one[1] : null);
+    if (one) return requestView(one[1]);
+    return pendingView(null);
   }
 
   window.shield = { canon }; // for tests that compare it with shim.canon
