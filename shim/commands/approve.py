@@ -27,6 +27,7 @@ from shim.approval.decision import VERDICTS, sign_decision
 from shim.approval.inbox import Inbox
 from shim.approval.request import HeldRequest, is_request_id, to_dict
 from shim.approval.show import printable
+from shim.clock import parse_iso
 from shim.commands import grant as grant_cmd
 from shim.commands.common import SpoolOpt
 from shim.commands.inbox_opts import CacertOpt, ServerOpt, TokenFileOpt, inbox
@@ -238,6 +239,11 @@ def decide(
     if verdict == "approve":
         check_reason(batch, reason, reason_required_at(home_dir()))
         confirm(batch, yes, own_key)
+        late = [r for r in batch.requests if parse_iso(r.expires) <= time.time()]
+        for req in late:  # expired while the question was on the screen
+            batch.skipped.append(f"{req.id}: expired at {req.expires}; not signed")
+            sys.stderr.write(f"shield: skipped {batch.skipped[-1]}\n")
+        batch.requests = [r for r in batch.requests if r not in late]
     sign_all(box, batch, verdict, reason, pin is not None)
     warned = [r for r in batch.requests if untrusted_warning(r, own_key)]
     if warned:

@@ -146,8 +146,8 @@ def show(
 ) -> None:
     """Show one held request in full, with what will actually run.
 
-    The panel of `shield pending` (command, why, target, agent, age, digest, preview, risk),
-    then the command that will run, the preview's diff against the live objects, and the full
+    The full panel (command, why, target, agent, age, digest, preview, risk, every pinned and
+    sealed input), then the command that will run, the preview's diff against the live objects, and the full
     text of what it reads: snapshotted manifests, piped stdin, values files, and the saved
     plan's `terraform show`. All of it is in the request, covered by the digest that
     `shield approve` signs. Flags a failed preview (with the tool's raw output), decisions the

@@ -267,3 +267,17 @@ def test_pending_watch_on_a_pipe_prints_arrivals_and_departures(desk: Desk) -> N
     finally:
         proc.terminate()
         proc.wait(timeout=TIMEOUT_S)
+
+
+def test_a_request_that_expires_while_the_question_is_up_is_not_signed(desk: Desk) -> None:
+    from shim.clock import parse_iso
+
+    req = desk.hold("high", timeout_s=2)
+    child = desk.spawn("approve", req.id)
+    child.expect(r"\[y/N\] ")
+    while time.time() <= parse_iso(req.expires) + 0.1:  # the human is slow to answer
+        time.sleep(0.05)
+    child.sendline("y")
+    assert finish(child) == 1
+    assert f"skipped {req.id}: expired at {req.expires}; not signed" in child.before
+    assert desk.decisions() == []
