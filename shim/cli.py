@@ -21,7 +21,7 @@ app = typer.Typer(
         "Examples:\n\n"
         "  shield check -- kubectl -n prod delete pod web\n\n"
         "  shield install --dir /opt/shield/bin --agent deploy-bot\n\n"
-        "  shield pending; shield approve k7m2qx\n\n"
+        "  shield pending; shield show k7m2qx; shield approve k7m2qx\n\n"
         "  shield log verify"
     ),
     no_args_is_help=True,
@@ -77,6 +77,7 @@ def _register() -> None:
         report,
         rules_cmd,
         serve,
+        show_cmd,
         trust,
     )
     from shim.commands import log as log_cmd
@@ -88,6 +89,7 @@ def _register() -> None:
         rules_cmd,
         demo,
         pending,
+        show_cmd,
         approve,
         approver,
         trust,

@@ -195,6 +195,10 @@ def _hold(
     bound: Bound,
     resolve: Resolve,
 ) -> int:
+    trusted = keys.load_trusted(call.home)
+    # which keys count, in the signed request: `shield approve` in a home whose key is not
+    # among them says so instead of plain success (the agent's words: the check is here)
+    trusted_keys = {fp: pub.name for fp, pub in sorted(trusted.items())}
     req = new_request(
         agent=call.agent,
         tool=call.tool,
@@ -204,7 +208,7 @@ def _hold(
         rule=d.rule,
         reason=d.reason,
         timeout_s=timeout,
-        extra=bound.extra,
+        extra={**bound.extra, "trusted_keys": trusted_keys},
     )
     call.log(
         {
@@ -239,8 +243,10 @@ def _hold(
     )
     caught: list[int] = []  # a Ctrl-C from here on withdraws the request, however early
     with recording_signals(caught):
-        verdict = _wait(call, d, req, config, timeout, bound, transports, caught)
+        verdict = _wait(call, d, req, config, timeout, bound, transports, caught, trusted)
     if verdict.outcome == "approved":
+        why = " ".join(verdict.reason.split())
+        say(call.tool, f"approved by {verdict.approver or 'a human'}" + (f": {why}" if why else ""))
         if real is None:
             return not_found(call)
         call.env[depth_var] = str(depth + 1)
@@ -281,6 +287,7 @@ def _wait(
     bound: Bound,
     transports: list[Transport],
     caught: list[int],
+    trusted: dict[str, keys.PublicKey],
 ) -> Verdict:
     """Publish the request through every transport, tell the agent, wait (the signals
     caught since before the publish are the wait's)."""
@@ -307,7 +314,7 @@ def _wait(
     return wait_for_decision(
         req,
         transports,
-        trusted=keys.load_trusted(call.home),
+        trusted=trusted,
         passkeys=load_passkeys(call.home),
         used_path=fs.join(call.home, "state", "used-decisions"),
         log=log,

@@ -17,10 +17,13 @@ from shim.approval import spool as spool_mod
 from shim.approval.client import Client, RelayError, path_id, read_token
 from shim.approval.grant import GRANT_TYPE
 from shim.approval.grants import GRANTS_DIR, REVOCATIONS_DIR, read_statements, server_statements
+from shim.approval.refusal import clean_note
 from shim.approval.request import is_request_id, request_from_dict, to_dict
 from shim.clock import parse_iso
 from shim.errors import ShieldError
 from shim.home import spool_dir
+
+Notes = dict[str, list[dict[str, str]]]  # request id -> the shims' refusal notes
 
 
 class Inbox(Protocol):
@@ -28,6 +31,12 @@ class Inbox(Protocol):
 
     def pending(self) -> list[dict[str, Any]]:
         """The requests waiting for a decision, oldest first (each as the agent wrote it)."""
+
+    def listing(self) -> tuple[list[dict[str, Any]], Notes]:
+        """`pending()`, and the shims' notes on decisions they refused, by request id."""
+
+    def refused(self, rid: str) -> list[dict[str, str]]:
+        """The shim's notes on decisions it refused for this request (the agent's words)."""
 
     def lookup(self, rid: str) -> tuple[str, dict[str, Any] | None]:
         """("pending", request), (how it closed, request), or ("unknown", None)."""
@@ -48,6 +57,15 @@ class SpoolInbox:
 
     def pending(self) -> list[dict[str, Any]]:
         return spool_mod.list_pending(self.where)
+
+    def listing(self) -> tuple[list[dict[str, Any]], Notes]:
+        items = self.pending()
+        ids = {item["id"] for item in items}
+        notes = spool_mod.list_refusals(self.where)
+        return items, {rid: n for rid, n in notes.items() if rid in ids}
+
+    def refused(self, rid: str) -> list[dict[str, str]]:
+        return spool_mod.list_refusals(self.where).get(rid, [])
 
     def lookup(self, rid: str) -> tuple[str, dict[str, Any] | None]:
         return spool_mod.lookup(self.where, rid)
@@ -72,15 +90,19 @@ class ServerInbox:
         self.where = self.client.url
 
     def pending(self) -> list[dict[str, Any]]:
+        return self.listing()[0]
+
+    def listing(self) -> tuple[list[dict[str, Any]], Notes]:
         """Like the spool's list: each request rebuilt from its content (digest recomputed,
         never the server's), status "pending" or "modified" (the stored digest disagrees);
-        malformed or expired ones are left out."""
+        malformed or expired ones are left out. With the shims' refusal notes."""
         data = self.client.expect("GET", "/api/v1/requests")
         items = data.get("requests") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise RelayError(f"{self.where}: the list of requests is malformed")
         now = time.time()
         out = []
+        notes: Notes = {}
         for item in items:
             body = item.get("request") if isinstance(item, dict) else None
             try:
@@ -93,7 +115,18 @@ class ServerInbox:
             assert isinstance(body, dict)  # request_from_dict refuses anything else
             shown["status"] = "pending" if body.get("digest") == req.digest else "modified"
             out.append(shown)
-        return out
+            found = _notes(item.get("refusals") if isinstance(item, dict) else None)
+            if found:
+                notes[req.id] = found
+        return out, notes
+
+    def refused(self, rid: str) -> list[dict[str, str]]:
+        if not is_request_id(rid):
+            return []
+        status, data = self.client.call("GET", f"/api/v1/requests/{path_id(rid)}")
+        if status != 200 or not isinstance(data, dict):
+            return []
+        return _notes(data.get("refusals"))
 
     def lookup(self, rid: str) -> tuple[str, dict[str, Any] | None]:
         if not is_request_id(rid):
@@ -118,6 +151,12 @@ class ServerInbox:
 
     def statements(self) -> tuple[list[object], list[object]]:
         return server_statements(self.client)
+
+
+def _notes(items: object) -> list[dict[str, str]]:
+    if not isinstance(items, list):
+        return []
+    return [n for n in (clean_note(i) for i in items[:100]) if n is not None]
 
 
 def open_inbox(

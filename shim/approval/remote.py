@@ -20,8 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 from shim.approval.client import Client, RelayError, Unreachable, path_id, read_token
+from shim.approval.refusal import refusal_note
 from shim.approval.request import HeldRequest, to_dict
 from shim.approval.transport import Delivery, Verdict
+from shim.clock import now_iso
 
 LONG_POLL_S = 20.0
 FIRST_ANSWER_S = 2.0  # publish waits this long for the first submit, for the agent's message
@@ -85,8 +87,11 @@ class RemoteTransport:
 
     def reject(self, delivery: Delivery, why: str) -> None:
         """Count refusals (each was logged): a relay that keeps sending bad decisions is
-        ignored for the rest of this hold."""
+        ignored for the rest of this hold. Each one is noted on the relay, for the approvers'
+        `shield pending` and `shield show` (sent from a thread of its own: a slow relay never
+        slows the wait)."""
         self.refused += 1
+        self._tell_relay(refusal_note(delivery.decision, why, self.channel, now_iso()))
         if self.refused == MAX_REFUSED:
             self.stop.set()
             self._abort()
@@ -197,6 +202,22 @@ class RemoteTransport:
         for delivery in got:
             self.inbox.put(delivery)
         return got, after
+
+    def _tell_relay(self, note: dict[str, str]) -> None:
+        if not self.submitted or self.poller is None:
+            return
+        client = Client(self.url, self.poller.token, self.settings.get("cacert"), timeout=2.0)
+        path = f"/api/v1/requests/{path_id(self.req.id)}/refusals"
+
+        def send() -> None:
+            try:
+                client.call("POST", path, note)
+            except RelayError:
+                pass
+            finally:
+                client.close()
+
+        threading.Thread(target=send, name="shield-relay-note", daemon=True).start()
 
     # ------------------------------------------------------------------ helpers
     def _unreachable(self, why: str) -> None:

@@ -122,10 +122,12 @@ def _check_status(rid: str, status: str) -> None:
 
 
 def signed_lines(done: str, req: HeldRequest, decision: dict[str, Any], pinned: bool) -> list[str]:
-    """What was signed, for the approver to read: id, command, target and digest first."""
+    """What was signed, for the approver to read: id, risk, command, target and digest."""
     pin = " (as pinned)" if pinned else ""
+    risk = req.extra.get("risk")
+    level = f" (risk {printable(risk)})" if isinstance(risk, str) else ""
     return [
-        f"{done} {req.id}: {command_line([req.tool, *req.argv])}",
+        f"{done} {req.id}{level}: {command_line([req.tool, *req.argv])}",
         f"  target {context_line(req.context)}; digest {short_digest(req.digest)}{pin}",
         f"  agent {printable(req.agent)}, rule {printable(req.rule or '-')}; signed by "
         f"{printable(str(decision['approver']))} (key {decision['key']})",

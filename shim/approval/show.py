@@ -66,6 +66,8 @@ def extra_lines(extra: dict[str, object]) -> list[tuple[str, str]]:
             lines = [command_line([str(a) for a in value])]
         elif key == "snapshots" and isinstance(value, dict):
             lines = [f"{digest[:16]}  {name}" for name, digest in sorted(value.items())]
+        elif key == "trusted_keys" and isinstance(value, dict):
+            lines = [", ".join(f"{name} ({fp})" for fp, name in sorted(value.items())) or "none"]
         elif key in ("inputs", "sealed", "target", "run_env"):
             lines = pinned_lines(key, value)
         else:
@@ -86,9 +88,10 @@ def pinned_lines(key: str, value: object) -> list[str]:
         for item in value:
             if isinstance(item, dict):
                 note = f"; {item['note']}" if item.get("note") else ""
+                sha = str(item.get("sha256") or "")[:16]
                 out.append(
-                    f"{item.get('source')} ({item.get('bytes')} bytes, sha256 "
-                    f"{str(item.get('sha256') or '')[:16]}{note})"
+                    f"{item.get('source')} ({item.get('bytes')} bytes"
+                    f"{f', sha256 {sha}' if sha else ''}{note})"
                 )
         return out
     if key == "sealed" and isinstance(value, dict):

@@ -7,6 +7,8 @@ Layout (one directory shared by the agent and the approver sides, e.g. a bind mo
     <spool>/closed/<id>.json             the request once approved, denied, expired or cancelled
                                          (the shim's own copy, plus "status" and "closed")
     <spool>/rejected/<name>.<ms>         decision files the shim refused, moved aside
+    <spool>/refused/<id>.<ms>.<rand>.json   a note from the shim on each refusal (why), for
+                                         `shield pending` and `shield show` (the agent's words)
     <spool>/tmp/                         staging for atomic writes (write, then rename)
 
 Everything in the spool is readable and writable by the other side, so nothing in it is
@@ -26,6 +28,7 @@ from typing import Any
 
 from shim import canon, fs
 from shim.approval.decision import MAX_DECISION_BYTES
+from shim.approval.refusal import clean_note, refusal_note
 from shim.approval.request import (
     MAX_REQUEST_BYTES,
     HeldRequest,
@@ -39,7 +42,9 @@ from shim.approval.transport import Delivery, Verdict
 from shim.clock import now_iso, parse_iso
 from shim.errors import SpoolError
 
-SUBDIRS = ("requests", "decisions", "closed", "rejected", "tmp")
+SUBDIRS = ("requests", "decisions", "closed", "rejected", "refused", "tmp")
+MAX_NOTE_BYTES = 16 << 10
+MAX_NOTES = 500  # refusal notes read per listing (the newest), however many the spool holds
 CLOSED_KEEP_S = 24 * 3600.0
 REJECTED_KEEP_S = 7 * 24 * 3600.0
 
@@ -278,7 +283,12 @@ def _prune(spool: str, now: float) -> None:
     """Best effort: drop closed requests after a day, rejected decisions after a week. Only
     entries of plain spool directories, removed relative to their fd: a symlinked
     subdirectory is skipped, never followed."""
-    for sub, keep in (("closed", CLOSED_KEEP_S), ("rejected", REJECTED_KEEP_S), ("tmp", 3600.0)):
+    for sub, keep in (
+        ("closed", CLOSED_KEEP_S),
+        ("rejected", REJECTED_KEEP_S),
+        ("refused", CLOSED_KEEP_S),
+        ("tmp", 3600.0),
+    ):
         try:
             dfd = _existing_fd(spool, sub)
         except SpoolError:
@@ -357,8 +367,14 @@ class SpoolTransport:
         return out
 
     def reject(self, delivery: Delivery, why: str) -> None:
-        """Move a refused decision file to <spool>/rejected (kept a week)."""
+        """Move a refused decision file to <spool>/rejected (kept a week), and leave a note on
+        why in <spool>/refused, for the approver's `shield pending` and `shield show`."""
         stamp = int(time.time() * 1000)
+        try:
+            note = refusal_note(delivery.decision, why, self.channel, now_iso(stamp / 1000))
+            write_refusal(self.spool, self.req.id, note)
+        except (SpoolError, OSError):
+            pass
         try:
             dfd = _subdir_fd(self.spool, "decisions", create=False)
             rfd = _subdir_fd(self.spool, "rejected")
@@ -387,6 +403,50 @@ class SpoolTransport:
         rid = self.req.id
         _remove(self.spool, "requests", lambda name: name == f"{rid}.json")
         _remove(self.spool, "decisions", lambda name: name.startswith(rid + "."))
+
+
+# --- refusal notes ---------------------------------------------------------------------------
+
+
+def write_refusal(spool: str, rid: str, note: dict[str, str]) -> str:
+    """Drop a refusal note for request `rid` into <spool>/refused."""
+    if not is_request_id(rid):
+        raise SpoolError("refusing to write a note for a malformed request id")
+    data = (canon.encode({"id": rid, **note}) + "\n").encode("ascii")
+    name = f"{rid}.{int(time.time() * 1000)}.{random_string(6)}.json"
+    return _write_atomic(spool, "refused", name, data, True)
+
+
+def list_refusals(spool: str) -> dict[str, list[dict[str, str]]]:
+    """The refusal notes in the spool by request id, oldest first: each {"why", ...} with
+    string fields only, clipped. The agent's words: the shim writes them, and so can anything
+    that writes the spool. At most MAX_NOTES files are read (the newest)."""
+    try:
+        dfd = _existing_fd(spool, "refused")
+    except SpoolError:
+        return {}
+    if dfd is None:
+        return {}
+    out: dict[str, list[dict[str, str]]] = {}
+    try:
+        names = sorted(
+            (n for n in os.listdir(dfd) if n.endswith(".json")),
+            key=lambda n: (n.split(".")[1:2], n),
+        )
+        for name in names[-MAX_NOTES:]:
+            rid = name.split(".", 1)[0]
+            if not is_request_id(rid):
+                continue
+            try:
+                data = read_json(name, MAX_NOTE_BYTES, dir_fd=dfd)
+            except (OSError, ValueError):
+                continue
+            note = clean_note(data)
+            if note is not None and isinstance(data, dict) and data.get("id") == rid:
+                out.setdefault(rid, []).append(note)
+    finally:
+        os.close(dfd)
+    return out
 
 
 def _remove(spool: str, sub: str, chosen: Callable[[str], bool]) -> None:

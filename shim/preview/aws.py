@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+from shim.preview.failure import clip_output
 from shim.preview.flags import flag, flag_args, truthy
 from shim.preview.job import Job
 from shim.preview.runner import MAX_LINES, Failed, Runner
@@ -195,11 +196,11 @@ def aws_ec2_instances(job: Job) -> None:
         raise Failed("no --instance-ids on the command line")
     where = f"profile {context.get('profile') or '?'}, region {context.get('region') or '?'}"
     args = ["ec2", "describe-instances", "--instance-ids", *ids, "--output", "json"]
-    _, out, _ = run.run([*args, *flag_args(inv, _AWS_TARGET)])
+    _, out, err = run.run([*args, *flag_args(inv, _AWS_TARGET)])
     try:
         data = json.loads(out)
     except ValueError as exc:
-        raise Failed("describe-instances printed no JSON") from exc
+        raise Failed("describe-instances printed no JSON", clip_output(err, out)) from exc
     found: dict[str, tuple[str, str, str]] = {}
     for res in data.get("Reservations") or ():
         for inst in res.get("Instances") or ():

@@ -7,11 +7,12 @@ import json
 import os
 
 from shim.preview.bind import snap_filenames
+from shim.preview.failure import clip_output, first_error
 from shim.preview.flags import flag, flag_args, flag_args_argv, rewrite_flag_values
 from shim.preview.job import Job
 from shim.preview.kubectl import kube_where
 from shim.preview.manifest import diff_manifests
-from shim.preview.runner import Failed, Runner, first_error
+from shim.preview.runner import Failed, Runner
 
 _HELM_TARGET = (
     "--kube-context",
@@ -54,11 +55,11 @@ def _helm_history(run: Runner, release: str, target: list[str]) -> list[dict]:
     if code != 0:
         if "not found" in err.lower():
             return []
-        raise Failed(f"helm history exited {code}: {first_error(err, out)}")
+        raise Failed(f"helm history exited {code}: {first_error(err, out)}", clip_output(err, out))
     try:
         data = json.loads(out or "[]")
     except ValueError as exc:
-        raise Failed("helm history printed no JSON") from exc
+        raise Failed("helm history printed no JSON", clip_output(err, out)) from exc
     return [h for h in data if isinstance(h, dict)] if isinstance(data, list) else []
 
 

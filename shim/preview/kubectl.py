@@ -7,9 +7,10 @@ import re
 from typing import Any
 
 from shim.preview.bind import KUBE_BOOL_SHORTS, KUBE_VALUE_SHORTS, snap_filenames
+from shim.preview.failure import clip_output, first_error
 from shim.preview.flags import flag, flag_args, rewrite_flag_values, truthy
 from shim.preview.job import Job
-from shim.preview.runner import Failed, first_error
+from shim.preview.runner import Failed
 
 KUBE_TARGET = (
     "--context",
@@ -158,6 +159,23 @@ def parse_kubectl_diff(out: str) -> list[tuple[str, int, int, bool]]:
     return [(str(o[0]), int(o[1]), int(o[2]), bool(o[3])) for o in objs]
 
 
+_DIFF_TMP = re.compile(r"\S*/(LIVE|MERGED)-\d+/")
+MAX_DIFF = 64 << 10  # characters of `kubectl diff` output carried for `shield show`
+
+
+def clip_diff(out: str) -> str:
+    """`kubectl diff` output for the approver: the temporary directories in its headers
+    shortened, at most MAX_DIFF characters (a note says where it was cut)."""
+    text = "\n".join(
+        _DIFF_TMP.sub(r"\1/", line) if line.startswith(("diff ", "--- ", "+++ ")) else line
+        for line in out.split("\n")
+    )
+    if len(text) <= MAX_DIFF:
+        return text
+    cut = text[:MAX_DIFF].rsplit("\n", 1)[0]
+    return f"{cut}\n... (cut: the first {len(cut)} of {len(text)} characters shown)\n"
+
+
 def kubectl_diff(job: Job) -> None:
     pv, inv, context, run, snap = job.pv, job.inv, job.context, job.run, job.snap
     where = kube_where(inv, context)
@@ -212,9 +230,13 @@ def kubectl_diff(job: Job) -> None:
         pv.line("(--prune also deletes objects that are not in the files: not shown here)")
     code, out, err = run.run(args, ok=(0, 1))
     objs = parse_kubectl_diff(out) if code == 1 else []
+    if objs:
+        pv.diff = clip_diff(out)
     if code == 1 and not objs and err.strip():
         # kubectl diff exits 1 for "differences"; errors exit 2 or more, but be sure
-        raise Failed(f"kubectl diff exited 1 without a diff: {first_error(err)}")
+        raise Failed(
+            f"kubectl diff exited 1 without a diff: {first_error(err)}", clip_output(err, out)
+        )
     created = sum(1 for o in objs if o[3])
     pv.counts = {
         "objects": len(objs),

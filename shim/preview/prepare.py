@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shim.preview import aws, helm, kubectl, terraform
+from shim.preview.failure import one_line
 from shim.preview.job import Job
 from shim.preview.kinds import (
     AUTO,
@@ -50,7 +51,6 @@ from shim.preview.runner import (
     ReadOnly,
     Runner,
     clip_lines,
-    one_line,
 )
 from shim.preview.sealed import SealedSet, SealError
 from shim.preview.snapshot import Snapper, check_snapshots, drop_unbound, stamp
@@ -145,9 +145,10 @@ def _run_kind(job: Job, concrete: str, kind: str, workdir: str) -> str | None:
             raise Failed(f"unknown preview kind {kind!r} (known: {', '.join(KINDS)})")
         impl(job)
     except Failed as exc:
+        job.pv.output = exc.output
         return str(exc)
     except Exception as exc:  # a preview never breaks the request
-        return f"preview failed: {type(exc).__name__}: {exc}"
+        return f"{type(exc).__name__}: {exc}"
     return None
 
 
@@ -162,6 +163,11 @@ def _result(pv: Preview, error: str | None, start: float) -> dict:
         "argv": pv.argvs,
         "duration_ms": int((time.monotonic() - start) * 1000),
     }
+    # for `shield show` only (held_fields keeps them out of the log)
+    if pv.diff:
+        preview["diff"] = pv.diff
+    if pv.output:
+        preview["output"] = pv.output
     return {
         "preview": preview,
         "run_argv": pv.run_argv,
@@ -253,7 +259,8 @@ class Bound:
         return list(self.pin.conflicts) if self.pin is not None else []
 
     def held_fields(self) -> dict:
-        """Fields for the log's `held` entry (the inputs' text stays in the request)."""
+        """Fields for the log's `held` entry (the inputs' text, the preview's diff and a
+        failed command's output stay in the request)."""
         keys = (
             "risk",
             "preview",
@@ -264,12 +271,20 @@ class Bound:
             "snapshots",
             "sealed",
         )
-        return {k: self.extra[k] for k in keys if k in self.extra}
+        out = {k: self.extra[k] for k in keys if k in self.extra}
+        pv = out.get("preview")
+        if isinstance(pv, dict) and ("diff" in pv or "output" in pv):
+            out["preview"] = {k: v for k, v in pv.items() if k not in ("diff", "output")}
+        return out
 
     def agent_lines(self) -> str:
-        """Lines for the agent's `held` message (stderr)."""
+        """Lines for the agent's `held` message (stderr): a failed preview in one line."""
         pv = self.preview
-        text = f"  preview: {pv['summary']}\n" if pv else ""
+        text = ""
+        if pv and not pv.get("ok"):
+            text = f"  preview failed: {pv.get('error') or 'unknown error'}\n"
+        elif pv:
+            text = f"  preview: {pv['summary']}\n"
         return text + f"  risk: {self.extra.get('risk', 'medium')}\n"
 
     def launch(self, argv: list[str], resolve: Resolve | None = None) -> Launch:

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from shim.preview.failure import clip_output, describe
+
 MAX_LINES = 40  # detail lines per preview
 MAX_LINE_CHARS = 200
 MAX_STDOUT = 16 << 20  # a preview command's stdout; more is an error (the command is killed)
@@ -28,7 +30,12 @@ ReadOnly = Callable[[list[str]], bool]
 
 
 class Failed(Exception):
-    """The preview could not be completed; `str(exc)` is the error shown to the approver."""
+    """The preview could not be completed; `str(exc)` is the error shown to the approver (one
+    line), `output` the failing command's raw output, kept for `shield show`."""
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
 
 
 class Preview:
@@ -47,9 +54,9 @@ class Preview:
         self.created: list[str] = []  # empty files made outside the workdir (removed if unused)
         self.stamps: dict[str, str] = {}  # {snapshot name: inode and ctime} (not in the request)
         self.write_back: dict[str, str] | None = None  # terraform: {from: copy, to: real dir}
-        self.run_env: dict[
-            str, str
-        ] = {}  # variables the approved run gets (terraform)  # what the approved command reads, as text for the approver
+        self.run_env: dict[str, str] = {}  # variables the approved run gets (terraform)
+        self.diff = ""  # the preview's diff against the live objects (kubectl diff), capped
+        self.output = ""  # a failed preview command's raw output, capped
 
     def line(self, text: str) -> None:
         self.lines.append(text)
@@ -61,11 +68,6 @@ def clip_lines(lines: list[str]) -> list[str]:
         extra = len(out) - (MAX_LINES - 1)
         out = out[: MAX_LINES - 1] + [f"... and {extra} more"]
     return out
-
-
-def one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 # --------------------------------------------------------------------------- running commands
@@ -123,9 +125,8 @@ class Runner:
             [self.real, *args], self.env, self.cwd, self.deadline, self.timeout_s, self.pass_fds
         )
         if code not in ok:
-            raise Failed(
-                f"{self.tool} {args[0] if args else ''} exited {code}: {first_error(err, out)}"
-            )
+            verb = args[len(self.pin)] if len(args) > len(self.pin) else ""
+            raise Failed(describe(self.tool, verb, code, err, out), clip_output(err, out))
         return code, out, err
 
     def try_run(self, args: list[str], ok: tuple[int, ...] = (0,)) -> tuple[int, str, str] | None:
@@ -136,15 +137,6 @@ class Runner:
             self.pv.line(f"(skipped, not allowed for this agent: {shlex.join([self.tool, *args])})")
             return None
         return self.run(args, ok)
-
-
-def first_error(err: str, out: str = "") -> str:
-    for text in (err, out):
-        for line in text.splitlines():
-            line = line.strip().strip("│").strip()
-            if line and not line.startswith("╷") and not line.startswith("╵"):
-                return one_line(line)
-    return "no output"
 
 
 def run_capped(

@@ -7,8 +7,9 @@ import os
 import re
 import shlex
 
+from shim.preview.failure import clip_output, first_error, one_line
 from shim.preview.job import Job
-from shim.preview.runner import Failed, Preview, first_error, one_line
+from shim.preview.runner import Failed, Preview
 from shim.preview.sealed import SealError, open_unsealed, seal_fd
 from shim.preview.tfsnap import snapshot_tfdir
 
@@ -171,7 +172,8 @@ def _make_plan(
         if code != 0 or os.fstat(fd).st_size == 0:
             events = _tf_events(out)
             raise Failed(
-                f"terraform plan failed (exit {code}): {_tf_diag(events) or first_error(err)}"
+                f"terraform plan failed (exit {code}): {_tf_diag(events) or first_error(err)}",
+                clip_output(err, _tf_text(events) or out),
             )
         item = snap.sealed.add(seal_fd(fd, "plan.tfplan"))
     except BaseException:
@@ -193,6 +195,21 @@ def _tf_events(out: str) -> list[dict]:
         if isinstance(ev, dict):
             events.append(ev)
     return events
+
+
+def _tf_text(events: list[dict]) -> str:
+    """The human messages of `plan -json`'s events (diagnostics with their detail), for
+    `shield show` when the plan failed."""
+    lines = []
+    for ev in events:
+        d = ev.get("diagnostic") if ev.get("type") == "diagnostic" else None
+        if isinstance(d, dict):
+            lines.append(f"{str(d.get('severity', '')).capitalize()}: {d.get('summary', '')}")
+            if d.get("detail"):
+                lines.append(f"  {d['detail']}")
+        elif ev.get("@message"):
+            lines.append(str(ev["@message"]))
+    return "\n".join(lines)
 
 
 def _tf_diag(events: list[dict]) -> str:

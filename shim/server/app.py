@@ -7,6 +7,7 @@ Routes (JSON in and out; every error is `{"error": "..."}` with a 4xx or 5xx sta
     GET  /api/v1/requests/{id}/decisions         agent (own) or approver: long poll for signed
                                                  statements after ?after=SEQ, up to ?wait=S
     POST /api/v1/requests/{id}/withdraw          agent (own): the hold ended, and how
+    POST /api/v1/requests/{id}/refusals          agent (own): a note on a decision it refused
     GET  /api/v1/requests                        approver: the pending requests
     GET  /api/v1/requests/{id}                   approver or agent (own): one request, status
     POST /api/v1/requests/{id}/decisions         approver: a signed decision, relayed as is
@@ -39,6 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shim import canon
+from shim.approval.refusal import clean_note
 from shim.clock import parse_iso
 from shim.server import page, passkeys
 from shim.server.checks import DECISION_LIMIT, REQUEST_LIMIT, Invalid, check_decision, check_request
@@ -61,6 +63,7 @@ RECHECK_S = 2.0  # a long poll re-reads the database this often even without a w
 SWEEP_S = 1.0
 PRUNE_EVERY = 60  # sweeps between forgetting expired sessions and challenges
 CLOSED = ("approved", "denied", "expired", "cancelled")
+MAX_STATEMENTS = 200  # refusal notes stop being stored past this many statements on a request
 
 
 def describe(relay: Relay, row: RequestRow, full: bool = False) -> dict[str, Any]:
@@ -162,12 +165,49 @@ async def withdraw(request: Request) -> Response:
     return JSONResponse({"id": row.id, "status": row.status})
 
 
+async def refuse(request: Request) -> Response:
+    """The shim refused a decision the relay brought (why, and who it claimed to be from),
+    for the approvers' `shield pending` and `shield show`. The agent's words, stored as
+    told, at most MAX_REFUSALS per request."""
+    principal = await who(request, "agent")
+    row = await owned_request(request, principal)
+    data = await read_json(request, 16 << 10)
+    note = clean_note(data)
+    if note is None:
+        raise Invalid(400, "a refusal note is an object with a 'why'")
+    relay = relay_of(request)
+    count = await relay.db(relay.store.statement_count, row.id)
+    if count >= MAX_STATEMENTS:
+        raise Invalid(409, f"request {row.id} has too many statements")
+    seq = await relay.db(
+        relay.store.add_statement,
+        "refusal",
+        row.id,
+        row.agent,
+        canon.encode(note),
+        principal.name,
+        time.time(),
+    )
+    return JSONResponse({"id": row.id, "seq": seq}, status_code=201)
+
+
 # ---------------------------------------------------------------------- approvers
 async def list_requests(request: Request) -> Response:
     await who(request, "approver")
     relay = relay_of(request)
-    rows = await relay.db(relay.store.pending, time.time())
-    return JSONResponse({"requests": [describe(relay, row) for row in rows]})
+    now = time.time()
+    rows = await relay.db(relay.store.pending, now)
+    notes = await relay.db(relay.store.pending_refusals, now)
+    refused: dict[str, list[Any]] = {}
+    for rid, body in notes:
+        refused.setdefault(rid, []).append(json.loads(body))
+    items = []
+    for row in rows:
+        item = describe(relay, row)
+        if row.id in refused:
+            item["refusals"] = refused[row.id]
+        items.append(item)
+    return JSONResponse({"requests": items})
 
 
 async def get_request(request: Request) -> Response:
@@ -175,8 +215,10 @@ async def get_request(request: Request) -> Response:
     row = await owned_request(request, principal)
     relay = relay_of(request)
     items = await relay.db(relay.store.statements_after, row.id, 0, 1000)
+    notes = await relay.db(relay.store.statements_after, row.id, 0, 100, "refusal")
     out = describe(relay, row, full=True)
     out["decisions"] = [{"seq": seq, "decision": json.loads(body)} for seq, body in items]
+    out["refusals"] = [json.loads(body) for _, body in notes]
     return JSONResponse(out)
 
 
@@ -222,6 +264,7 @@ def api_routes() -> list[Route]:
         Route("/api/v1/requests/{rid}/decisions", wait_decisions, methods=["GET"]),
         Route("/api/v1/requests/{rid}/decisions", post_decision, methods=["POST"]),
         Route("/api/v1/requests/{rid}/withdraw", withdraw, methods=["POST"]),
+        Route("/api/v1/requests/{rid}/refusals", refuse, methods=["POST"]),
     ]
 
 

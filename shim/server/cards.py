@@ -26,7 +26,9 @@ MODIFIED = (
 )
 
 
-def card(row: RequestRow, now: float, posted: list[str] | None = None) -> dict[str, Any] | None:
+def card(
+    row: RequestRow, now: float, posted: list[tuple[str, str]] | None = None
+) -> dict[str, Any] | None:
     """One pending request as the page's card; None when the stored body is unreadable."""
     try:
         data = json.loads(row.body)
@@ -65,7 +67,8 @@ def card(row: RequestRow, now: float, posted: list[str] | None = None) -> dict[s
         "require_reason": bool(req.extra.get("require_reason")),
         "rows": rows,
         "details": details,
-        "posted": posted_lines(posted or []),
+        "posted": posted_lines([b for k, b in posted or [] if k == "decision"]),
+        "refused": refused_lines([b for k, b in posted or [] if k == "refusal"]),
     }
 
 
@@ -101,6 +104,23 @@ def posted_lines(bodies: list[str]) -> list[str]:
         out.append(
             printable(f"{str(data.get('approver'))[:64]} {str(data.get('verdict'))[:16]} ({kind})")
         )
+    return out
+
+
+def refused_lines(bodies: list[str]) -> list[str]:
+    """`untrusted key (claimed by alice)` per refusal note the agent's shim left: a decision
+    posted for this request that it did not accept (the agent's words, shown escaped)."""
+    out = []
+    for body in bodies[-5:]:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("why"), str):
+            continue
+        who = data.get("approver")
+        claimed = f" (claimed by {str(who)[:64]})" if isinstance(who, str) and who else ""
+        out.append(printable(f"{data['why'][:200]}{claimed}"))
     return out
 
 

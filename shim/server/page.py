@@ -136,7 +136,7 @@ async def view(relay: Relay) -> dict[str, Any]:
     posted = await relay.db(relay.web.posted, [r.id for r in rows])
     cards = [c for r in rows if (c := card(r, now, posted.get(r.id))) is not None]
     closed = [summary(r) for r in await relay.db(relay.web.closed_since, now - NOTE_WINDOW_S, 50)]
-    state = [[c["id"], c["status"], c["posted"]] for c in cards]
+    state = [[c["id"], c["status"], c["posted"], c["refused"]] for c in cards]
     state += [[s["id"], s["status"]] for s in closed]
     version = hashlib.sha256(canon.encode(state).encode()).hexdigest()[:16]
     return {"version": version, "now": now, "cards": cards, "closed": closed}

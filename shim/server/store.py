@@ -263,14 +263,17 @@ class Store:
             self._changed(rid)
         return int(row[0])
 
-    def statements_after(self, rid: str, after: int, limit: int = 50) -> list[tuple[int, str]]:
-        """(seq, body) of the statements on request `rid` after `after`, oldest first."""
+    def statements_after(
+        self, rid: str, after: int, limit: int = 50, kind: str = "decision"
+    ) -> list[tuple[int, str]]:
+        """(seq, body) of the statements of `kind` on request `rid` after `after`, oldest
+        first."""
         with self.reading() as cur:
             rows = self._run(
                 cur,
-                "SELECT seq, body FROM decisions WHERE request_id = ? AND seq > ? "
+                "SELECT seq, body FROM decisions WHERE request_id = ? AND kind = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?",
-                (rid, after, limit),
+                (rid, kind, after, limit),
             ).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
 
@@ -285,6 +288,19 @@ class Store:
         with self.reading() as cur:
             rows = self._run(cur, query + " ORDER BY seq LIMIT 5000", params).fetchall()
         return [(str(r[0]), str(r[1])) for r in rows]
+
+    def pending_refusals(self, now: float, limit: int = 500) -> list[tuple[str, str]]:
+        """(request id, body) of the shims' refusal notes on the requests still pending,
+        oldest first."""
+        with self.reading() as cur:
+            rows = self._run(
+                cur,
+                "SELECT d.request_id, d.body FROM decisions d JOIN requests r "
+                "ON r.id = d.request_id WHERE d.kind = 'refusal' AND r.status = 'pending' "
+                "AND r.expires > ? ORDER BY d.seq DESC LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        return [(str(r[0]), str(r[1])) for r in reversed(rows)]
 
     def statement_count(self, rid: str) -> int:
         with self.reading() as cur:

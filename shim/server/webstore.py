@@ -173,22 +173,23 @@ class WebStore:
             ).fetchall()
         return [_row(r) for r in rows]
 
-    def posted(self, rids: list[str]) -> dict[str, list[str]]:
-        """The statements posted on each of `rids` so far, as stored (the agent's and
-        approvers' words: shown escaped, never trusted)."""
+    def posted(self, rids: list[str]) -> dict[str, list[tuple[str, str]]]:
+        """(kind, body) of the statements posted on each of `rids` so far, as stored:
+        approvers' decisions and the shims' refusal notes (their words: shown escaped, never
+        trusted)."""
         if not rids:
             return {}
         marks = ", ".join("?" for _ in rids)
         with self.store.reading() as cur:
             rows = self.store._run(
                 cur,
-                f"SELECT request_id, body FROM decisions WHERE request_id IN ({marks}) "
+                f"SELECT request_id, kind, body FROM decisions WHERE request_id IN ({marks}) "
                 "ORDER BY seq",
                 tuple(rids),
             ).fetchall()
-        out: dict[str, list[str]] = {}
-        for rid, body in rows:
-            out.setdefault(str(rid), []).append(str(body))
+        out: dict[str, list[tuple[str, str]]] = {}
+        for rid, kind, body in rows:
+            out.setdefault(str(rid), []).append((str(kind), str(body)))
         return out
 
     def prune(self, now: float) -> None:

@@ -371,3 +371,32 @@ def test_a_requests_dir_symlinked_elsewhere_is_an_error_for_the_approver(
     os.symlink(tmp_path / "moved", requests)
     with pytest.raises(SpoolError, match="not a plain directory"):
         list_pending(world.spool)
+
+
+# --- the approver sees what was refused ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("attack", ["other digest", "copied", "untrusted key"])
+def test_every_refusal_leaves_a_note_the_approver_reads(world: World, attack: str) -> None:
+    from shim.approval.spool import list_refusals
+
+    req = world.held_call()
+    if attack == "other digest":
+        data = world.spool_copy(req.id)
+        data["argv"] = ["get", "pods"]  # what the agent wanted the approver to sign
+        world.drop(req.id, sign_decision(world.approver, data, "approve", "ok"))
+        why = "digest does not match"
+    elif attack == "copied":
+        first = world.held_call(timeout_s=30)
+        world.drop(req.id, world.sign(world.approver, first.id), name="copied")
+        why = f"is for request '{first.id}', not {req.id}"
+    else:
+        keys.init_approver(world.agent, "mallory")
+        world.drop(req.id, world.sign(world.agent, req.id))
+        why = "untrusted key"
+    assert world.wait(req).outcome == "expired"
+    notes = list_refusals(world.spool)[req.id]
+    assert [n["why"] for n in notes] == world.security() and len(notes) == 1
+    assert why in notes[0]["why"]
+    assert notes[0]["channel"] == "spool"
+    assert notes[0]["approver"] == ("mallory" if attack == "untrusted key" else "alice")

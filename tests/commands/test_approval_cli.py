@@ -27,7 +27,7 @@ from shim.approval.decision import verify_decision
 from shim.approval.request import HeldRequest, to_dict
 from shim.approval.spool import request_path
 from shim.cli import main
-from shim.commands import approve, approver, pending, trust
+from shim.commands import approve, approver, pending, show_cmd, trust
 from tests.approval.support import write_held
 
 DEADLINE_S = 20.0
@@ -347,11 +347,23 @@ def test_pending_json_prints_the_array_scripts_rely_on(
     assert item["expires"] == req.expires and item["preview"] and item["risk"] == "high"
 
 
-def test_pending_shows_a_panel_per_request(sides: Sides, cli: Callable[..., Ran]) -> None:
+def test_pending_shows_one_line_per_request_with_its_command_escaped(
+    sides: Sides, cli: Callable[..., Ran]
+) -> None:
     empty = cli(sides.approver, "pending")
     assert empty.exit_code == 0 and "no held requests" in empty.stdout
     req = sides.hold_in_process(argv=["delete", "ns", "prod\x1b[2K[bold]x[/]"])
     out = cli(sides.approver, "pending").stdout
+    header, line, count = out.splitlines()
+    assert header.split() == ["id", "risk", "age", "expires", "agent", "tool", "command"]
+    assert line.startswith(req.id) and "deploy-bot  kubectl  delete ns 'prod\\x1b[2K" in line
+    assert count == "1 held request: 1 unrated"
+    assert "\x1b" not in out
+
+
+def test_show_prints_the_full_panel_of_a_request(sides: Sides, cli: Callable[..., Ran]) -> None:
+    req = sides.hold_in_process(argv=["delete", "ns", "prod\x1b[2K[bold]x[/]"])
+    out = cli(sides.approver, "show", req.id).stdout
     for text in (
         req.id,
         "kubectl delete ns",
@@ -361,10 +373,15 @@ def test_pending_shows_a_panel_per_request(sides: Sides, cli: Callable[..., Ran]
         "context=prod-eu namespace=prod",
         "deploy-bot",
         "ago, expires in",
-        f"shield approve {req.id}",
+        f"shield approve {req.id} --digest {req.digest[:12]}",
+        "what will run",
     ):
         assert text in out, text
     assert "\x1b" not in out
+    as_json = json.loads(cli(sides.approver, "show", req.id, "--json").stdout)
+    assert as_json == {**to_dict(req), "status": "pending"}
+    missing = cli(sides.approver, "show", "zzzzzz")
+    assert missing.exit_code == 1 and missing.stderr.startswith("shield: no request zzzzzz")
 
 
 def test_approving_an_unknown_id_says_so_in_one_line(sides: Sides, cli: Callable[..., Ran]) -> None:
@@ -408,7 +425,7 @@ def test_pending_shows_the_digest_to_pin_and_approve_repeats_what_it_signed(
     sides: Sides, cli: Callable[..., Ran]
 ) -> None:
     req = sides.hold_in_process()
-    shown = cli(sides.approver, "pending").stdout
+    shown = cli(sides.approver, "show", req.id).stdout
     assert f"shield approve {req.id} --digest {req.digest[:12]}" in shown
     result = cli(sides.approver, "approve", req.id, "--digest", req.digest[:8])
     assert result.exit_code == 0, result.stderr
@@ -453,7 +470,8 @@ def test_pending_flags_a_request_whose_file_was_edited_after_the_hold(
     Path(path).write_text(json.dumps(data))
     (item,) = json.loads(cli(sides.approver, "pending", "--json").stdout)
     assert item["status"] == "modified" and item["digest"] != req.digest  # recomputed
-    assert "was edited after the call was held" in cli(sides.approver, "pending").stdout
+    assert "edited after it was held" in cli(sides.approver, "pending").stdout
+    assert "was edited after the call was held" in cli(sides.approver, "show", req.id).stdout
 
 
 def test_a_request_file_holding_another_id_signs_nothing(
@@ -515,6 +533,7 @@ def test_approve_without_an_approver_key_says_how_to_make_one(
 def test_every_command_docstring_ends_with_an_example() -> None:
     for command in (
         pending.pending,
+        show_cmd.show,
         approve.approve,
         approve.deny,
         approver.approver_init,
@@ -522,3 +541,106 @@ def test_every_command_docstring_ends_with_an_example() -> None:
     ):
         assert command.__doc__ is not None
         assert command.__doc__.strip().splitlines()[-1].strip().startswith("Example: ")
+
+
+# --- several requests at once, and what the agent's side says back ---------------------------
+
+
+def test_approve_takes_several_ids_and_signs_each(sides: Sides, cli: Callable[..., Ran]) -> None:
+    a = sides.hold_in_process(argv=["delete", "pod", "a"])
+    b = sides.hold_in_process(argv=["delete", "pod", "b"])
+    result = cli(sides.approver, "approve", a.id, b.id.upper(), a.id.upper(), "--reason", "both")
+    assert result.exit_code == 0, result.stderr
+    assert [x.split()[1][:6] for x in result.stdout.splitlines() if x.startswith("approved")] == [
+        a.id,
+        b.id,
+    ]
+    assert len(sides.decisions()) == 2
+
+
+def test_one_bad_id_among_several_signs_nothing(sides: Sides, cli: Callable[..., Ran]) -> None:
+    a = sides.hold_in_process()
+    result = cli(sides.approver, "approve", a.id, "zzzzzz")
+    assert result.exit_code == 1 and "no pending request zzzzzz" in result.stderr
+    assert sides.decisions() == []
+
+
+def test_deny_all_with_filters_decides_only_what_matches(
+    sides: Sides, cli: Callable[..., Ran]
+) -> None:
+    aws = [sides.hold_in_process(tool="aws", argv=["s3", "rm", f"s3://b/{n}"]) for n in range(3)]
+    kube = sides.hold_in_process()
+    result = cli(sides.approver, "deny", "--all", "--tool", "aws", "--reason", "no")
+    assert result.exit_code == 0, result.stderr
+    decided = {n.split(".")[0] for n in sides.decisions()}
+    assert decided == {r.id for r in aws} and kube.id not in decided
+    none = cli(sides.approver, "deny", "--all", "--tool", "helm")
+    assert none.exit_code == 1 and "no held requests match tool helm" in none.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["approve"], "name the requests"),
+        (["approve", "--tool", "aws", "abcdef"], "choose requests for --all"),
+        (["approve", "--all", "abcdef"], "give request ids or --all, not both"),
+        (["approve", "--digest", "0123456789ab", "abcdef", "bcdefg"], "--digest pins one"),
+        (["approve", "--for", "15m", "--all"], "--for grants the rule of one request"),
+        (["pending", "--risk", "severe"], "--risk takes one of"),
+    ],
+)
+def test_batch_options_that_do_not_fit_together_are_usage_errors(
+    sides: Sides, cli: Callable[..., Ran], args: list[str], said: str
+) -> None:
+    result = cli(sides.approver, *args)
+    assert result.exit_code == 2 and said in result.stderr, result.stderr
+    assert sides.decisions() == []
+
+
+def test_approve_all_leaves_out_a_request_edited_in_the_spool_and_says_so(
+    sides: Sides, cli: Callable[..., Ran]
+) -> None:
+    good = sides.hold_in_process(argv=["delete", "pod", "a"])
+    bad = sides.hold_in_process(argv=["delete", "pod", "b"])
+    path = request_path(sides.spool, bad.id)
+    data = json.loads(Path(path).read_text())
+    data["argv"] = ["delete", "pod", "c"]
+    Path(path).write_text(json.dumps(data))
+    result = cli(sides.approver, "approve", "--all")
+    assert result.exit_code == 1
+    assert f"shield: skipped {bad.id}: edited after it was held; not signed" in result.stderr
+    assert [n.split(".")[0] for n in sides.decisions()] == [good.id]
+
+
+def test_approve_in_a_home_the_agent_does_not_trust_says_so_instead_of_success(
+    sides: Sides, cli: Callable[..., Ran]
+) -> None:
+    alice = keys.approver_identity(sides.approver).fingerprint
+    bob = str(sides.tmp / "bob")
+    keys.init_approver(bob, "bob")
+    req = sides.hold_in_process(extra={"trusted_keys": {alice: "alice"}})
+    result = cli(bob, "approve", req.id)
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"approved {req.id}: kubectl delete namespace prod")
+    assert "signed, but the agent's shim does not trust this home's key" in result.stderr
+    assert "it trusts: alice" in result.stderr
+    assert len(sides.decisions()) == 1  # delivered all the same: the agent's side decides
+    trusted = cli(sides.approver, "approve", req.id)
+    assert trusted.exit_code == 0 and "trust" not in trusted.stderr
+
+
+def test_show_and_pending_flag_a_refused_decision_with_the_agents_reason(
+    sides: Sides, cli: Callable[..., Ran], start_waiter: Callable[..., Waiter]
+) -> None:
+    bob = str(sides.tmp / "bob")
+    keys.init_approver(bob, "bob")
+    waiter = start_waiter()
+    assert cli(bob, "approve", waiter.id).exit_code == 0  # no trusted_keys in this request
+    notes = poll_until(lambda: spool_mod.list_refusals(sides.spool).get(waiter.id))
+    assert notes[0]["approver"] == "bob" and "untrusted key" in notes[0]["why"]
+    queue = cli(sides.approver, "pending").stdout
+    assert f"! {waiter.id}  a decision by bob was refused: decision signed by an untrusted" in queue
+    shown = cli(sides.approver, "show", waiter.id).stdout
+    assert "a decision by bob was refused" in shown and "bob  decision signed by an" in shown
+    assert cli(sides.approver, "approve", waiter.id).exit_code == 0
+    assert waiter.result()["verdict"]["outcome"] == "approved"

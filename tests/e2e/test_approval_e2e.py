@@ -32,7 +32,7 @@ def test_approved_call_runs_with_its_own_exit_code_and_is_logged(
     assert item["rule"] == "kubectl/mutate"
     assert item["context"]["namespace"] == "prod"
     assert world.records() == []  # nothing ran while held
-    approver.cli("approve", item["id"], "--reason", "ok")
+    approver.cli("approve", item["id"], "--reason", "ok", "--yes")  # critical (prod)
     code, _, err = finish(proc)
     assert code == 3, err
     assert world.argvs() == [[b"-n", b"prod", b"delete", b"pod", b"web"]]
@@ -98,7 +98,10 @@ def test_approver_key_made_in_the_agents_own_home_approves_nothing(
     self_approve = shield(
         "approve", item["id"], "--spool", str(approver.spool), home=world.home, check=False
     )
-    assert self_approve.returncode == 0  # it can sign; the shim must not accept it
+    # it can sign (and is told that the agent's shim does not list its key); the shim must
+    # not accept it
+    assert self_approve.returncode == 1
+    assert "signed, but the agent's shim does not trust this home's key" in self_approve.stderr
     code, _, _ = finish(proc)
     assert code == 124
     assert world.records() == []

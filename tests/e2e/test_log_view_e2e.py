@@ -123,7 +123,8 @@ def build(root: Path) -> Built:
     b.ids["approved"] = held(b, ["kubectl", "delete", "pod", "web"], "approve", "routine restart")
     proc = start(world, "helm", "uninstall", "web")
     item = approver.wait_for_request()
-    mallory.cli("approve", item["id"], "--reason", "trust me")
+    signed = mallory.cli("approve", item["id"], "--reason", "trust me", check=False)
+    assert signed.returncode == 1 and "does not trust this home's key" in signed.stderr
     wait_for_event(world, "security", item["id"])
     approver.cli("deny", item["id"], "--reason", "still serving")
     assert finish(proc)[0] == 126

@@ -158,7 +158,7 @@ def test_a_request_rewritten_after_review_runs_nothing_when_signed_unpinned(
     signed = held.approve(held.a_id)
     # approve signs what it shows, and shows what it signs: the rewritten command
     assert signed.returncode == 0, signed.stderr
-    assert f"approved {held.a_id}: kubectl delete namespace prod" in signed.stdout
+    assert f"approved {held.a_id} (risk medium): kubectl delete namespace prod" in signed.stdout
     end = time.monotonic() + 30
     while not any(e["event"] == "security" and e.get("request") == held.a_id for e in world.log()):
         assert time.monotonic() < end, "the shim did not refuse the decision"

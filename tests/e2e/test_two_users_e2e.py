@@ -336,8 +336,10 @@ def test_the_readme_two_user_recipe_works_as_written(machine: Machine) -> None:
     held = m.agent_start("kubectl", "-n", "prod", "delete", "pod", "web")
     item = m.wait_for_request()
     assert item["agent"] == "deploy-bot" and item["argv"] == ["-n", "prod", "delete", "pod", "web"]
-    signed = m.as_alice(f"shield approve {item['id']} --digest {item['digest'][:12]} --reason ok")
-    assert f"approved {item['id']}: kubectl -n prod delete pod web" in signed.stdout
+    # (a critical request: not on a terminal, approve wants --yes to sign it unasked)
+    pin = item["digest"][:12]
+    signed = m.as_alice(f"shield approve {item['id']} --digest {pin} --reason ok --yes")
+    assert f"approved {item['id']} (risk critical): kubectl -n prod delete pod web" in signed.stdout
     out, err = held.communicate(timeout=DEADLINE_S)
     assert held.returncode == 0, err
     assert m.ran()[-1] == ["kubectl", "-n", "prod", "delete", "pod", "web"]

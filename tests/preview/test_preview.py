@@ -149,17 +149,33 @@ def assert_plain(result: dict) -> None:
     assert json.loads(json.dumps(result)) == result
     pv = result["preview"]
     if pv is not None:
-        assert set(pv) == {
-            "kind",
-            "ok",
-            "summary",
-            "lines",
-            "counts",
-            "error",
-            "argv",
-            "duration_ms",
-        }
+        assert (
+            {
+                "kind",
+                "ok",
+                "summary",
+                "lines",
+                "counts",
+                "error",
+                "argv",
+                "duration_ms",
+            }
+            <= set(pv)
+            <= {
+                "kind",
+                "ok",
+                "summary",
+                "lines",
+                "counts",
+                "error",
+                "argv",
+                "duration_ms",
+                "diff",  # kubectl diff's text, for shield show
+                "output",  # a failed command's raw output, for shield show
+            }
+        )
         assert "\n" not in pv["summary"]
+        assert "\n" not in str(pv["error"] or "")
         assert len(pv["lines"]) <= MAX_LINES
         assert all(isinstance(v, int) for v in pv["counts"].values())
 
@@ -1245,3 +1261,105 @@ def test_a_refresh_only_plan_is_summarised_from_its_show_text() -> None:
     _tf_summarise_text(pv, REFRESH_ONLY_SHOW, "prod")
     assert pv.summary == "terraform refresh-only plan (workspace prod): 2 drifted"
     assert pv.counts == {"add": 0, "change": 0, "destroy": 0, "replace": 0, "drift": 2}
+
+
+# --------------------------------------------------------------------------- for shield show
+
+KLOG_REFUSED = (
+    'E1206 19:16:26.197835   29286 memcache.go:265] "Unhandled Error" err="couldn\'t get '
+    'current server API group list: Get \\"https://127.0.0.1:6443/api?timeout=32s\\": dial tcp '
+    '127.0.0.1:6443: connect: connection refused"\n'
+    * 5
+    + "The connection to the server 127.0.0.1:6443 was refused - did you specify the right "
+    "host or port?\n"
+)
+
+
+def test_kubectl_diff_text_is_kept_for_show_with_its_temporary_paths_shortened(
+    kubectl: Bench,
+) -> None:
+    (kubectl.cwd / "a.yaml").write_text("kind: Deployment\n")
+    kubectl.answer(["diff", "-f"], DIFF_OUT, code=1, prefix=True)
+    res = kubectl.prepare(["apply", "-f", "a.yaml"])
+    diff = res["preview"]["diff"]
+    assert diff.splitlines()[0] == (
+        "diff -u -N LIVE/apps.v1.Deployment.shop.web MERGED/apps.v1.Deployment.shop.web"
+    )
+    assert "-  replicas: 3\n+  replicas: 1" in diff and "/tmp/LIVE-111" not in diff
+    assert_plain(res)
+
+
+def test_unreachable_cluster_is_one_line_and_the_raw_output_is_kept(kubectl: Bench) -> None:
+    kubectl.answer(["get"], "", code=1, err=KLOG_REFUSED, prefix=True)
+    res = kubectl.prepare(["delete", "pod", "web"], context={"context": "kind-dev"})
+    pv = res["preview"]
+    assert pv["ok"] is False
+    assert pv["error"] == "cluster unreachable (127.0.0.1:6443)"
+    assert pv["summary"] == "preview failed: cluster unreachable (127.0.0.1:6443)"
+    assert pv["output"] == KLOG_REFUSED  # every line, for shield show
+    assert_plain(res)
+
+
+@pytest.mark.parametrize(
+    ("tool", "err", "said"),
+    [
+        ("kubectl", KLOG_REFUSED, "cluster unreachable (127.0.0.1:6443)"),
+        (
+            "kubectl",
+            "Unable to connect to the server: dial tcp: lookup nohost.invalid on "
+            "10.0.0.53:53: no such host\n",
+            "cluster unreachable (nohost.invalid: no such host)",
+        ),
+        (
+            "helm",
+            'Error: Kubernetes cluster unreachable: Get "https://10.1.2.3:6443/version": dial '
+            "tcp 10.1.2.3:6443: i/o timeout\n",
+            "cluster unreachable (10.1.2.3:6443: timed out)",
+        ),
+        (
+            "aws",
+            '\nCould not connect to the endpoint URL: "http://127.0.0.1:1/"\n',
+            "endpoint unreachable (http://127.0.0.1:1/)",
+        ),
+        (
+            "aws",
+            "\nAn error occurred (AccessDenied) when calling the ListObjectsV2 operation: "
+            "Access Denied\n",
+            "AccessDenied on ListObjectsV2: Access Denied",
+        ),
+        ("aws", "Unable to locate credentials. You can configure ...\n", "no aws credentials"),
+        ("kubectl", 'error: the server doesn\'t have a resource type "pdo"\n', None),
+    ],
+)
+def test_common_failures_read_as_one_short_phrase(tool: str, err: str, said: str | None) -> None:
+    from shim.preview.failure import describe, explain
+
+    assert explain(tool, err) == said
+    line = describe(tool, "get", 1, err)
+    assert "\n" not in line and len(line) <= 330
+    if said is None:
+        assert line == 'kubectl get exited 1: error: the server doesn\'t have a resource type "pdo"'
+
+
+def test_the_log_gets_the_preview_without_its_diff_or_raw_output(kubectl: Bench) -> None:
+    (kubectl.cwd / "a.yaml").write_text("kind: Deployment\n")
+    kubectl.answer(["diff", "-f"], DIFF_OUT, code=1, prefix=True)
+    rule = {"id": "kubectl/mutate", "preview": {"kind": "auto", "timeout": 10}}
+    bound = _hold(kubectl, ["apply", "-f", "a.yaml"], rule)
+    try:
+        assert "diff" in bound.extra["preview"]
+        assert "diff" not in bound.held_fields()["preview"]
+        assert bound.held_fields()["preview"]["summary"] == bound.extra["preview"]["summary"]
+    finally:
+        bound.cleanup()
+
+
+def test_the_agent_reads_a_failed_preview_in_one_line(kubectl: Bench) -> None:
+    kubectl.answer(["get"], "", code=1, err=KLOG_REFUSED, prefix=True)
+    rule = {"id": "kubectl/mutate", "preview": {"kind": "auto", "timeout": 10}}
+    bound = _hold(kubectl, ["delete", "pod", "web"], rule)
+    try:
+        lines = bound.agent_lines().splitlines()
+        assert lines[0] == "  preview failed: cluster unreachable (127.0.0.1:6443)"
+    finally:
+        bound.cleanup()

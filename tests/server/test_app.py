@@ -258,3 +258,21 @@ def test_request_page_shows_no_request_data(api: Api) -> None:
     assert page.text == api.call("GET", "/").text
     assert req["id"] not in page.text and "delete" not in page.text
     assert api.call("GET", "/r/<script>").status_code == 404
+
+
+def test_a_shims_refusal_note_reaches_the_approvers_and_is_never_a_decision(api: Api) -> None:
+    req = held()
+    assert api.call("POST", "/api/v1/requests", "bot", json=req).status_code == 201
+    path = f"/api/v1/requests/{req['id']}/refusals"
+    note = {"why": "decision signed by an untrusted key", "approver": "bob", "extra": "dropped"}
+    assert api.call("POST", path, "alice", json=note).status_code == 403  # agents only
+    assert api.call("POST", path, "other", json=note).status_code == 404  # its own requests
+    assert api.call("POST", path, "bot", json={"no": "why"}).status_code == 400
+    assert api.call("POST", path, "bot", json=note).status_code == 201
+    (item,) = api.call("GET", "/api/v1/requests", "alice").json()["requests"]
+    assert item["refusals"] == [{"why": "decision signed by an untrusted key", "approver": "bob"}]
+    one = api.call("GET", f"/api/v1/requests/{req['id']}", "alice").json()
+    assert one["refusals"] == item["refusals"] and one["decisions"] == []
+    # the shim's long poll brings signed decisions only, never its own notes back
+    waited = api.call("GET", f"/api/v1/requests/{req['id']}/decisions?wait=0", "bot").json()
+    assert waited["decisions"] == []

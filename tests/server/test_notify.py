@@ -120,7 +120,7 @@ def test_held_and_approved_calls_are_announced_signed_to_the_webhook_and_as_a_sl
         assert "kubectl -n prod delete pod web" in text
         assert item["id"] in text and "test-bot" in text and "namespace=prod" in text
         assert card["blocks"][-1]["elements"][0]["url"] == held["url"]
-        alice.cli("approve", item["id"], "--reason", "go")
+        alice.cli("approve", item["id"], "--reason", "go", "--yes")  # critical (prod)
         assert finish(proc)[0] == 0
         wait_until(lambda: len(receiver.events("/hook")) >= 2, what="the approved notice")
         done = receiver.events("/hook")[1]

@@ -397,6 +397,21 @@ def test_a_cards_posted_list_shows_what_the_server_holds_escaped(web: Web) -> No
     assert card["posted"] == ["al\\x1bice approve (passkey)"]
 
 
+def test_a_cards_refusal_notes_are_apart_from_the_decisions_posted(web: Web) -> None:
+    # the agent's shim refused a decision and said why: the card says so, escaped, and does
+    # not count the note as a decision posted
+    req = held()
+    submit(web, req)
+    note = {"why": "untrusted key\x1b[2J", "approver": "mallory", "channel": "server"}
+    r = web.client.post(
+        f"/api/v1/requests/{req['id']}/refusals", json=note, headers=web.bearer("bot")
+    )
+    assert r.status_code == 201, r.text
+    card = web.client.get("/api/v1/page/feed", headers=web.bearer("alice")).json()["cards"][0]
+    assert card["posted"] == []
+    assert card["refused"] == ["untrusted key\\x1b[2J (claimed by mallory)"]
+
+
 def test_on_an_ip_address_the_page_says_passkeys_cannot_work(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "relay.db"))
     relay = Relay(store, NotifyConfig(public_url="http://127.0.0.1:8421"))

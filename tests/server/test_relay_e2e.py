@@ -42,7 +42,7 @@ def test_held_call_approved_through_the_server_runs_and_the_log_names_channel_an
     assert item["argv"] == ["-n", "prod", "delete", "pod", "web"]
     assert item["agent"] == "test-bot"
     assert world.records() == []
-    out = alice.cli("approve", item["id"], "--reason", "ok").stdout
+    out = alice.cli("approve", item["id"], "--reason", "ok", "--yes").stdout  # critical
     assert f"approved {item['id']}" in out
     code, _, err = finish(proc)
     assert code == 3, err
@@ -317,3 +317,27 @@ def test_approvers_commands_take_server_and_token_from_flags_or_env(
         alice.cli("approve", item["id"])
     code, _, err = finish(proc)
     assert code == 0, err
+
+
+def test_a_decision_refused_by_the_shim_is_flagged_to_approvers_on_the_server(
+    world: World, relay: Relay, alice: Approver, tmp_path: Path
+) -> None:
+    bob = Approver(tmp_path / "bob-home", relay, "bob")  # on the server, not trusted by the agent
+    proc = start(world, "kubectl", "-n", "shop", "rollout", "restart", "deploy/web")
+    item = alice.wait_for_request()
+    signed = bob.cli("approve", item["id"], check=False)
+    assert signed.returncode == 1 and "does not trust this home's key" in signed.stderr
+
+    def flagged() -> str:
+        out = alice.cli("pending", check=False).stdout
+        return out if "was refused" in out else ""
+
+    wait_until(flagged, what="the shim's refusal note on the server")
+    assert f"! {item['id']}  a decision by bob was refused: decision signed by an untrusted" in (
+        flagged()
+    )
+    assert "a decision by bob was refused" in alice.cli("show", item["id"]).stdout
+    alice.cli("approve", item["id"], "--reason", "restart it")
+    code, _, err = finish(proc)
+    assert code == 0, err
+    assert "shield: kubectl: approved by alice: restart it" in err

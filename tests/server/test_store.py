@@ -174,7 +174,9 @@ def test_the_web_pages_tables_on_both_databases(db_url: str) -> None:
         # the page's views
         _submit(store, "cccccc", now + 60)
         store.add_statement("decision", "cccccc", "bot", '{"approver":"alice"}', "alice", now)
-        assert web.posted(["cccccc", "dddddd"]) == {"cccccc": ['{"approver":"alice"}']}
+        assert web.posted(["cccccc", "dddddd"]) == {
+            "cccccc": [("decision", '{"approver":"alice"}')]
+        }
         store.close_request("cccccc", "denied", "{}", now)
         assert [r.id for r in web.closed_since(now - 1)] == ["cccccc"]
         web.prune(now + 3600)

@@ -233,6 +233,7 @@
     const parts = [];
     if (card.approvals > 1) parts.push(`Needs ${card.approvals} approvals.`);
     if (card.posted.length) parts.push(`Posted so far: ${card.posted.join(", ")}.`);
+    if (card.refused.length) parts.push(`The agent's shim refused a decision: ${card.refused.join("; ")}.`);
     needs.textContent = parts.join(" ");
     needs.hidden = parts.length === 0;
   }
