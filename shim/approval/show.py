@@ -65,7 +65,7 @@ def extra_lines(extra: dict[str, object]) -> list[tuple[str, str]]:
         elif key == "run_argv" and isinstance(value, list):
             lines = [command_line([str(a) for a in value])]
         elif key == "snapshots" and isinstance(value, dict):
-            lines = [f"{digest[:16]}  {name}" for name, digest in sorted(value.items())]
+            lines = [f"{str(digest)[:16]}  {name}" for name, digest in sorted(value.items())]
         elif key == "trusted_keys" and isinstance(value, dict):
             lines = [", ".join(f"{name} ({fp})" for fp, name in sorted(value.items())) or "none"]
         elif key in ("inputs", "sealed", "target", "run_env"):
@@ -117,5 +117,6 @@ def render_lines(pv: dict) -> list[str]:
         error = str(pv.get("error") or "unknown error")
         if error not in out[0]:
             out.append(f"preview FAILED: {error}")
-    out += [f"  {line}" for line in pv.get("lines") or ()]
+    lines = pv.get("lines")
+    out += [f"  {line}" for line in (lines if isinstance(lines, list) else ())]
     return out
