@@ -89,7 +89,10 @@ def decode(text: str) -> object:
     """The value of a canonical JSON text (what `encode` writes); ValueError for anything else,
     whitespace, floats and non-canonical spellings included. For small signed statements read
     on the shim's ask path, where importing `json` would cost more than the whole call."""
-    value, end = _decode(text, 0)
+    try:
+        value, end = _decode(text, 0)
+    except RecursionError:
+        raise ValueError("nests too deep") from None
     if end != len(text) or encode(value) != text:
         raise ValueError("not canonical JSON")
     return value

@@ -67,3 +67,14 @@ def test_decode_refuses_what_is_not_canonical(text: str) -> None:
     else:
         with pytest.raises(ValueError):
             decode(text)
+
+
+def test_decode_refuses_nesting_too_deep_with_a_value_error() -> None:
+    # a signed statement file in the spool is the agent's words: a few KiB of `[` (a grant
+    # file the shim and `shield grants` read) is refused like any other junk, never a crash
+    import pytest
+
+    from shim.canon import decode
+
+    with pytest.raises(ValueError):
+        decode("[" * 20_000 + "]" * 20_000)

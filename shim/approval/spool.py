@@ -199,8 +199,13 @@ def _write_atomic(spool: str, sub: str, name: str, data: bytes, no_clobber: bool
 
 
 def read_json(path: str, limit: int, dir_fd: int | None = None) -> object:
-    """Parse a file the other side can write (see fs.read_plain)."""
-    return json.loads(fs.read_plain(path, limit, dir_fd))
+    """Parse a file the other side can write (see fs.read_plain). ValueError for JSON nested
+    too deep for the parser too: a few KiB of `[` must not crash the reader."""
+    data = fs.read_plain(path, limit, dir_fd)
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nests too deep") from None
 
 
 def request_path(spool: str, rid: str) -> str:

@@ -178,7 +178,7 @@ def load_checkpoints(directory: str) -> list[dict[str, object]]:
         for name in names:
             try:
                 obj = json.loads(fs.read_plain(name, 1 << 20, dir_fd=dfd))
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
                 obj = None
             cp = dict(obj) if isinstance(obj, dict) else {}
             cp["_file"] = os.path.join(directory, name)

@@ -442,3 +442,9 @@ def test_limit_a_tail_cut_after_the_last_checkpoint_is_not_detected(world: World
     rep = world.full()
     assert rep.ok and rep.entries == N + 4  # NOT detected: this is the limit
     assert world.agent().ok
+
+
+def test_a_checkpoint_copy_nested_too_deep_is_reported_not_a_crash(tmp_path) -> None:
+    (tmp_path / "deep.json").write_text("[" * 100_000)
+    (cp,) = load_checkpoints(str(tmp_path))
+    assert cp == {"_file": str(tmp_path / "deep.json")}
