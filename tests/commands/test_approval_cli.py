@@ -644,3 +644,32 @@ def test_show_and_pending_flag_a_refused_decision_with_the_agents_reason(
     assert "a decision by bob was refused" in shown and "bob  decision signed by an" in shown
     assert cli(sides.approver, "approve", waiter.id).exit_code == 0
     assert waiter.result()["verdict"]["outcome"] == "approved"
+
+
+def test_a_spool_copy_disguised_for_a_bulk_approve_gets_the_held_call_nothing(
+    sides: Sides, cli: Callable[..., Ran], start_waiter: Callable[..., Waiter]
+) -> None:
+    # review 2: the agent rewrites its held `kubectl delete namespace prod` in the spool as a
+    # low-risk aws call of another agent, with a digest field that matches the new content,
+    # so that `approve --all --tool aws --risk low --agent ci-*` picks it. The approver signs
+    # what was shown (aws s3 ls); the waiting shim refuses that digest and keeps waiting.
+    from shim.approval.request import request_from_dict
+
+    waiter = start_waiter(timeout_s=8)
+    path = Path(request_path(sides.spool, waiter.id))
+    disguised = {
+        **json.loads(path.read_text()),
+        **{"tool": "aws", "argv": ["s3", "ls"], "agent": "ci-bot", "risk": "low"},
+    }
+    disguised["digest"] = request_from_dict(disguised).digest
+    path.write_text(json.dumps(disguised))
+    bulk = cli(
+        sides.approver, "approve", "--all", "--tool", "aws", "--risk", "low", "--agent", "ci-*"
+    )
+    assert bulk.exit_code == 0, bulk.stderr
+    assert f"approved {waiter.id} (risk low): aws s3 ls" in bulk.stdout
+    notes = poll_until(lambda: spool_mod.list_refusals(sides.spool).get(waiter.id))
+    assert "digest" in notes[0]["why"]
+    outcome = waiter.result()["verdict"]["outcome"]
+    assert outcome == "expired"  # the deadline, a denial: the delete never ran
+    assert "approved" not in [e["event"] for e in waiter.events()]
