@@ -125,11 +125,20 @@ def heading(text: str) -> Rule:
     return Rule(Text(text, style="bold"), align="left", style="dim")
 
 
+def _chomp(line: str) -> str:
+    for end in ("\r\n", "\n"):
+        if line.endswith(end):
+            return line[: -len(end)]
+    return line
+
+
 def body(text: str, coloured: bool = False) -> Text:
     """Multi-line text from the request, each line escaped; `coloured`: diff-like lines
     (+ - ~ -/+) in green, red and yellow."""
     out = Text()
-    lines = text.splitlines() or [""]
+    # split where YAML readers break lines too (\r, \x85, \u2028...), but show every such
+    # break but \n (and \r\n) escaped at the end of its line: JSON readers do not break there
+    lines = [_chomp(raw) for raw in text.splitlines(keepends=True)] or [""]
     for i, raw in enumerate(lines):
         line = printable(raw.expandtabs(8))
         style = ""

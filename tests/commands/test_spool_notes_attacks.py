@@ -92,3 +92,18 @@ def test_a_request_file_nested_too_deep_is_refused_by_approve_with_one_line(desk
     out = desk.run("approve", "zzzzzz")
     assert out.returncode == 1, out.stderr
     assert out.stderr.startswith("shield: ") and "Traceback" not in out.stderr
+
+
+def test_show_drops_no_character_of_an_input_line_breaks_included(desk: Desk) -> None:
+    # what the approver reads of a sealed input is every character of it: a line break other
+    # than \n (which YAML readers honour and JSON readers do not) is shown escaped at the end
+    # of its line, never silently swallowed
+    text = "a: 1\r\nb: 2\rc: 3\u2028d: 4\x85e: 5\x0bf: 6\x1cg: 7\n"
+    inputs = [{"source": "stdin", "sha256": "0" * 64, "bytes": len(text.encode()), "text": text}]
+    req = write_held(str(desk.spool), 600, extra={"inputs": inputs})
+    shown = desk.run("show", req.id, "--no-pager")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    for expected in ("a: 1", "b: 2\\x0d", "c: 3\\u2028", "d: 4\\x85", "e: 5\\x0b", "f: 6\\x1c"):
+        assert expected in lines, (expected, lines)
+    assert "g: 7" in lines
