@@ -1,7 +1,8 @@
-"""Attacks from the agent's side on what the approvers read (review 2): a held request is the
-agent's words, and its `extra` may hold any JSON the agent submits with its token. Whatever
-its shape, the web page's feed keeps working for every approver and every other request, and
-each field is shown escaped."""
+"""Attacks from the agent's side on the approvers' web page (review 2). A held request is the
+agent's words, and its `extra` may hold any JSON the agent submits with its token: whatever
+its shape, the feed keeps working for every approver and every other request, each field
+escaped. A cookie planted before sign-in is never the session, and the page's routes take
+request ids only."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from shim.approval.request import new_request, to_dict
 from shim.approval.show import extra_lines
-from tests.server.test_page_api import Web, held, submit, web  # noqa: F401 - the fixture
+from tests.server.test_page_api import Web, held, soft, submit, web  # noqa: F401 - fixture
 
 # shapes no shim writes, which the renderer once indexed or iterated blindly
 ODD_EXTRAS: list[dict[str, Any]] = [
@@ -48,3 +49,30 @@ def test_one_agent_cannot_break_the_page_for_every_approver(web: Web) -> None:  
     assert good["id"] in [c["id"] for c in cards]
     assert len(cards) == 1 + len(ODD_EXTRAS)
     assert "\x1b" not in json.dumps(cards, ensure_ascii=False)
+
+
+def test_a_cookie_planted_before_sign_in_is_never_the_session(web: Web) -> None:  # noqa: F811
+    # session fixation: whoever planted a cookie value (a page on a sibling port of the same
+    # host can) does not learn the session the server issues at sign-in
+    name = web.relay.site.cookie_name
+    web.client.cookies.set(name, "planted-by-the-agent")
+    key = soft()
+    web.enroll(key, "alice")
+    r = web.sign_in(key)
+    assert r.status_code == 200, r.text
+    issued = r.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+    assert issued != "planted-by-the-agent" and len(issued) >= 43
+    web.client.cookies.clear()
+    web.client.cookies.set(name, "planted-by-the-agent")
+    assert web.client.get("/api/v1/page/feed").status_code == 401
+    assert web.client.get("/api/v1/session").status_code == 401
+
+
+@pytest.mark.parametrize("rid", ["<script>", "ABCDEF", "abcde1", "a" * 300, "..%2Fsession", "%00"])
+def test_the_page_routes_take_request_ids_only(web: Web, rid: str) -> None:  # noqa: F811
+    submit(web, held())
+    one = web.client.get(f"/api/v1/page/requests/{rid}", headers=web.bearer("alice"))
+    assert one.status_code == 404
+    assert one.headers["content-type"].startswith("application/json")
+    assert len(one.text) < 200
+    assert web.client.get(f"/r/{rid}").status_code == 404
