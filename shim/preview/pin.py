@@ -292,8 +292,10 @@ def _seal_aws_params(pin: Pin, inv: Any, cwd: str, sealed: SealedSet) -> None:
         item = sealed.seal(value, data)
         pin.rewrites[tok] = f"{head}{eq}{prefix}{item.path}"
         entry: dict[str, Any] = {"source": value, "sha256": item.sha256, "bytes": len(data)}
-        if prefix == "file://" and len(data) <= MAX_PARAM_TEXT:
-            entry["text"] = data.decode("utf-8", "replace")
-        else:
-            entry["note"] = "binary or larger than 64 KiB: not shown"
+        try:
+            if prefix != "file://" or len(data) > MAX_PARAM_TEXT:
+                raise ValueError
+            entry["text"] = data.decode("utf-8")  # strict: what is shown is every byte
+        except ValueError:
+            entry["note"] = "binary, not UTF-8 or larger than 64 KiB: not shown"
         pin.inputs.append(entry)

@@ -154,6 +154,21 @@ def test_aws_files_and_variables_are_pinned(tmp_path: Path, sealed: SealedSet) -
     assert pin.inputs[0]["text"] == '{"InstanceIds": ["i-1"]}'
 
 
+def test_an_aws_parameter_file_that_is_not_utf8_is_not_shown_as_other_text(
+    tmp_path: Path, sealed: SealedSet
+) -> None:
+    # review 2: the approver reads every byte of a parameter file or none of it; bytes that
+    # are not UTF-8 (which the aws CLI may read in another locale) were shown replaced by U+FFFD
+    (tmp_path / "p.json").write_bytes(b'{"Bucket": "prod\xe9"}')
+    inv = parse("aws", ["s3api", "delete-bucket", "--cli-input-json", "file://p.json"])
+    pin = pin_target(
+        inv, {"profile": "default"}, {"HOME": str(tmp_path)}, sealed, cwd=str(tmp_path)
+    )
+    (entry,) = pin.inputs
+    assert "text" not in entry and "not UTF-8" in entry["note"]
+    assert entry["bytes"] == 19 and len(entry["sha256"]) == 64
+
+
 def test_terraform_workspace_and_directory_identity(tmp_path: Path, sealed: SealedSet) -> None:
     infra = tmp_path / "infra"
     infra.mkdir()
