@@ -64,6 +64,9 @@ SWEEP_S = 1.0
 PRUNE_EVERY = 60  # sweeps between forgetting expired sessions and challenges
 CLOSED = ("approved", "denied", "expired", "cancelled")
 MAX_STATEMENTS = 200  # refusal notes stop being stored past this many statements on a request
+# held requests one agent may have pending at once: the approvers' lists show the oldest 500,
+# so one agent must not be able to crowd the others' out of them
+MAX_PENDING_PER_AGENT = 100
 
 
 def describe(relay: Relay, row: RequestRow, full: bool = False) -> dict[str, Any]:
@@ -85,6 +88,14 @@ async def submit(request: Request) -> Response:
     req = check_request(data, principal.name)
     relay = relay_of(request)
     now = time.time()
+    if await relay.db(relay.store.request, req.id) is None:
+        held = await relay.db(relay.store.pending_count, req.agent, now)
+        if held >= MAX_PENDING_PER_AGENT:
+            raise Invalid(
+                429,
+                f"agent {req.agent} has {held} pending requests already (at most "
+                f"{MAX_PENDING_PER_AGENT}): decide or let some expire first",
+            )
     state, row = await relay.db(
         relay.store.submit,
         req.id,

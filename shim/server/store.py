@@ -208,6 +208,17 @@ class Store:
             ).fetchall()
         return [_row(r) for r in rows]
 
+    def pending_count(self, agent: str, now: float) -> int:
+        """How many of this agent's requests are still waiting for a decision."""
+        with self.reading() as cur:
+            row = self._run(
+                cur,
+                "SELECT COUNT(*) FROM requests WHERE agent = ? AND status = 'pending' "
+                "AND expires > ?",
+                (agent, now),
+            ).fetchone()
+        return int(row[0])
+
     def close_request(self, rid: str, status: str, outcome: str, now: float) -> RequestRow | None:
         """Mark a pending request decided, expired or cancelled; the row when this call
         closed it, None when it was closed already (or unknown)."""

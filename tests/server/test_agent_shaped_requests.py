@@ -76,3 +76,31 @@ def test_the_page_routes_take_request_ids_only(web: Web, rid: str) -> None:  # n
     assert one.headers["content-type"].startswith("application/json")
     assert len(one.text) < 200
     assert web.client.get(f"/r/{rid}").status_code == 404
+
+
+def test_one_agent_cannot_crowd_the_other_agents_requests_off_the_page(web: Web) -> None:  # noqa: F811
+    # the feed and GET /api/v1/requests list the oldest pending requests first (500 at most):
+    # an agent that keeps a week's worth of held requests open would hide every other agent's
+    # new ones from the approvers. Each agent has at most MAX_PENDING_PER_AGENT pending.
+    from shim.server.app import MAX_PENDING_PER_AGENT
+
+    ids = []
+    for _ in range(MAX_PENDING_PER_AGENT):
+        req = held(timeout_s=6 * 86400)
+        submit(web, req)
+        ids.append(req["id"])
+    more = web.client.post("/api/v1/requests", json=held(), headers=web.bearer("bot"))
+    assert more.status_code == 429, more.text
+    assert "pending requests" in more.json()["error"]
+    again = web.client.post(
+        "/api/v1/requests", json=web.client.get(
+            f"/api/v1/requests/{ids[0]}", headers=web.bearer("bot")
+        ).json()["request"], headers=web.bearer("bot"),
+    )  # fmt: skip
+    assert again.status_code == 200  # a shim submitting its request again is fine
+    web.add("agent", "other")
+    theirs = held(agent="other")
+    r = web.client.post("/api/v1/requests", json=theirs, headers=web.bearer("other"))
+    assert r.status_code == 201, r.text
+    feed = web.client.get("/api/v1/page/feed", headers=web.bearer("alice")).json()
+    assert theirs["id"] in [c["id"] for c in feed["cards"]]
