@@ -63,7 +63,7 @@ RECHECK_S = 2.0  # a long poll re-reads the database this often even without a w
 SWEEP_S = 1.0
 PRUNE_EVERY = 60  # sweeps between forgetting expired sessions and challenges
 CLOSED = ("approved", "denied", "expired", "cancelled")
-MAX_STATEMENTS = 200  # refusal notes stop being stored past this many statements on a request
+MAX_REFUSALS = 25  # refusal notes stored per request (a shim stops refusing after 20)
 # held requests one agent may have pending at once: the approvers' lists show the oldest 500,
 # so one agent must not be able to crowd the others' out of them
 MAX_PENDING_PER_AGENT = 100
@@ -187,9 +187,9 @@ async def refuse(request: Request) -> Response:
     if note is None:
         raise Invalid(400, "a refusal note is an object with a 'why'")
     relay = relay_of(request)
-    count = await relay.db(relay.store.statement_count, row.id)
-    if count >= MAX_STATEMENTS:
-        raise Invalid(409, f"request {row.id} has too many statements")
+    count = await relay.db(relay.store.statement_count, row.id, "refusal")
+    if count >= MAX_REFUSALS:
+        raise Invalid(409, f"request {row.id} has {MAX_REFUSALS} refusal notes already")
     seq = await relay.db(
         relay.store.add_statement,
         "refusal",

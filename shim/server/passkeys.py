@@ -29,7 +29,7 @@ from shim.clock import now_iso
 from shim.server import ceremony
 from shim.server.auth import token_hash, valid_name
 from shim.server.checks import Invalid
-from shim.server.relay import read_json, relay_of, session_of, session_principal, who
+from shim.server.relay import Relay, read_json, relay_of, session_of, session_principal, who
 from shim.server.session import SESSION_TTL_S, cookie, new_secret, same_origin
 from shim.server.webstore import PasskeyRow
 
@@ -93,9 +93,7 @@ async def enroll_options(request: Request) -> Response:
     relay = relay_of(request)
     existing = [r.credential_id for r in await relay.db(relay.web.passkeys, approver)]
     options, challenge = ceremony.registration_options(relay.site, approver, existing)
-    await relay.db(
-        relay.web.add_challenge, challenge, "enroll", hashed, time.time() + CHALLENGE_TTL_S
-    )
+    await _store_challenge(relay, challenge, "enroll", hashed)
     return Response(options, media_type="application/json")
 
 
@@ -138,8 +136,19 @@ async def login_options(request: Request) -> Response:
     _need_passkeys(request)
     relay = relay_of(request)
     options, challenge = ceremony.login_options(relay.site)
-    await relay.db(relay.web.add_challenge, challenge, "login", "", time.time() + CHALLENGE_TTL_S)
+    await _store_challenge(relay, challenge, "login", "")
     return Response(options, media_type="application/json")
+
+
+async def _store_challenge(relay: Relay, challenge: str, purpose: str, subject: str) -> None:
+    """Keep the challenge for its answer; 429 while too many are outstanding (anyone may
+    ask for one: they expire in CHALLENGE_TTL_S, and the table stays bounded)."""
+    now = time.time()
+    added = await relay.db(
+        relay.web.add_challenge, challenge, purpose, subject, now + CHALLENGE_TTL_S, now
+    )
+    if not added:
+        raise Invalid(429, "too many passkey sign-ins in progress: try again in a few minutes")
 
 
 async def login(request: Request) -> Response:

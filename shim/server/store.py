@@ -313,11 +313,14 @@ class Store:
             ).fetchall()
         return [(str(r[0]), str(r[1])) for r in reversed(rows)]
 
-    def statement_count(self, rid: str) -> int:
+    def statement_count(self, rid: str, kind: str | None = None) -> int:
+        """How many statements (of `kind`, or of any) request `rid` has."""
+        args: tuple[str, ...] = (rid,)
+        sql = "SELECT COUNT(*) FROM decisions WHERE request_id = ?"
+        if kind is not None:
+            sql, args = sql + " AND kind = ?", (rid, kind)
         with self.reading() as cur:
-            row = self._run(
-                cur, "SELECT COUNT(*) FROM decisions WHERE request_id = ?", (rid,)
-            ).fetchone()
+            row = self._run(cur, sql, args).fetchone()
         return int(row[0])
 
 

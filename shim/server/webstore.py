@@ -32,6 +32,7 @@ class SessionRow:
     expires: float
 
 
+MAX_CHALLENGES = 2000  # unexpired passkey challenges at once (sign-ins and enrollments)
 _PASSKEY_COLUMNS = "credential_id, approver, public_key, sign_count, rp_id, origin, created"
 
 
@@ -116,13 +117,22 @@ class WebStore:
             )
 
     # ------------------------------------------------------------------ challenges
-    def add_challenge(self, challenge: str, purpose: str, subject: str, expires: float) -> None:
+    def add_challenge(
+        self, challenge: str, purpose: str, subject: str, expires: float, now: float
+    ) -> bool:
+        """Store a challenge the server issued; False (nothing stored) while MAX_CHALLENGES
+        unexpired ones are outstanding: anyone may ask for a sign-in challenge, and the
+        table must not grow with them."""
         with self.store.transaction() as cur:
+            count = "SELECT COUNT(*) FROM challenges WHERE expires > ?"
+            if int(self.store._run(cur, count, (now,)).fetchone()[0]) >= MAX_CHALLENGES:
+                return False
             self.store._run(
                 cur,
                 "INSERT INTO challenges (challenge, purpose, subject, expires) VALUES (?, ?, ?, ?)",
                 (challenge, purpose, subject, expires),
             )
+        return True
 
     def take_challenge(self, challenge: str, purpose: str, now: float) -> str | None:
         """Use a challenge the server issued (once): its subject, or None."""

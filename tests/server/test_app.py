@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from shim import keys
 from shim.approval.decision import sign_decision
 from shim.approval.request import new_request, to_dict
-from shim.server.app import Relay, build_app
+from shim.server.app import MAX_REFUSALS, Relay, build_app
 from shim.server.auth import new_token, token_hash
 from shim.server.notify import NotifyConfig
 from shim.server.store import SqliteStore, open_store
@@ -273,6 +273,10 @@ def test_a_shims_refusal_note_reaches_the_approvers_and_is_never_a_decision(api:
     assert item["refusals"] == [{"why": "decision signed by an untrusted key", "approver": "bob"}]
     one = api.call("GET", f"/api/v1/requests/{req['id']}", "alice").json()
     assert one["refusals"] == item["refusals"] and one["decisions"] == []
+    # at most MAX_REFUSALS notes a request: the agent cannot fill the server through them
+    for _ in range(MAX_REFUSALS - 1):
+        assert api.call("POST", path, "bot", json=note).status_code == 201
+    assert api.call("POST", path, "bot", json=note).status_code == 409
     # the shim's long poll brings signed decisions only, never its own notes back
     waited = api.call("GET", f"/api/v1/requests/{req['id']}/decisions?wait=0", "bot").json()
     assert waited["decisions"] == []

@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from shim.approval.passkey import DECISION_TYPE, b64url_decode
 from shim.approval.request import new_request, request_from_dict, to_dict
 from shim.approval.show import command_line
+from shim.server import webstore
 from shim.server.app import Relay, build_app
 from shim.server.auth import new_token, token_hash
 from shim.server.notify import NotifyConfig
@@ -410,6 +411,20 @@ def test_a_cards_refusal_notes_are_apart_from_the_decisions_posted(web: Web) -> 
     card = web.client.get("/api/v1/page/feed", headers=web.bearer("alice")).json()["cards"][0]
     assert card["posted"] == []
     assert card["refused"] == ["untrusted key\\x1b[2J (claimed by mallory)"]
+
+
+def test_anyone_asking_for_sign_in_challenges_cannot_grow_the_table(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sign-in options need no session: past the cap they are refused, and nothing is stored
+    monkeypatch.setattr(webstore, "MAX_CHALLENGES", 5)
+    codes = [
+        web.client.post("/api/v1/session/options", json={}, headers=PAGE).status_code
+        for _ in range(8)
+    ]
+    assert codes == [200] * 5 + [429] * 3
+    with web.store.reading() as cur:
+        assert web.store._run(cur, "SELECT COUNT(*) FROM challenges", ()).fetchone()[0] == 5
 
 
 def test_on_an_ip_address_the_page_says_passkeys_cannot_work(tmp_path: Path) -> None:

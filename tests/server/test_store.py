@@ -158,8 +158,8 @@ def test_the_web_pages_tables_on_both_databases(db_url: str) -> None:
         found = web.passkey("cred1")
         assert found is not None and found.sign_count == 7
         # a challenge is used once, for its purpose, before it expires
-        web.add_challenge("c1", "login", "", now + 60)
-        web.add_challenge("c2", "login", "", now - 1)
+        assert web.add_challenge("c1", "login", "", now + 60, now)
+        assert web.add_challenge("c2", "login", "", now - 1, now)
         assert web.take_challenge("c1", "enroll", now) is None
         assert web.take_challenge("c1", "login", now) == ""
         assert web.take_challenge("c1", "login", now) is None
