@@ -90,6 +90,7 @@ def run_checks(
     check_modes(rep, home, tools, shim_dir)
     check_keys(rep, home)
     check_config(rep, home)
+    check_server(rep, home)
     check_log_and_spool(rep, home, env, spool)
     return rep
 
@@ -272,6 +273,35 @@ def check_config(rep: Report, home: str) -> None:
             "tty_prompt is on: an agent that starts the held call in a pseudo-terminal of its own "
             "can type the code itself; keep it on only where the terminal is a human's",
         )
+
+
+def check_server(rep: Report, home: str) -> None:
+    """With an approval server (`shield install --server`): the shims' token file is readable
+    by this user. Run as the agent's user, this catches a token `shield install` wrote as root
+    (0640, root's group), which the shims cannot read: held calls would reach the spool only."""
+    from shim.install import SERVER_FILE
+
+    path = os.path.join(home, SERVER_FILE)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            settings = json.load(fh)
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        rep.add("fail", "server", f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
+        return
+    url = str(settings.get("url") or "?") if isinstance(settings, dict) else "?"
+    token = str(settings.get("token_file") or "") if isinstance(settings, dict) else ""
+    if not token or not os.access(token, os.R_OK):
+        rep.add(
+            "fail",
+            "server token",
+            f"{token or 'no token file'} is not readable by this user (uid {os.getuid()}): held "
+            f"calls cannot reach {url}, only the spool; give it the agent's group "
+            f"(chgrp GROUP {token or 'FILE'}; it stays 0640)",
+        )
+        return
+    rep.add("ok", "server", f"held calls also go to {url} (token {token} readable)")
 
 
 def check_log_and_spool(
