@@ -42,7 +42,12 @@ from shim.approval.transport import Delivery, Verdict
 from shim.clock import now_iso, parse_iso
 from shim.errors import SpoolError
 
-SUBDIRS = ("requests", "decisions", "closed", "rejected", "refused", "tmp")
+# grants and revocations too: made at install, they belong to the agent's user like the rest;
+# made later by an approver outside the agent's group, the agent could not even list them
+# (2770, the approver's), and every grant would be silently ignored
+SUBDIRS = (
+    "requests", "decisions", "closed", "rejected", "refused", "tmp", "grants", "revocations"
+)  # fmt: skip
 MAX_NOTE_BYTES = 16 << 10
 MAX_NOTES = 500  # refusal notes read per listing (the newest), however many the spool holds
 CLOSED_KEEP_S = 24 * 3600.0

@@ -113,3 +113,41 @@ def test_an_agent_outside_the_group_keeps_setgid_and_group_write(tmp_path: Path)
             assert stat.S_IMODE(st.st_mode) == 0o2770, (name, oct(st.st_mode))
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_grant_the_approver_drops_is_readable_by_an_agent_outside_the_group() -> None:
+    """Two users: the agent's user owns the spool (not in the approver's group), the approver
+    writes through the group. The first grant used to create `grants/` as the approver's
+    (2770): the agent could not list it and ignored every grant. Made at install (`prepare`,
+    as install.sh does before handing the spool to the agent), the agent reads it."""
+    python, setpriv = "/usr/bin/python3", shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None or not os.access(python, os.X_OK):
+        pytest.skip("needs root, setpriv and /usr/bin/python3 to act as another user")
+    base = Path(tempfile.mkdtemp())
+    try:
+        base.chmod(0o755)
+        spool = base / "spool"
+        spool.mkdir()
+        prepare(str(spool))  # install: root makes the spool, then hands it over (install.sh)
+        for path in [spool, *spool.iterdir()]:
+            os.chown(path, 23456, GROUP)
+            path.chmod(0o2770)
+        head = f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+        approver = ["--reuid=23457", "--regid=23457", f"--groups={GROUP}"]
+        drop = (
+            "from shim.approval.spool import write_statement; "
+            f"write_statement({str(spool)!r}, 'grants', {{'id': 'g1', 'type': 'grant'}})"
+        )
+        subprocess.run([setpriv, *approver, python, "-I", "-c", head + drop], check=True)
+        agent = ["--reuid=23456", "--regid=23456", "--clear-groups"]
+        read = (
+            "from shim.approval.grants import read_statements; "
+            f"print([name for name, st, _ in read_statements({str(spool)!r}, 'grants')])"
+        )
+        out = subprocess.run(
+            [setpriv, *agent, python, "-I", "-c", head + read],
+            check=True, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.stdout.strip() == "['g1.json']"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
