@@ -126,7 +126,9 @@ class Client:
                     raise Unreachable(f"no answer from {self.url}: {_why(exc)}") from None
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                raise Unreachable(f"no answer from {self.url}: {_why(exc)}", _tls_hint(exc)) from None
+                raise Unreachable(
+                    f"no answer from {self.url}: {_why(exc)}", _tls_hint(exc)
+                ) from None
         if len(raw) > limit:
             self.close()
             raise RelayError(f"the answer from {self.url} is larger than {limit} bytes")

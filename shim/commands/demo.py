@@ -253,7 +253,7 @@ class Demo:
             "  - id: team/no-namespace-delete-in-prod\n"
             "    decision: deny\n"
             "    reason: namespaces in prod are removed by the platform team, not by agents\n"
-            "    hint: \"ask #platform to remove the namespace\"\n"
+            '    hint: "ask #platform to remove the namespace"\n'
             "    match:\n"
             "      verb: delete\n"
             "      any_arg: [ns, namespace, namespaces, 'namespace/*', 'ns/*']\n"

@@ -10,7 +10,7 @@ import tempfile
 
 import typer
 
-from shim.approval.spool import SUBDIRS, group_name, sharing_problems
+from shim.approval.spool import AGENT_READS, SUBDIRS, group_name, sharing_problems
 from shim.baked import CliHome, cli_home, read_shim_config, shim_dir_of
 from shim.commands.common import SpoolOpt, current_layers
 from shim.errors import KeyError_, ShieldError
@@ -342,7 +342,10 @@ def check_spool(rep: Report, spool: str) -> None:
     if not os.path.isdir(spool):
         rep.add("fail", "spool", f"{spool} is missing (run: shield install, or check --spool)")
         return
-    blocked = [p for p in [spool, *subs] if not os.access(p, rwx)]
+    reads = [os.path.join(spool, n) for n in AGENT_READS]  # the agent only reads these
+    blocked = [
+        p for p in [spool, *subs] if not os.access(p, os.R_OK | os.X_OK if p in reads else rwx)
+    ]
     if blocked:
         rep.add(
             "fail",

@@ -91,7 +91,7 @@ def install(
     shim_dir = os.path.abspath(shim_dir or default_dir(home))
     kept_pins, kept_spool = kept_from_shims(shim_dir, home)
     pins = {**kept_pins, **pins}
-    spool = spool or kept_spool
+    spool_dir = spool or kept_spool
     if (token_file or cacert) and not server:
         raise ShieldError("--token-file and --cacert go with --server URL")
     os.makedirs(home, mode=0o755, exist_ok=True)
@@ -102,7 +102,7 @@ def install(
         home=home,
         agent=agent,
         real=pins,
-        spool=spool,
+        spool=spool_dir,
         force=force,
         mode=mode,
         server=relay,
