@@ -35,7 +35,8 @@ app = typer.Typer(
 )
 anchor_app = typer.Typer(
     name="anchor",
-    help="The log's first key (K0), which only the approver keeps.",
+    help="The log's first key (K0), which only the approver keeps.\n\n"
+    "Example: shield log anchor import /opt/shield/home/log/anchor.json",
     add_completion=False,
     no_args_is_help=True,
 )

@@ -24,9 +24,14 @@ from shim.errors import ShieldError
 from shim.home import home_dir
 
 serve_app = typer.Typer(invoke_without_command=True)
-agent_app = typer.Typer(help="Agents that may submit held calls.", no_args_is_help=True)
+agent_app = typer.Typer(
+    help="Agents that may submit held calls.\n\nExample: shield serve agent add deploy-bot > deploy-bot.token",
+    no_args_is_help=True,
+)
 approver_app = typer.Typer(
-    help="Approvers: tokens, passkey enrollment links, credential files.", no_args_is_help=True
+    help="Approvers: tokens, passkey enrollment links, credential files.\n\n"
+    "Example: shield serve approver add alice > alice.token",
+    no_args_is_help=True,
 )
 serve_app.add_typer(agent_app, name="agent")
 serve_app.add_typer(approver_app, name="approver")
