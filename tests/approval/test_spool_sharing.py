@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from shim.approval.spool import SUBDIRS, prepare, sharing_problems
+from shim.approval.spool import AGENT_READS, SUBDIRS, prepare, sharing_problems
 from tests.approval.support import write_held
 from tests.conftest import REPO
 
@@ -58,7 +58,8 @@ def test_the_group_is_set_even_without_setgid_on_the_spool(shared_spool: Path) -
     prepare(str(shared_spool))
     for name in SUBDIRS:
         st = (shared_spool / name).stat()
-        assert (st.st_gid, stat.S_IMODE(st.st_mode)) == (GROUP, 0o770), name
+        others = 0o005 if name in AGENT_READS else 0  # the agent only reads these
+        assert (st.st_gid, stat.S_IMODE(st.st_mode)) == (GROUP, 0o770 | others), name
 
 
 def test_a_file_made_under_umask_077_is_still_readable_by_the_other_side(
@@ -110,7 +111,8 @@ def test_an_agent_outside_the_group_keeps_setgid_and_group_write(tmp_path: Path)
         for name in SUBDIRS:
             st = (spool / name).stat()
             assert (st.st_uid, st.st_gid) == (23456, GROUP), name
-            assert stat.S_IMODE(st.st_mode) == 0o2770, (name, oct(st.st_mode))
+            others = 0o005 if name in AGENT_READS else 0  # the agent only reads these
+            assert stat.S_IMODE(st.st_mode) == 0o2770 | others, (name, oct(st.st_mode))
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
