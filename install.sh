@@ -115,11 +115,13 @@ LOG_DIR=$HOME_DIR/log
 SPOOL_DIR=${SPOOL:-$HOME_DIR/state/spool}
 if [ -n "$AGENT_USER" ]; then
     # root's and read-only to the agent: the shims, the rules, the trust store, the config;
-    # the agent's: its log, its spool, its used decisions and its preview snapshots
+    # the agent's: its log, its spool, its used decisions, the grants it saw and used, and its
+    # preview snapshots
     chown -R 0:0 "$PREFIX/bin" "$HOME_DIR"
     chmod -R go-w "$PREFIX/bin" "$HOME_DIR"
     chown -R "$AGENT_USER" "$LOG_DIR" "$SPOOL_DIR" \
-        "$HOME_DIR/state/used-decisions" "$HOME_DIR/state/previews"
+        "$HOME_DIR/state/used-decisions" "$HOME_DIR/state/previews" \
+        "$HOME_DIR/state/grants-seen" "$HOME_DIR/state/grant-uses"
     # but never the log's first key: whoever reads it can rewrite the whole log
     [ ! -f "$LOG_DIR/anchor.json" ] || chown 0:0 "$LOG_DIR/anchor.json"
 fi

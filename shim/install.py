@@ -298,11 +298,13 @@ def prepare_home(home: str, spool: str | None = None) -> dict:
     prepare(spool or default_spool(home))
     # held calls snapshot the files they read here (the agent's user must own it)
     os.makedirs(os.path.join(home, "state", "previews"), mode=0o700, exist_ok=True)
-    # the one state file the agent writes besides the log and the spool (decisions used once)
-    used = os.path.join(home, "state", "used-decisions")
-    if not os.path.exists(used):
-        with open(used, "a"):
-            pass
+    # the state files the agent writes besides the log and the spool: decisions used once,
+    # and the grants it has seen and used (made here, so install.sh hands them to its user)
+    for name in ("used-decisions", "grants-seen", "grant-uses"):
+        path = os.path.join(home, "state", name)
+        if not os.path.exists(path):
+            with open(path, "a"):
+                pass
     return init_log(log_dir(home))
 
 

@@ -126,7 +126,9 @@ class Client:
                     raise Unreachable(f"no answer from {self.url}: {_why(exc)}") from None
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                raise Unreachable(f"no answer from {self.url}: {_why(exc)}") from None
+                raise Unreachable(
+                    f"no answer from {self.url}: {_why(exc)}", _tls_hint(exc)
+                ) from None
         if len(raw) > limit:
             self.close()
             raise RelayError(f"the answer from {self.url} is larger than {limit} bytes")
@@ -157,6 +159,15 @@ def _why(exc: BaseException) -> str:
         return "timed out"
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return text
+
+
+def _tls_hint(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            "pass the server's CA certificate: --cacert F (or SHIELD_CACERT=F); "
+            "on the agent side, shield install --cacert F"
+        )
+    return ""
 
 
 def _hint(status: int) -> str:

@@ -66,7 +66,16 @@ class _State:
     def add(self, line: str, limit: int | None = None) -> int:
         """Append `line` unless `limit` equal lines are there already (checked under the
         lock); the number of equal lines after the call, or 0 when the limit was reached."""
-        fd = fs.open(self.path, fs.O_RDWR | fs.O_CREAT | fs.O_APPEND | fs.O_CLOEXEC, 0o600)
+        try:
+            fd = fs.open(self.path, fs.O_RDWR | fs.O_CREAT | fs.O_APPEND | fs.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            from shim.errors import ShieldError
+
+            raise ShieldError(
+                f"cannot record a grant in {self.path}: {exc.strerror}; the call did not run",
+                "the agent's user must own it (install.sh --agent-user hands it over); "
+                "tell your operator",
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             data = b""

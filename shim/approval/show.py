@@ -65,7 +65,7 @@ def extra_lines(extra: dict[str, object]) -> list[tuple[str, str]]:
         elif key == "run_argv" and isinstance(value, list):
             lines = [command_line([str(a) for a in value])]
         elif key == "snapshots" and isinstance(value, dict):
-            lines = [f"{str(digest)[:16]}  {name}" for name, digest in sorted(value.items())]
+            lines = [snapshot_line(name, str(digest)) for name, digest in sorted(value.items())]
         elif key == "trusted_keys" and isinstance(value, dict):
             lines = [", ".join(f"{name} ({fp})" for fp, name in sorted(value.items())) or "none"]
         elif key in ("inputs", "sealed", "target", "run_env"):
@@ -78,6 +78,14 @@ def extra_lines(extra: dict[str, object]) -> list[tuple[str, str]]:
         for i, line in enumerate(lines):
             rows.append((printable(key) if i == 0 else "", printable(line)))
     return rows
+
+
+def snapshot_line(name: str, digest: str) -> str:
+    """One snapshotted file: its hash prefix and name, or for a bound symlink (terraform's real
+    state files, "link:" + the target) the whole target, which a hash column would cut."""
+    if digest.startswith("link:"):
+        return f"{'link':16}  {name} -> {digest[len('link:') :]}"
+    return f"{digest[:16]}  {name}"
 
 
 def pinned_lines(key: str, value: object) -> list[str]:

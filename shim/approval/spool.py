@@ -42,7 +42,16 @@ from shim.approval.transport import Delivery, Verdict
 from shim.clock import now_iso, parse_iso
 from shim.errors import SpoolError
 
-SUBDIRS = ("requests", "decisions", "closed", "rejected", "refused", "tmp")
+# grants and revocations too: made at install, they belong to the agent's user like the rest;
+# made later by an approver outside the agent's group, the agent could not even list them
+# (2770, the approver's), and every grant would be silently ignored
+SUBDIRS = (
+    "requests", "decisions", "closed", "rejected", "refused", "tmp", "grants", "revocations"
+)  # fmt: skip
+# the agent only reads these; an approver outside the agent's group may be the one who makes
+# them (a spool bind-mounted empty over the one install made), so they are made readable by
+# "others" too: the spool itself (2770) still keeps everyone but the two sides out
+AGENT_READS = ("grants", "revocations")
 MAX_NOTE_BYTES = 16 << 10
 MAX_NOTES = 500  # refusal notes read per listing (the newest), however many the spool holds
 CLOSED_KEEP_S = 24 * 3600.0
@@ -94,7 +103,10 @@ def _mkdir_shared(path: str, spool: str) -> None:
     theirs = os.stat(spool).st_mode
     old = os.umask(0)
     try:
-        os.mkdir(path, 0o700 | (theirs & 0o070) | (theirs & 0o007 & ~old))
+        mode = 0o700 | (theirs & 0o070) | (theirs & 0o007 & ~old)
+        if os.path.basename(path) in AGENT_READS:
+            mode |= 0o005
+        os.mkdir(path, mode)
     finally:
         os.umask(old)
     try:

@@ -10,7 +10,10 @@ from shim import keys
 from shim.baked import cli_home
 from shim.errors import ShieldError
 
-approver_app = typer.Typer(help="The approver's signing key.", no_args_is_help=True)
+approver_app = typer.Typer(
+    help="The approver's signing key.\n\nExample: shield approver init --name alice",
+    no_args_is_help=True,
+)
 
 
 @approver_app.command("init")

@@ -70,7 +70,9 @@ class Demo:
     # ---------------------------------------------------------------- helpers
     def shield(self, home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         env = dict(os.environ)
-        env.update({"SHIELD_HOME": str(home), "SHIELD_SPOOL": str(self.spool), "COLUMNS": "110"})
+        # the output is shown indented by 4: tables fit the demo's own width, never wrap
+        width = str(max(60, self.console.width - 4))
+        env.update({"SHIELD_HOME": str(home), "SHIELD_SPOOL": str(self.spool), "COLUMNS": width})
         proc = subprocess.run(
             [sys.executable, "-m", "shim", *args],
             env=env,
@@ -251,7 +253,7 @@ class Demo:
             "  - id: team/no-namespace-delete-in-prod\n"
             "    decision: deny\n"
             "    reason: namespaces in prod are removed by the platform team, not by agents\n"
-            "    hint: ask #platform to remove the namespace\n"
+            '    hint: "ask #platform to remove the namespace"\n'
             "    match:\n"
             "      verb: delete\n"
             "      any_arg: [ns, namespace, namespaces, 'namespace/*', 'ns/*']\n"

@@ -10,7 +10,7 @@ import tempfile
 
 import typer
 
-from shim.approval.spool import SUBDIRS, group_name, sharing_problems
+from shim.approval.spool import AGENT_READS, SUBDIRS, group_name, sharing_problems
 from shim.baked import CliHome, cli_home, read_shim_config, shim_dir_of
 from shim.commands.common import SpoolOpt, current_layers
 from shim.errors import KeyError_, ShieldError
@@ -90,6 +90,7 @@ def run_checks(
     check_modes(rep, home, tools, shim_dir)
     check_keys(rep, home)
     check_config(rep, home)
+    check_server(rep, home)
     check_log_and_spool(rep, home, env, spool)
     return rep
 
@@ -274,6 +275,35 @@ def check_config(rep: Report, home: str) -> None:
         )
 
 
+def check_server(rep: Report, home: str) -> None:
+    """With an approval server (`shield install --server`): the shims' token file is readable
+    by this user. Run as the agent's user, this catches a token `shield install` wrote as root
+    (0640, root's group), which the shims cannot read: held calls would reach the spool only."""
+    from shim.install import SERVER_FILE
+
+    path = os.path.join(home, SERVER_FILE)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            settings = json.load(fh)
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        rep.add("fail", "server", f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
+        return
+    url = str(settings.get("url") or "?") if isinstance(settings, dict) else "?"
+    token = str(settings.get("token_file") or "") if isinstance(settings, dict) else ""
+    if not token or not os.access(token, os.R_OK):
+        rep.add(
+            "fail",
+            "server token",
+            f"{token or 'no token file'} is not readable by this user (uid {os.getuid()}): held "
+            f"calls cannot reach {url}, only the spool; give it the agent's group "
+            f"(chgrp GROUP {token or 'FILE'}; it stays 0640)",
+        )
+        return
+    rep.add("ok", "server", f"held calls also go to {url} (token {token} readable)")
+
+
 def check_log_and_spool(
     rep: Report, home: str, env: dict[str, str], spool_flag: str | None = None
 ) -> None:
@@ -312,7 +342,10 @@ def check_spool(rep: Report, spool: str) -> None:
     if not os.path.isdir(spool):
         rep.add("fail", "spool", f"{spool} is missing (run: shield install, or check --spool)")
         return
-    blocked = [p for p in [spool, *subs] if not os.access(p, rwx)]
+    reads = [os.path.join(spool, n) for n in AGENT_READS]  # the agent only reads these
+    blocked = [
+        p for p in [spool, *subs] if not os.access(p, os.R_OK | os.X_OK if p in reads else rwx)
+    ]
     if blocked:
         rep.add(
             "fail",

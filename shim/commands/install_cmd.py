@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from shim.baked import shim_dir_of
+from shim.baked import read_shim_config, shim_dir_of
 from shim.commands.common import current_home
 from shim.errors import ShieldError
 from shim.install import install as do_install
@@ -70,7 +70,8 @@ def install(
     are ever overwritten. Put DIR first on the agent's PATH.
 
     With --server URL --token-file F, held calls also go to the approval server (`shield
-    serve`), and approvers anywhere can decide them; a re-install keeps the server.
+    serve`), and approvers anywhere can decide them. A re-install keeps what the shims in DIR
+    had for this home: the server, the pinned real binaries and the spool (unless given again).
 
     Examples:
 
@@ -88,6 +89,9 @@ def install(
             raise ShieldError(f"--real {tool}: {path} is not an executable file")
         pins[tool] = path
     shim_dir = os.path.abspath(shim_dir or default_dir(home))
+    kept_pins, kept_spool = kept_from_shims(shim_dir, home)
+    pins = {**kept_pins, **pins}
+    spool_dir = spool or kept_spool
     if (token_file or cacert) and not server:
         raise ShieldError("--token-file and --cacert go with --server URL")
     os.makedirs(home, mode=0o755, exist_ok=True)
@@ -98,7 +102,7 @@ def install(
         home=home,
         agent=agent,
         real=pins,
-        spool=spool,
+        spool=spool_dir,
         force=force,
         mode=mode,
         server=relay,
@@ -126,6 +130,27 @@ def install(
         )
     typer.echo(f'add this line to the agent\'s environment:\n  export PATH="{shim_dir}:$PATH"')
     return 0
+
+
+def kept_from_shims(shim_dir: str, home: str) -> tuple[dict[str, str], str | None]:
+    """What the shims already in `shim_dir` for `home` had baked in: each tool's pinned real
+    binary, and the spool. A re-install keeps them, as it keeps the server: re-running
+    `shield install --server ...` over an install.sh setup must not fall back to the real
+    binary on PATH and a spool the agent's user cannot write."""
+    pins: dict[str, str] = {}
+    spool: str | None = None
+    try:
+        names = sorted(os.listdir(shim_dir))
+    except OSError:
+        return pins, spool
+    for name in names:
+        cfg = read_shim_config(os.path.join(shim_dir, name))
+        if cfg is None or os.path.abspath(cfg["home"]) != os.path.abspath(home):
+            continue
+        if cfg.get("real"):
+            pins[cfg["tool"]] = cfg["real"]
+        spool = spool or cfg.get("spool") or None
+    return pins, spool
 
 
 def uninstall(

@@ -35,7 +35,8 @@ app = typer.Typer(
 )
 anchor_app = typer.Typer(
     name="anchor",
-    help="The log's first key (K0), which only the approver keeps.",
+    help="The log's first key (K0), which only the approver keeps.\n\n"
+    "Example: shield log anchor import /opt/shield/home/log/anchor.json",
     add_completion=False,
     no_args_is_help=True,
 )
@@ -100,6 +101,10 @@ def check_events(kinds: list[str], seen: Iterable[str]) -> None:
             f"unknown event {unknown[0]!r}; use one of {', '.join(view.EVENTS)}",
             param_hint="--event",
         )
+
+
+# an approver's home has no log of its own: the agent's is in the agent's home
+NO_LOG_HINT = "pass --path (an agent's log: <its home>/log/shield.log), or check SHIELD_HOME"
 
 
 class Selection:
@@ -307,6 +312,8 @@ def show(
     if by_request and follow:
         raise typer.BadParameter("--by-request folds finished calls; drop it with --follow")
     file = _path(path)
+    if not os.path.exists(file):
+        raise LogError(f"no log at {file}", NO_LOG_HINT)
     kinds = parse_events(event)
     keep = view.make_filter(
         agent, tool, decision, parse_since(since) if since else None, request, kinds
@@ -363,7 +370,7 @@ def verify_file(
     """Verify the log at `file` with what this home holds (anchor, checkpoints, trusted keys);
     (the report, notes for the human)."""
     if not os.path.exists(file):
-        raise LogError(f"no log at {file}", "pass --path, or check SHIELD_HOME")
+        raise LogError(f"no log at {file}", NO_LOG_HINT)
     anchor_d, cps, notes = anchors.gather(home, file, anchor)
     problem = None if anchor else anchors.anchor_problem(home, file)
     if problem:

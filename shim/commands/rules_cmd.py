@@ -9,7 +9,8 @@ import typer
 from shim.commands.common import DECISION_STYLE, current_layers, load_rules
 
 app = typer.Typer(
-    help="Validate and show the rules in every commands.d layer.", no_args_is_help=True
+    help="Validate and show the rules in every commands.d layer.\n\nExample: shield rules lint",
+    no_args_is_help=True,
 )
 
 

@@ -24,9 +24,14 @@ from shim.errors import ShieldError
 from shim.home import home_dir
 
 serve_app = typer.Typer(invoke_without_command=True)
-agent_app = typer.Typer(help="Agents that may submit held calls.", no_args_is_help=True)
+agent_app = typer.Typer(
+    help="Agents that may submit held calls.\n\nExample: shield serve agent add deploy-bot > deploy-bot.token",
+    no_args_is_help=True,
+)
 approver_app = typer.Typer(
-    help="Approvers: tokens, passkey enrollment links, credential files.", no_args_is_help=True
+    help="Approvers: tokens, passkey enrollment links, credential files.\n\n"
+    "Example: shield serve approver add alice > alice.token",
+    no_args_is_help=True,
 )
 serve_app.add_typer(agent_app, name="agent")
 serve_app.add_typer(approver_app, name="approver")
@@ -163,6 +168,18 @@ def public_url(home: str, flag: str | None) -> str:
     return default_public_url(str(conf.get("listen") or DEFAULT_LISTEN), bool(conf.get("cert")))
 
 
+def default_url_note(home: str, flag: str | None) -> str:
+    """A note for an enrollment link whose address is only the default (no --public-url, no
+    public_url in serve.json): a server started with --public-url on its command line is
+    reached elsewhere, and the link would lead nowhere."""
+    if flag or settings(home).get("public_url"):
+        return ""
+    return (
+        f"(this link's address is the default; if people reach the server at another URL, "
+        f"pass --public-url URL, or set public_url in {os.path.join(home, 'serve.json')})"
+    )
+
+
 def new_enrollment(store: Any, name: str, url: str) -> tuple[str, float]:
     """A one-time enrollment link for approver `name` (the server keeps its hash)."""
     from shim.server.auth import token_hash
@@ -219,15 +236,16 @@ def add_principal(
     )
     typer.echo(f"save it to a file, readable only by its user, for: {use}", err=True)
     if link:
-        _tell_link(name, *link)
+        _tell_link(name, *link, note=default_url_note(home, url))
 
 
-def _tell_link(name: str, url: str, expires: float) -> None:
+def _tell_link(name: str, url: str, expires: float, note: str = "") -> None:
     from shim.clock import now_iso
 
     typer.echo(
         f"{name} enrolls a passkey once, before {now_iso(expires)}, at:\n  {url}\n"
-        f"then: shield serve approver export {name} > {name}.passkey, and in each agent home: "
+        + (f"{note}\n" if note else "")
+        + f"then: shield serve approver export {name} > {name}.passkey, and in each agent home: "
         f"shield trust add {name}.passkey",
         err=True,
     )
@@ -300,7 +318,7 @@ def approver_enroll(
         )
         return
     typer.echo(link)
-    _tell_link(name, link, expires)
+    _tell_link(name, link, expires, note=default_url_note(home, url))
 
 
 @approver_app.command("export")

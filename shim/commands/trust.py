@@ -15,7 +15,9 @@ from shim.errors import KeyError_, ShieldError
 from shim.home import home_dir, trust_dir
 
 trust_app = typer.Typer(
-    help="The approvers this home accepts (Ed25519 keys and passkeys).", no_args_is_help=True
+    help="The approvers this home accepts (Ed25519 keys and passkeys).\n\n"
+    "Example: SHIELD_HOME=/opt/shield/home shield trust add alice.pub",
+    no_args_is_help=True,
 )
 
 # (file, approver name or None, fingerprint or None, kind, why the shims skip the file)

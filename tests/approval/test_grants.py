@@ -254,3 +254,19 @@ def test_a_grant_with_a_hand_made_long_window_is_refused(homes: Homes) -> None:
     resigned = statement.sign_statement(homes.approver, long)
     trusted = keys.load_trusted(homes.agent)
     assert "longer than 8 hours" in statement.check_grant(resigned, trusted)
+
+
+def test_a_grant_state_file_the_agent_cannot_write_is_one_line_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """The agent's user must own <home>/state/grant-uses and grants-seen (install.sh hands them
+    over); when it cannot write them, the shim says so in one line and exits 125."""
+    from shim.approval.grants import _State
+    from shim.errors import ShieldError
+
+    state = _State(str(tmp_path / "no-such-home"), "grant-uses")
+    with pytest.raises(ShieldError) as caught:
+        state.add("g1")
+    assert "cannot record a grant in" in caught.value.message
+    assert "the call did not run" in caught.value.message
+    assert caught.value.shim_code == 125

@@ -22,7 +22,7 @@ from shim import keys
 from shim.approval.decision import sign_decision
 from shim.approval.prompt import TtyPrompt, judge, render_panel
 from shim.approval.request import new_request
-from shim.approval.show import command_line, duration, printable
+from shim.approval.show import command_line, duration, extra_lines, printable
 from shim.approval.spool import list_pending, lookup, write_decision
 
 MANIFEST = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: prod\n---\ny\ny\n"
@@ -152,6 +152,18 @@ def test_printable_escapes_control_and_invisible_characters() -> None:
 )
 def test_duration_is_short(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+def test_snapshot_rows_show_a_bound_symlinks_whole_target() -> None:
+    """A terraform snapshot binds the real state files as "link:<target>": the row names the
+    target in full instead of cutting it to the 16 characters of a hash column."""
+    target = "/srv/infra/prod/terraform.tfstate"
+    snaps = {"tf/main.tf": "cd02926351dc57cb" + "0" * 48, "tf/terraform.tfstate": f"link:{target}"}
+    rows = extra_lines({"snapshots": snaps})
+    assert rows == [
+        ("snapshots", "cd02926351dc57cb  tf/main.tf"),
+        ("", f"link              tf/terraform.tfstate -> {target}"),
+    ]
 
 
 def test_the_panel_shows_command_rule_reason_context_agent_expiry_and_code() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from shim.approval.spool import SUBDIRS, prepare, sharing_problems
+from shim.approval.spool import AGENT_READS, SUBDIRS, prepare, sharing_problems
 from tests.approval.support import write_held
 from tests.conftest import REPO
 
@@ -58,7 +58,8 @@ def test_the_group_is_set_even_without_setgid_on_the_spool(shared_spool: Path) -
     prepare(str(shared_spool))
     for name in SUBDIRS:
         st = (shared_spool / name).stat()
-        assert (st.st_gid, stat.S_IMODE(st.st_mode)) == (GROUP, 0o770), name
+        others = 0o005 if name in AGENT_READS else 0  # the agent only reads these
+        assert (st.st_gid, stat.S_IMODE(st.st_mode)) == (GROUP, 0o770 | others), name
 
 
 def test_a_file_made_under_umask_077_is_still_readable_by_the_other_side(
@@ -110,6 +111,45 @@ def test_an_agent_outside_the_group_keeps_setgid_and_group_write(tmp_path: Path)
         for name in SUBDIRS:
             st = (spool / name).stat()
             assert (st.st_uid, st.st_gid) == (23456, GROUP), name
-            assert stat.S_IMODE(st.st_mode) == 0o2770, (name, oct(st.st_mode))
+            others = 0o005 if name in AGENT_READS else 0  # the agent only reads these
+            assert stat.S_IMODE(st.st_mode) == 0o2770 | others, (name, oct(st.st_mode))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_grant_the_approver_drops_is_readable_by_an_agent_outside_the_group() -> None:
+    """Two users: the agent's user owns the spool (not in the approver's group), the approver
+    writes through the group. The first grant used to create `grants/` as the approver's
+    (2770): the agent could not list it and ignored every grant. Made at install (`prepare`,
+    as install.sh does before handing the spool to the agent), the agent reads it."""
+    python, setpriv = "/usr/bin/python3", shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None or not os.access(python, os.X_OK):
+        pytest.skip("needs root, setpriv and /usr/bin/python3 to act as another user")
+    base = Path(tempfile.mkdtemp())
+    try:
+        base.chmod(0o755)
+        spool = base / "spool"
+        spool.mkdir()
+        prepare(str(spool))  # install: root makes the spool, then hands it over (install.sh)
+        for path in [spool, *spool.iterdir()]:
+            os.chown(path, 23456, GROUP)
+            path.chmod(0o2770)
+        head = f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+        approver = ["--reuid=23457", "--regid=23457", f"--groups={GROUP}"]
+        drop = (
+            "from shim.approval.spool import write_statement; "
+            f"write_statement({str(spool)!r}, 'grants', {{'id': 'g1', 'type': 'grant'}})"
+        )
+        subprocess.run([setpriv, *approver, python, "-I", "-c", head + drop], check=True)
+        agent = ["--reuid=23456", "--regid=23456", "--clear-groups"]
+        read = (
+            "from shim.approval.grants import read_statements; "
+            f"print([name for name, st, _ in read_statements({str(spool)!r}, 'grants')])"
+        )
+        out = subprocess.run(
+            [setpriv, *agent, python, "-I", "-c", head + read],
+            check=True, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.stdout.strip() == "['g1.json']"
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -120,6 +120,19 @@ def test_log_rejects_a_bad_since_or_decision(homes: Homes) -> None:
     assert homes.run(homes.agent, "--decision", "maybe").exit_code == 2
 
 
+def test_log_in_a_home_without_a_log_points_at_the_agents_log(tmp_path) -> None:
+    """An approver's home has no log: `shield log` and `shield log verify` say so in one
+    line and say where an agent's log is, instead of an OS error."""
+    from tests.conftest import shield
+
+    for args in (("log",), ("log", "--by-request"), ("log", "verify")):
+        proc = shield(*args, home=tmp_path, check=False)
+        assert proc.returncode == 1, proc.stderr
+        first, hint = proc.stderr.splitlines()[:2]
+        assert f"no log at {tmp_path / 'log' / 'shield.log'}" in first
+        assert hint.startswith("hint: pass --path (an agent's log: <its home>/log/shield.log)")
+
+
 def test_parse_since_accepts_durations_and_iso_times() -> None:
     now = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC).timestamp()
     assert parse_since("10m", now) == "2024-05-01T11:50:00.000Z"

@@ -38,6 +38,23 @@ def test_doctor_on_a_sound_install_passes_with_honest_warnings(world: World) -> 
     assert checks["log anchor"]["status"] == "warn"  # K0 still on the agent side
 
 
+def test_doctor_checks_the_approval_servers_token_is_readable(world: World) -> None:
+    """`shield install --server` run as root leaves the token 0640 in root's group; the agent's
+    user then cannot read it. Doctor, run as that user, says so (here: the token is gone)."""
+    token = world.root / "bot.token"
+    token.write_text("shield_" + "a" * 40 + "\n")
+    world.install("--server", "https://shield.example:8421", "--token-file", str(token))
+    code, checks = doctor(world, f"{world.bin}:{world.real}:/usr/bin:/bin")
+    assert checks["server"]["status"] == "ok", checks
+    assert "https://shield.example:8421" in checks["server"]["detail"]
+    (world.home / "server-token").unlink()
+    code, checks = doctor(world, f"{world.bin}:{world.real}:/usr/bin:/bin")
+    assert code == 1
+    assert checks["server token"]["status"] == "fail"
+    assert "not readable by this user" in checks["server token"]["detail"]
+    assert "chgrp" in checks["server token"]["detail"]
+
+
 def test_doctor_fails_when_the_real_binary_comes_first(world: World) -> None:
     code, checks = doctor(world, f"{world.real}:{world.bin}:/usr/bin:/bin")
     assert code == 1

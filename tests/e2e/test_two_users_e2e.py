@@ -45,6 +45,19 @@ if not os.environ.get("_SHIELD_PREVIEW"):
 print("standin {tool}", *sys.argv[1:])
 """
 DEADLINE_S = 60.0
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: dev
+  cluster:
+    server: https://127.0.0.1:1
+contexts:
+- name: kind-dev
+  context:
+    cluster: dev
+    user: bot
+current-context: kind-dev
+"""
 SETPRIV = shutil.which("setpriv") or "setpriv"
 
 
@@ -351,6 +364,27 @@ def test_the_readme_two_user_recipe_works_as_written(machine: Machine) -> None:
     _, err = held.communicate(timeout=DEADLINE_S)
     assert held.returncode == 126 and "still serving" in err
     assert ["helm", "uninstall", "web"] not in m.ran()
+
+    # a grant the approver drops into the shared spool covers the agent's next such call (the
+    # agent's user, outside the approver's group, must be able to read grants/ and record
+    # the use in its home), and a revocation ends it
+    kube = m.agent_home / ".kube"
+    kube.mkdir(exist_ok=True)
+    (kube / "config").write_text(KUBECONFIG)  # a target the grant can pin
+    (kube / "config").chmod(0o644)
+    m.as_alice(
+        "shield grant --agent deploy-bot --rule kubectl/mutate --context kind-dev --namespace web"
+        " --for 5m --reason window"
+    )
+    covered = m.agent_run("kubectl", "-n", "web", "rollout", "restart", "deploy/api")
+    assert covered.returncode == 0, covered.stderr
+    assert m.ran()[-1] == ["kubectl", "-n", "web", "rollout", "restart", "deploy/api"]
+    m.as_alice("shield revoke --all --reason done")
+    held = m.agent_start("kubectl", "-n", "web", "rollout", "restart", "deploy/api")
+    item = m.wait_for_request()  # held again: the revocation counts
+    m.as_alice(f"shield deny {item['id']} --reason 'grant revoked'")
+    _, err = held.communicate(timeout=DEADLINE_S)
+    assert held.returncode == 126 and "grant revoked" in err
 
     # the approver checks the agent's log with the anchor it imported
     log = f"{log_dir}/shield.log"

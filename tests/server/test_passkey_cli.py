@@ -32,6 +32,9 @@ def test_approver_add_prints_the_token_and_a_one_time_enrollment_link(tmp_path: 
     assert plain.stdout.strip().startswith("shield_") and len(plain.stdout.splitlines()) == 1
     assert "http://localhost:8421/enroll/" in plain.stderr
     assert "shield trust add bob.passkey" in plain.stderr
+    # the address is only the default: a server started with --public-url is reached elsewhere
+    assert "this link's address is the default" in plain.stderr
+    assert "--public-url URL" in plain.stderr
 
 
 def test_the_link_uses_the_public_url_from_the_flag_or_serve_json(tmp_path: Path) -> None:
@@ -46,6 +49,11 @@ def test_the_link_uses_the_public_url_from_the_flag_or_serve_json(tmp_path: Path
     (tmp_path / "serve.json").write_text(json.dumps({"listen": "0.0.0.0:9000", "cert": "c"}))
     listen = shield("serve", "approver", "enroll", "alice", home=tmp_path)
     assert listen.stdout.startswith("https://0.0.0.0:9000/enroll/")
+    assert "this link's address is the default" in listen.stderr
+    named = shield(
+        "serve", "approver", "enroll", "alice", "--public-url", "https://x.example", home=tmp_path
+    )
+    assert "the default" not in named.stderr
 
 
 def test_enroll_and_export_refuse_unknown_approvers_and_missing_passkeys(tmp_path: Path) -> None:

@@ -251,6 +251,7 @@ def test_tls_with_a_self_signed_certificate_and_cacert(world: World, tmp_path: P
         untrusted = approver.cli("pending", url=url, check=False)
         assert untrusted.returncode == 1
         assert "TLS certificate not trusted" in untrusted.stderr
+        assert "hint: pass the server's CA certificate: --cacert F" in untrusted.stderr
 
         def listed() -> list[dict]:
             out = approver.cli("pending", "--json", "--cacert", str(cert), url=url).stdout

@@ -102,6 +102,34 @@ def test_install_with_server_bakes_url_and_token_into_the_agent_home(
     assert not (world.home / "server-token").exists()
 
 
+def test_a_re_install_with_server_keeps_the_pinned_binaries_and_the_spool(
+    world: World, relay: Relay, tmp_path: Path
+) -> None:
+    """The README's "Approvers anywhere" step 2 re-runs `shield install --server ...` over an
+    install.sh setup (real binaries pinned, a shared spool): the shims keep both, instead of
+    falling back to the real binary on PATH and a spool the agent's user cannot write."""
+    from shim.baked import read_shim_config
+
+    real = tmp_path / "pinned-kubectl"
+    real.write_text("#!/bin/sh\n")
+    real.chmod(0o755)
+    spool = tmp_path / "shared-spool"
+    world.install("--real", f"kubectl={real}", "--spool", str(spool))
+    token = relay.token("agent", "test-bot")
+    world.install("--server", relay.url, "--token-file", str(token))
+    kubectl = read_shim_config(str(world.bin / "kubectl"))
+    assert kubectl is not None
+    assert kubectl["real"] == str(real) and kubectl["spool"] == str(spool)
+    assert kubectl["server"]["url"] == relay.url
+    helm = read_shim_config(str(world.bin / "helm"))
+    assert helm is not None and helm["real"] is None and helm["spool"] == str(spool)
+    # given again, an option wins over what the shims had
+    other = tmp_path / "other-spool"
+    world.install("--spool", str(other))
+    again = read_shim_config(str(world.bin / "kubectl"))
+    assert again is not None and again["spool"] == str(other) and again["real"] == str(real)
+
+
 def test_install_refuses_a_bad_server_url_or_missing_token(world: World, tmp_path: Path) -> None:
     token = tmp_path / "t"
     token.write_text("shield_abc\n")
