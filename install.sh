@@ -139,13 +139,19 @@ if [ -n "$APPROVER_GROUP" ]; then
     done
 fi
 
-echo
-echo "Put the shims first on the agent's PATH:"
-echo "  export PATH=\"$PREFIX/bin:\$PATH\""
 if [ -n "$APPROVER_GROUP" ]; then
-    echo "The approver (a user in group $APPROVER_GROUP) takes the log's first key away, once:"
-    echo "  shield log anchor import $LOG_DIR/anchor.json   # deletes it here"
-    echo "and decides held calls with: SHIELD_SPOOL=$SPOOL_DIR shield pending"
+    echo "the approver (a user in group $APPROVER_GROUP) decides held calls with:"
+    echo "  SHIELD_SPOOL=$SPOOL_DIR shield pending"
 fi
 echo
-SHIELD_HOME=$HOME_DIR PATH="$PREFIX/bin:$PATH" "$VENV/bin/shield" doctor --dir "$PREFIX/bin" || true
+if [ -n "$AGENT_USER" ] && [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+    # doctor as the agent: what it can write and read is what counts, not root's view
+    echo "shield doctor, as $AGENT_USER:"
+    AGENT_UID=$(id -u "$AGENT_USER" 2>/dev/null || echo "$AGENT_USER")
+    AGENT_GID=$(id -g "$AGENT_USER" 2>/dev/null || echo "$AGENT_UID")
+    setpriv --reuid="$AGENT_UID" --regid="$AGENT_GID" --clear-groups \
+        env SHIELD_HOME="$HOME_DIR" PATH="$PREFIX/bin:$PATH" \
+        "$VENV/bin/shield" doctor --dir "$PREFIX/bin" || true
+else
+    SHIELD_HOME=$HOME_DIR PATH="$PREFIX/bin:$PATH" "$VENV/bin/shield" doctor --dir "$PREFIX/bin" || true
+fi

@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import tempfile
+import textwrap
 
 import typer
 
@@ -534,16 +535,19 @@ def doctor(
         from rich.console import Console
         from rich.markup import escape
 
-        console = Console()
         mark = {
             "ok": "[green]ok  [/]",
             "note": "[blue]note[/]",
             "warn": "[yellow]warn[/]",
             "fail": "[red]FAIL[/]",
         }
+        console = Console(highlight=False)
+        width = max(console.width - 5, 30)
         for item in rep.items:
-            console.print(
-                f"{mark[item['status']]} {escape(item['check'])}: {escape(item['detail'])}",
-                highlight=False,
+            # a long line wraps under its text, not under the mark
+            text = textwrap.wrap(
+                f"{item['check']}: {item['detail']}", width, break_on_hyphens=False
             )
+            lines = [escape(line) for line in text] or [""]
+            console.print(f"{mark[item['status']]} " + "\n     ".join(lines), soft_wrap=True)
     return 1 if rep.failed else 0

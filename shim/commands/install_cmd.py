@@ -125,8 +125,9 @@ def install(
     anchor = (result.get("log") or {}).get("anchor")
     if anchor:
         typer.echo(
-            f"log anchor (the first log key) written to {anchor}: move it to the approver side with\n"
-            f"  shield log anchor import {anchor}   (run as the approver), then delete it here"
+            f"log anchor (the first log key) written to {anchor}\n"
+            "the approver takes it away, once (the import deletes it here):\n"
+            f"  shield log anchor import {anchor}"
         )
     typer.echo(f'add this line to the agent\'s environment:\n  export PATH="{shim_dir}:$PATH"')
     return 0

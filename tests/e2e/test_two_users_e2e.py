@@ -166,13 +166,14 @@ class Machine:
             if k.startswith(("PIP_", "LANG", "LC_")) or k in ("TERM", "SSL_CERT_FILE")
         }
 
-    def as_root(self, cmd: str, env: dict[str, str] | None = None) -> None:
+    def as_root(self, cmd: str, env: dict[str, str] | None = None) -> str:
         path = f"{self.build_path}:{os.path.dirname(self.python)}:/usr/bin:/bin"
         e = {**self.base_env(), "PATH": path, "HOME": "/root", **(env or {})}
         proc = subprocess.run(
             ["sh", "-c", cmd], env=e, cwd=self.root, capture_output=True, text=True, timeout=900
         )
         assert proc.returncode == 0, f"{cmd}\n{proc.stdout}\n{proc.stderr}"
+        return proc.stdout
 
     def as_alice(self, cmd: str, check: bool = True) -> subprocess.CompletedProcess:
         env = {
@@ -303,7 +304,12 @@ def run_dockerfile(m: Machine) -> None:
             continue
         if instruction == "RUN":
             if not skip_user_management(arg):
-                m.as_root(m.adapt(arg))
+                out = m.as_root(m.adapt(arg))
+                if "install.sh" in arg and "--agent-user" in arg:
+                    # install.sh's doctor runs as the agent: root's view would call every
+                    # root-owned file writable
+                    assert "shield doctor, as " in out, out
+                    assert "this user can rewrite" not in out, out
         elif instruction == "COPY":
             src, dest = arg.split()
             if src == "agent-shield":
