@@ -144,9 +144,10 @@ def table_rows(
     return [view.row(e, today) for e in entries]
 
 
-def table_lines(rows: list[view.Row], width: int) -> list[str]:
+def table_lines(rows: list[view.Row], width: int, by_request: bool = False) -> list[str]:
     """The header and one line per row, each at most `width` terminal cells."""
-    return render(view.COLUMNS, [r.cells for r in rows], width)
+    columns = view.FOLDED_COLUMNS if by_request else view.COLUMNS
+    return render(columns, [r.cells for r in rows], width)
 
 
 def terminal_width() -> int:
@@ -178,7 +179,7 @@ def render_table(
     """The table: one line per entry (or per held request), cells cut, never wrapped."""
     rows = table_rows(entries, by_request)
     printer = Printer(console)
-    lines = table_lines(rows, width or console.width)
+    lines = table_lines(rows, width or console.width, by_request)
     printer.line(lines[0], header=True)
     for text, r in zip(lines[1:], rows, strict=True):
         printer.line(text, r.tone)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shim.approval.show import printable
@@ -49,12 +49,15 @@ COLUMNS = [
     Column("seq", min=8, max=8, keep=4, right=True),
     Column("time", min=16, max=16, keep=8),
     Column("request", min=6, max=8, keep=5),
-    Column("agent", min=8, max=16, keep=7, flex=True),
+    Column("agent", min=10, max=16, keep=7, flex=True),
     Column("command", min=28, want=40, max=80, keep=9, flex=True),
     Column("outcome", min=24, want=26, max=120, keep=10, flex=True),
     Column("reason", min=20, want=30, max=60, keep=3, flex=True, optional=True),
     Column("context", min=24, want=30, max=48, keep=2, flex=True, optional=True),
 ]
+# --by-request: the outcome is a chain (held -> approved by alice "why" -> exit 0), so it
+# takes the width before the command does
+FOLDED_COLUMNS = [replace(c, want=32) if c.name in ("command", "outcome") else c for c in COLUMNS]
 
 
 @dataclass(frozen=True)

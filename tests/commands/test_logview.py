@@ -207,11 +207,25 @@ def test_whatever_an_agent_writes_each_entry_is_one_line_within_the_width(
         for i, (word, why, agent, kind) in enumerate(items)
     ]
     rows = table_rows(entries, by_request=fold, today=TODAY)
-    lines = table_lines(rows, width)
+    lines = table_lines(rows, width, by_request=fold)
     assert len(lines) == 1 + len(rows)
     for line in lines:
         assert text_width(line) <= width
         assert "\n" not in line and "\r" not in line and "\x1b" not in line and "\u202e" not in line
+
+
+def test_at_80_columns_an_agents_name_of_ten_is_whole_and_the_folded_chain_gets_room() -> None:
+    # with several agents, `deploy-…` could be any of them
+    call = e("call", decision="allow", argv=["get", "pods", "x" * 60], agent="deploy-bot")
+    (line,) = table_lines(table_rows([call], today=TODAY), 80)[1:]
+    assert " deploy-bot " in line
+    held = [
+        e("call", seq=1, decision="ask", request="r1", argv=["delete", "pod", "y" * 40]),
+        e("held", seq=2, request="r1"),
+        e("denied", seq=3, request="r1", approver="alice", reason="no"),
+    ]
+    (line,) = table_lines(table_rows(held, by_request=True, today=TODAY), 80, True)[1:]
+    assert line.endswith('held -> denied by alice "no"'), line
 
 
 def test_wide_characters_count_as_two_cells() -> None:
