@@ -204,7 +204,7 @@ def grant_lines(rows: list[dict], now: float, width: int) -> list[str]:
                     covers,
                     target,
                     duration(parse_iso(r["expires"]) - now) if live else "-",
-                    f"{r['used']}/{r.get('max_uses') or '-'}",
+                    f"{r['used']}/{r['max_uses']}" if r.get("max_uses") else str(r["used"]),
                     r["status"],
                 )
             ]
