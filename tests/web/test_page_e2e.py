@@ -62,6 +62,7 @@ def test_terraform_apply_approved_from_the_page_runs_and_the_log_names_alice(
     note.wait_for()
     assert note.inner_text() == f"{rid} approved by alice (server)"
     alice_web.page.goto(site.base + "/history")
+    assert "agent's shim reported" in alice_web.page.locator("#reported").inner_text()
     item = alice_web.page.locator("ol.history li").first
     item.wait_for()
     assert rid in item.inner_text() and "approved by alice" in item.inner_text()
@@ -125,6 +126,8 @@ def test_the_request_link_opens_its_own_page_after_signing_in(
         note = phone.page.locator(f"#note-{rid}")
         note.wait_for()
         assert note.inner_text() == f"{rid} approved by alice (server)"
+        # which the page says is the agent's report, not something the server saw
+        assert "reported" in phone.page.locator("#reported").inner_text()
     finally:
         phone.close()
 

@@ -11,6 +11,9 @@
   const DECISION_TYPE = "shield.passkey-decision/1";
   const DECISION_TTL_MS = 300000;
   const NOTE_MS = 12000;
+  // how a call ended is what the agent's shim told the server, not something the server saw
+  const REPORTED = "How each call ended is what the agent's shim reported to the server; " +
+    "the agent's own log is the record.";
   const state = {
     session: null,
     version: "",
@@ -381,7 +384,11 @@
     try {
       const data = await api("GET", `/api/v1/page/requests/${encodeURIComponent(rid)}`);
       if (data.card === null) {
-        show(el("h1", { text: `Held request ${rid}` }), noteNode(rid, closedText(data.closed)));
+        show(
+          el("h1", { text: `Held request ${rid}` }),
+          noteNode(rid, closedText(data.closed)),
+          el("p", { class: "muted", id: "reported", text: REPORTED }),
+        );
         return;
       }
     } catch (err) {
@@ -409,6 +416,7 @@
     }
     show(
       el("h1", { text: "Recent decisions" }),
+      el("p", { class: "muted", id: "reported", text: REPORTED }),
       data.items.length ? list : el("p", { class: "muted", text: "No decisions in the last week." }),
     );
   }
