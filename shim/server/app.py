@@ -62,6 +62,7 @@ LONG_POLL_MAX_S = 55.0
 RECHECK_S = 2.0  # a long poll re-reads the database this often even without a wake
 SWEEP_S = 1.0
 PRUNE_EVERY = 60  # sweeps between forgetting expired sessions and challenges
+KEEP_CLOSED_S = 30 * 86400  # closed requests and their statements are kept this long
 CLOSED = ("approved", "denied", "expired", "cancelled")
 MAX_REFUSALS = 25  # refusal notes stored per request (a shim stops refusing after 20)
 # held requests one agent may have pending at once: the approvers' lists show the oldest 500,
@@ -308,7 +309,7 @@ async def on_error(request: Request, exc: Exception) -> Response:
 
 async def sweep(relay: Relay) -> None:
     """Mark expired requests (and notify) once a second; forget expired sessions, challenges
-    and enrollment links once a minute."""
+    and enrollment links, and requests closed over KEEP_CLOSED_S ago, once a minute."""
     rounds = 0
     while True:
         await asyncio.sleep(SWEEP_S)
@@ -317,6 +318,7 @@ async def sweep(relay: Relay) -> None:
             rows = await relay.db(relay.store.expire_due, time.time())
             if rounds % PRUNE_EVERY == 0:
                 await relay.db(relay.web.prune, time.time())
+                await relay.db(relay.store.forget_closed, time.time() - KEEP_CLOSED_S)
         except Exception as exc:  # noqa: BLE001 - keep sweeping after a database hiccup
             log.warning("expiry sweep failed: %s", exc)
             continue

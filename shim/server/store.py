@@ -238,6 +238,18 @@ class Store:
         self._changed(rid)
         return _row(row)
 
+    def forget_closed(self, before: float) -> int:
+        """Delete the requests closed (or expired) before `before`, with their statements;
+        standing statements (grants, revocations) stay. How many requests went."""
+        gone = (
+            "SELECT id FROM requests WHERE (closed IS NOT NULL AND closed < ?) "
+            "OR (status = 'pending' AND expires < ?)"
+        )
+        with self.transaction() as cur:
+            self._run(cur, f"DELETE FROM decisions WHERE request_id IN ({gone})", (before, before))
+            cur = self._run(cur, gone.replace("SELECT id", "DELETE", 1), (before, before))
+            return int(cur.rowcount)
+
     def expire_due(self, now: float) -> list[RequestRow]:
         """Mark every pending request past its expiry as expired; return those this call
         marked (with several servers, each expiry is returned by exactly one of them)."""

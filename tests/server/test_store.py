@@ -183,3 +183,24 @@ def test_the_web_pages_tables_on_both_databases(db_url: str) -> None:
         assert web.take_challenge("c2", "login", 0) is None
     finally:
         store.close()
+
+
+def test_closed_requests_are_forgotten_after_a_while_and_standing_statements_stay(
+    db_url: str,
+) -> None:
+    store = open_store(db_url)
+    now = time.time()
+    try:
+        for rid in ("oldone", "oldexp", "recent", "pendin"):
+            _submit(store, rid, now + 60 if rid != "oldexp" else now - 100)
+            store.add_statement("refusal", rid, "bot", '{"why":"x"}', "bot", now)
+        store.close_request("oldone", "approved", "{}", now - 50)
+        store.close_request("recent", "denied", "{}", now)
+        store.add_statement("grant", None, "bot", '{"grant":1}', "alice", now - 100)
+        assert store.forget_closed(now - 10) == 2  # closed, and expired unclosed, before then
+        assert store.request("oldone") is None and store.request("oldexp") is None
+        assert store.request("recent") is not None and store.request("pendin") is not None
+        assert store.statement_count("oldone") == 0 and store.statement_count("recent") == 1
+        assert store.standing("bot") != []
+    finally:
+        store.close()
