@@ -344,9 +344,15 @@ def check_spool(rep: Report, spool: str) -> None:
         rep.add("fail", "spool", f"{spool} is missing (run: shield install, or check --spool)")
         return
     reads = [os.path.join(spool, n) for n in AGENT_READS]  # the agent only reads these
-    blocked = [
-        p for p in [spool, *subs] if not os.access(p, os.R_OK | os.X_OK if p in reads else rwx)
-    ]
+    unread = [p for p in reads if p in subs and not os.access(p, os.R_OK | os.X_OK)]
+    blocked = [p for p in [spool, *subs] if p not in reads and not os.access(p, rwx)]
+    if unread:
+        rep.add(
+            "fail",
+            "spool",
+            f"this user cannot read {', '.join(unread)}: grants and revocations there would "
+            "be ignored (give the agent read access: chmod o+rx, or chown it to the agent)",
+        )
     if blocked:
         rep.add(
             "fail",
@@ -354,6 +360,7 @@ def check_spool(rep: Report, spool: str) -> None:
             f"this user cannot write {', '.join(blocked)}: held calls or decisions would fail "
             "(make the spool group-writable for both users: install.sh --approver-group G)",
         )
+    if unread or blocked:
         return
     st = os.stat(spool)
     problems = sharing_problems(spool)

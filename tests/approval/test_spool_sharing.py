@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -151,5 +152,40 @@ def test_a_grant_the_approver_drops_is_readable_by_an_agent_outside_the_group() 
             check=True, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert out.stdout.strip() == "['g1.json']"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_doctor_names_a_grants_directory_the_agent_cannot_read() -> None:
+    """An approver-made `grants/` from before install made it (2770, the approver's): the
+    agent outside the group ignores every grant there, and doctor says it cannot *read* it."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to act as another user")
+    base = Path(tempfile.mkdtemp())
+    try:
+        base.chmod(0o755)
+        spool = base / "spool"
+        spool.mkdir()
+        prepare(str(spool))
+        for path in [spool, *spool.iterdir()]:
+            os.chown(path, 23456, GROUP)
+            path.chmod(0o2770)
+        os.chown(spool / "grants", 23457, GROUP)  # the approver's, as a first grant made it
+        code = (
+            f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+            "from shim.commands.doctor import Report, check_spool; rep = Report(); "
+            f"check_spool(rep, {str(spool)!r}); print(rep.items)"
+        )
+        agent = ["--reuid=23456", "--regid=23456", "--clear-groups"]
+        out = subprocess.run(
+            [setpriv, *agent, sys.executable, "-c", code],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if "Permission denied" in out.stderr and "python" in out.stderr.lower():
+            pytest.skip("this checkout's Python is not usable by another user")
+        assert out.returncode == 0, out.stderr
+        assert f"cannot read {spool / 'grants'}" in out.stdout
+        assert "cannot write" not in out.stdout
     finally:
         shutil.rmtree(base, ignore_errors=True)
