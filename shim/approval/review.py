@@ -59,6 +59,29 @@ def closed_status(data: dict[str, Any]) -> str:
     return status if isinstance(status, str) and status in CLOSED else "closed"
 
 
+def read_copy(rid: str, data: dict[str, Any] | None, where: str, signing: bool) -> HeldRequest:
+    """The request in an inbox's copy `data` for id `rid`; SpoolError when there is none, it
+    is malformed, or it is another request's (swapped, renamed or copied after the hold)."""
+    done = "; nothing was signed" if signing else ""
+    if data is None:
+        what = "pending request" if signing else "request"
+        raise SpoolError(f"no {what} {rid} in {where} (see: shield pending)")
+    try:
+        req = request_from_dict(data)
+    except SpoolError as exc:
+        raise SpoolError(
+            f"the copy of request {rid} in {where} is malformed ({exc.message})"
+        ) from exc
+    if req.id != rid:
+        raise SpoolError(
+            f"the spool file of request {rid} holds request {req.id}: it was swapped, renamed or "
+            f"copied after the call was held{done}",
+            "run shield pending again and use the id shown there; someone with write access "
+            f"to the spool is moving requests around (shield log --request {rid})",
+        )
+    return req
+
+
 def checked_request(
     rid: str,
     status: str,
@@ -68,22 +91,12 @@ def checked_request(
     reason: str,
     pin: str | None,
     now: float,
+    where: str = "the spool",
 ) -> HeldRequest:
     """The request to sign for id `rid`, found with `status` ("pending", a closed status or
     "unknown") and content `data`; SpoolError, with nothing signed, when it must not be."""
-    if data is None:
-        raise SpoolError(f"no pending request {rid} (see: shield pending)")
-    try:
-        req = request_from_dict(data)
-    except SpoolError as exc:
-        raise SpoolError(f"the spool copy of request {rid} is malformed ({exc.message})") from exc
-    if req.id != rid:
-        raise SpoolError(
-            f"the spool file of request {rid} holds request {req.id}: it was swapped, renamed or "
-            "copied after the call was held; nothing was signed",
-            "run shield pending again and approve by the id shown there; someone with write "
-            f"access to the spool is moving requests around (shield log --request {rid})",
-        )
+    req = read_copy(rid, data, where, signing=True)
+    assert data is not None  # read_copy raised otherwise
     _check_status(rid, status)
     if data.get("digest") != req.digest:
         raise SpoolError(

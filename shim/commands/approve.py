@@ -114,7 +114,14 @@ def select(
             try:
                 batch.requests.append(
                     review.checked_request(
-                        rid, "pending", item, verdict=verdict, reason=reason, pin=None, now=now
+                        rid,
+                        "pending",
+                        item,
+                        verdict=verdict,
+                        reason=reason,
+                        pin=None,
+                        now=now,
+                        where=box.where,
                     )
                 )
             except SpoolError as exc:
@@ -125,10 +132,8 @@ def select(
         if not is_request_id(rid):
             raise SpoolError(f"{printable(text)!r} is not a request id (see: shield pending)")
         status, data = box.lookup(rid)
-        if data is None:
-            raise SpoolError(f"no pending request {rid} in {box.where} (see: shield pending)")
         req = review.checked_request(
-            rid, status, data, verdict=verdict, reason=reason, pin=pin, now=now
+            rid, status, data, verdict=verdict, reason=reason, pin=pin, now=now, where=box.where
         )
         batch.requests.append(req)
     return batch

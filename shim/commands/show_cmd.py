@@ -25,7 +25,8 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from shim import keys
-from shim.approval.request import HeldRequest, is_request_id, request_from_dict, to_dict
+from shim.approval.request import HeldRequest, is_request_id, to_dict
+from shim.approval.review import read_copy
 from shim.approval.show import printable
 from shim.commands.common import SpoolOpt
 from shim.commands.inbox_opts import CacertOpt, ServerOpt, TokenFileOpt, inbox
@@ -54,18 +55,8 @@ def load(
     if not is_request_id(rid):
         raise SpoolError(f"{printable(rid_text)!r} is not a request id (see: shield pending)")
     status, data = box.lookup(rid)
-    if data is None:
-        raise SpoolError(f"no request {rid} in {box.where} (see: shield pending)")
-    try:
-        req = request_from_dict(data)
-    except SpoolError as exc:
-        raise SpoolError(f"request {rid} in {box.where} is malformed ({exc.message})") from exc
-    if req.id != rid:
-        raise SpoolError(
-            f"the file of request {rid} holds request {req.id}: it was swapped, renamed or "
-            "copied after the call was held",
-            "run shield pending again and use the ids shown there",
-        )
+    req = read_copy(rid, data, box.where, signing=False)
+    assert data is not None  # read_copy raised otherwise
     return req, status, data.get("digest") != req.digest, box.refused(rid)
 
 
