@@ -191,6 +191,7 @@ def granted(call: Call, d: Decision, compiled: dict) -> bool:
             "grant": g["id"],
             "use": g["use"],
             "approver": g["approver"],
+            "signer": "passkey" if "credential" in g else "ed25519",
             "reason": g["reason"],
         }
     )

@@ -3,9 +3,11 @@
 A grant names an agent, a tool, the rules or verb paths it covers, the target pinned to what the
 classifier resolves (kube context and namespace, aws profile and region, terraform workspace
 and directory), optionally argv globs, a time window (at most 8 hours) and optionally a number
-of uses, with the approver's reason; the approver's Ed25519 key signs its canonical JSON. A
-revocation, signed the same way, ends grants by id, every grant of an agent, or all grants,
-issued before it.
+of uses, with the approver's reason; the approver's Ed25519 key signs its canonical JSON, or
+(from the web page) the approver's passkey makes a WebAuthn assertion whose challenge is the
+SHA-256 of that canonical JSON (`credential` and the assertion in place of `key` and `sig`).
+A revocation, signed with an Ed25519 key, ends grants by id, every grant of an agent, or all
+grants, issued before it.
 
 Light to import (a call covered by a grant checks one on its way to the real binary): canon,
 clock, keys, fs; signing imports `cryptography` when called (the approver's side).
@@ -45,6 +47,8 @@ GRANT_KEYS = frozenset(
         "sig",
     )
 )
+PASSKEY_ASSERTION = ("credential", "authenticator_data", "client_data_json", "signature")
+PASSKEY_GRANT_KEYS = (GRANT_KEYS - {"key", "sig"}) | frozenset(PASSKEY_ASSERTION)
 REVOCATION_KEYS = frozenset(
     ("type", "id", "grants", "agent", "all", "reason", "approver", "key", "time", "nonce", "sig")
 )
@@ -146,11 +150,17 @@ def make_revocation(
     return sign_statement(home, body)
 
 
-def _shape(st: object, keys: frozenset[str], kind: str) -> str:
+def is_passkey_grant(st: object) -> bool:
+    return isinstance(st, dict) and "credential" in st
+
+
+def _shape(
+    st: object, keys: frozenset[str], kind: str, signed: tuple[str, ...] = ("key", "sig")
+) -> str:
     """What is wrong with a statement's shape, or ''."""
     if not isinstance(st, dict) or set(st) != keys or st.get("type") != kind:
         return f"not a {kind} statement"
-    for key in ("id", "approver", "key", "time", "nonce", "sig", "reason"):
+    for key in ("id", "approver", "time", "nonce", "reason", *signed):
         if not isinstance(st[key], str):
             return f"{key} is not a string"
     return ""
@@ -168,9 +178,33 @@ def check_signature(st: dict, trusted: dict[str, PublicKey]) -> str:
     return ""
 
 
-def check_grant(st: object, trusted: dict[str, PublicKey]) -> str:
-    """'' for a well-formed grant a trusted approver signed; else why it looks forged."""
-    bad = _shape(st, GRANT_KEYS, GRANT_TYPE)
+def check_passkey_signature(st: dict, passkeys: dict) -> str:
+    """'' when a trusted passkey of the approver the grant names made its assertion over the
+    grant's body (origin, relying party, user presence and verification checked); else why
+    not. The grant is used many times by design, so no sign count: its window bounds it."""
+    import hashlib
+
+    from shim.approval.passkey import check_assertion
+
+    pk = passkeys.get(st["credential"])
+    if pk is None:
+        return f"signed by an untrusted passkey (credential {st['credential'][:24]!r})"
+    if pk.approver != st["approver"]:
+        return f"names approver {st['approver'][:64]!r} but the passkey is {pk.approver!r}"
+    body = {k: v for k, v in st.items() if k not in PASSKEY_ASSERTION}
+    challenge = hashlib.sha256(canon.encode(body).encode("ascii")).digest()
+    why, _ = check_assertion(st, pk, challenge, 0)
+    return why
+
+
+def check_grant(st: object, trusted: dict[str, PublicKey], passkeys: dict | None = None) -> str:
+    """'' for a well-formed grant a trusted approver signed (with an Ed25519 key, or with a
+    passkey among `passkeys`); else why it looks forged."""
+    passkey = is_passkey_grant(st)
+    if passkey:
+        bad = _shape(st, PASSKEY_GRANT_KEYS, GRANT_TYPE, PASSKEY_ASSERTION)
+    else:
+        bad = _shape(st, GRANT_KEYS, GRANT_TYPE)
     if bad:
         return bad
     assert isinstance(st, dict)
@@ -196,6 +230,8 @@ def check_grant(st: object, trusted: dict[str, PublicKey]) -> str:
         return "not_before or expires is not a time"
     if not 0 < end - start <= MAX_SPAN_S:
         return "the grant's time window is empty or longer than 8 hours"
+    if passkey:
+        return check_passkey_signature(st, passkeys or {})
     return check_signature(st, trusted)
 
 

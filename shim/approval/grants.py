@@ -105,15 +105,21 @@ class _Grants:
         found: "dict[str, list[tuple[str, object, str]]]",
         trusted: dict,
         now: float,
+        passkeys: dict | None = None,
     ) -> None:
         self.log = log
         self.trusted = trusted
+        self.passkeys = passkeys or {}
         self.now = now
         self.seen = _State(home, "grants-seen")
         self.seen_lines = set(self.seen.lines())
         revs = self.valid(found[REVOCATIONS_DIR], REVOCATIONS_DIR, statement.check_revocation)
         self.revocations = [st for _, st in revs]
-        grants = self.valid(found[GRANTS_DIR], GRANTS_DIR, statement.check_grant)
+        grants = self.valid(
+            found[GRANTS_DIR],
+            GRANTS_DIR,
+            lambda st, trusted: statement.check_grant(st, trusted, self.passkeys),
+        )
         self.grants = [st for _, st in grants]
 
     def once(self, key: str, fields: dict) -> None:
@@ -134,7 +140,7 @@ class _Grants:
         for name, st, problem in items:
             why = problem or check(st, self.trusted)
             if why:
-                sig = st.get("sig") if isinstance(st, dict) else None
+                sig = (st.get("sig") or st.get("signature")) if isinstance(st, dict) else None
                 self.once(
                     f"forged {sub}/{name} {sig}",
                     {"event": "security", "detail": f"{sub}/{name} ignored: {why}"},
@@ -232,7 +238,12 @@ def find_grant(
     if server:
         for sub, items in zip((GRANTS_DIR, REVOCATIONS_DIR), from_server(server), strict=True):
             found[sub] += items
-    scan = _Grants(home, log, found, load_trusted(home), now)
+    passkeys = {}
+    if any(statement.is_passkey_grant(st) for _, st, _ in found[GRANTS_DIR]):
+        from shim.approval.passkey import load_passkeys
+
+        passkeys = load_passkeys(home)
+    scan = _Grants(home, log, found, load_trusted(home), now, passkeys)
     inv = d.invocation
     rules = [m["id"] for m in d.matched if m["decision"] == ASK]
     for g in scan.grants:

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from shim.approval import grant as statement
 from shim.approval.inbox import Inbox
+from shim.approval.passkey import load_passkeys
 from shim.approval.show import duration, printable
 from shim.clock import parse_duration, parse_iso
 from shim.commands.common import SpoolOpt
@@ -238,9 +239,12 @@ def grant_rows(home: str, box: Inbox, now: float, used: dict[str, int]) -> list[
         for st in revocations
         if isinstance(st, dict) and not statement.check_revocation(st, trusted)
     ]
+    passkeys = load_passkeys(home)
     rows = []
     for st in grants:
-        why = statement.check_grant(st, trusted)
+        why = statement.check_grant(st, trusted, passkeys)
+        if why.startswith("signed by an untrusted passkey") and not passkeys:
+            why = ""  # an approver's home trusts no passkeys: the agents' shims check it
         if why or not isinstance(st, dict):
             sid = str(st.get("id", "?")) if isinstance(st, dict) else "?"
             refused = {"id": sid, "status": f"refused: {why}", "rules": [], "verbs": []}

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shim.approval.request import request_from_dict
+from shim.approval.grant import TARGET_KEYS, UNRESOLVED
+from shim.approval.request import HeldRequest, request_from_dict
 from shim.approval.review import short_digest
 from shim.approval.show import command_line, context_line, duration, extra_lines, printable
 from shim.clock import parse_iso
@@ -67,6 +68,7 @@ def card(
         "require_reason": bool(req.extra.get("require_reason")),
         "rows": rows,
         "details": details,
+        "grant_scope": grant_scope(req),
         "posted": posted_lines([b for k, b in posted or [] if k == "decision"]),
         "refused": refused_lines([b for k, b in posted or [] if k == "refusal"]),
     }
@@ -87,6 +89,28 @@ def split_rows(everything: list[list[str]]) -> tuple[list[list[str]], list[list[
             into = rows if label in PRIMARY else details
         into.append([label, text])
     return rows, details
+
+
+def grant_scope(req: HeldRequest) -> dict[str, Any] | None:
+    """What a grant given while approving `req` covers, as `shield approve --for` scopes it
+    (the agent, the tool, the rule, the pinned target); None when there is no rule or no
+    resolved target to pin."""
+    target = {
+        k: v
+        for k, v in req.context.items()
+        if k in TARGET_KEYS and isinstance(v, str) and v not in UNRESOLVED
+    }
+    if not req.rule or not target:
+        return None
+    where = " ".join(f"{k}={v}" for k, v in sorted(target.items()))
+    text = f"and let {req.agent} run {req.rule} in {where} for 15 minutes"
+    return {
+        "agent": req.agent,
+        "tool": req.tool,
+        "rules": [req.rule],
+        "target": target,
+        "text": printable(text),  # the agent's words, escaped like the rest of the card
+    }
 
 
 def posted_lines(bodies: list[str]) -> list[str]:

@@ -33,6 +33,8 @@ def check_statement(data: object) -> tuple[str, str | None]:
         raise Invalid(400, f"a statement is a {' or '.join(KINDS)}")
     kind = KINDS[data["type"]]
     keys = statement.GRANT_KEYS if kind == "grant" else statement.REVOCATION_KEYS
+    if kind == "grant" and statement.is_passkey_grant(data):
+        keys = statement.PASSKEY_GRANT_KEYS  # from the web page, signed by a passkey
     if set(data) != keys:
         raise Invalid(400, f"a {kind} has exactly the fields {', '.join(sorted(keys))}")
     sid = data.get("id")

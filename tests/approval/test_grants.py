@@ -270,3 +270,52 @@ def test_a_grant_state_file_the_agent_cannot_write_is_one_line_not_a_traceback(
     assert "cannot record a grant in" in caught.value.message
     assert "the call did not run" in caught.value.message
     assert caught.value.shim_code == 125
+
+
+def passkey_grant(pk: Any, **over: Any) -> dict:
+    """A grant as the web page makes it: the passkey's assertion over its canonical JSON."""
+    import hashlib
+
+    now = time.time()
+    body = {
+        "type": statement.GRANT_TYPE, "id": "gpasskey", "agent": "deploy-bot",
+        "tool": "kubectl", "rules": ["kubectl/mutate"], "verbs": [],
+        "target": {"namespace": "web"}, "argv": [],
+        "not_before": canon_time(now), "expires": canon_time(now + 900), "max_uses": None,
+        "reason": "deploy", "approver": pk.approver, "time": canon_time(now), "nonce": "n1",
+        **over,
+    }  # fmt: skip
+    challenge = hashlib.sha256(canon.encode(body).encode("ascii")).digest()
+    return {**body, **pk.assertion(challenge)}
+
+
+def canon_time(t: float) -> str:
+    from shim.clock import now_iso
+
+    return now_iso(t)
+
+
+def test_a_grant_signed_by_a_trusted_passkey_checks_and_any_edit_or_stranger_does_not() -> None:
+    from tests.approval.softauthn import UP, SoftPasskey
+
+    alice, mallory = SoftPasskey("alice"), SoftPasskey("mallory")
+    trusted = {alice.passkey.credential_id: alice.passkey}
+    good = passkey_grant(alice)
+    assert statement.check_grant(good, {}, trusted) == ""
+    moved = {**good, "target": {"namespace": "payments"}}
+    assert statement.check_grant(moved, {}, trusted).startswith("passkey assertion refused")
+    assert "untrusted passkey" in statement.check_grant(passkey_grant(mallory), {}, trusted)
+    renamed = passkey_grant(alice, approver="bob")
+    assert "names approver 'bob'" in statement.check_grant(renamed, {}, trusted)
+    # user verification is required for a grant as for a decision
+    unverified = passkey_grant(alice)
+    body = {k: v for k, v in unverified.items() if k not in statement.PASSKEY_ASSERTION}
+    import hashlib
+
+    challenge = hashlib.sha256(canon.encode(body).encode("ascii")).digest()
+    unverified.update(alice.assertion(challenge, flags=UP))
+    assert statement.check_grant(unverified, {}, trusted) != ""
+    # an Ed25519-style field beside the assertion is not a grant of either kind
+    assert statement.check_grant({**good, "sig": "x"}, {}, trusted).startswith("not a ")
+    # and without the trusted passkeys, nothing checks
+    assert "untrusted passkey" in statement.check_grant(good, {}, None)

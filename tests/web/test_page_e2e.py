@@ -214,3 +214,62 @@ def test_without_a_session_the_page_lists_nothing(site: Site, browser: object) -
         stranger.page.locator(".result", has_text="Not signed in").wait_for()
     finally:
         stranger.close()
+
+
+def test_approve_and_grant_from_the_page_lets_like_calls_run_signed_by_the_passkey(
+    world: World, site: Site, alice_web: Person
+) -> None:
+    """The card's "and let ... for 15 minutes" box: the passkey signs a grant over the card's
+    scope; the next call in that scope runs without a hold, one elsewhere is held, and the
+    grant edited on the server (another namespace, a new id) is refused by the shim."""
+    import sqlite3
+
+    call = ["kubectl", "-n", "shop", "rollout", "restart", "deploy/api"]
+    proc = start(world, *call)
+    rid = held_id(world)
+    card = alice_web.wait_card(rid)
+    label = card.locator("label.grant")
+    assert label.inner_text().strip() == (
+        "and let test-bot run kubectl/mutate in namespace=shop for 15 minutes"
+    )
+    label.locator("input").check()
+    card.locator("button.approve").click()
+    code, _, err = finish(proc)
+    assert code == 0, err
+    db = site.relay.home / "server" / "shield.db"
+
+    def grants() -> list[dict]:
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT body FROM decisions WHERE kind = 'grant'").fetchall()
+        return [json.loads(body) for (body,) in rows]
+
+    wait_until(grants, what="the page's grant on the server")
+    (posted,) = grants()
+    assert posted["approver"] == "alice" and "credential" in posted and "sig" not in posted
+    assert (posted["agent"], posted["rules"], posted["target"]) == (
+        "test-bot",
+        ["kubectl/mutate"],
+        {"namespace": "shop"},
+    )
+    # a like call runs at once, under the grant, and the log says a passkey signed it
+    ran = world.run("kubectl", "-n", "shop", "rollout", "restart", "deploy/web")
+    assert ran.returncode == 0, ran.stderr
+    (used,) = events(world, "granted")
+    assert (used["grant"], used["approver"], used["signer"]) == (posted["id"], "alice", "passkey")
+    # the same grant moved to another namespace (by the server, or anyone who writes its
+    # database) no longer matches the passkey's signature: refused, and the call is held
+    moved = {**posted, "id": "gforged1", "target": {"namespace": "payments"}}
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO decisions (kind, request_id, agent, body, posted_by, received) "
+            "VALUES ('grant', NULL, 'test-bot', ?, 'alice', 0)",
+            (canon.encode(moved),),
+        )
+    other = world.run(
+        "kubectl", "-n", "payments", "rollout", "restart", "deploy/api",
+        env=world.env(SHIELD_HOLD_TIMEOUT="1"),
+    )  # fmt: skip
+    assert other.returncode == 124, other.stderr
+    forged = [e for e in events(world, "security") if "gforged1" in e["detail"]]
+    assert forged and "passkey assertion refused" in forged[0]["detail"], forged
+    assert len(events(world, "granted")) == 1

@@ -10,6 +10,9 @@
 (() => {
   const DECISION_TYPE = "shield.passkey-decision/1";
   const DECISION_TTL_MS = 300000;
+  const GRANT_TYPE = "shield.grant/1";
+  const GRANT_MS = 15 * 60 * 1000; // "Approve and grant": like calls for 15 minutes
+  const ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"; // the shim's grant ids
   const NOTE_MS = 12000;
   // how a call ended is what the agent's shim told the server, not something the server saw
   const REPORTED = "How each call ended is what the agent's shim reported to the server; " +
@@ -144,6 +147,39 @@
       reason,
       nonce: hex(crypto.getRandomValues(new Uint8Array(16))),
     };
+    const decision = { ...body, ...(await passkeySign(body)) };
+    await api("POST", `/api/v1/requests/${encodeURIComponent(card.id)}/decisions`, decision);
+    return decision;
+  }
+
+  async function grantFor(card, reason) {
+    // a grant over the card's scope (agent, tool, rule, pinned target), signed the same way:
+    // the challenge is the SHA-256 of the grant's canonical JSON; the shims check it
+    const now = Date.now();
+    const pick = crypto.getRandomValues(new Uint8Array(7));
+    const body = {
+      type: GRANT_TYPE,
+      id: "g" + Array.from(pick, (b) => ID_ALPHABET[b % ID_ALPHABET.length]).join(""),
+      agent: card.grant_scope.agent,
+      tool: card.grant_scope.tool,
+      rules: card.grant_scope.rules,
+      verbs: [],
+      target: card.grant_scope.target,
+      argv: [],
+      not_before: new Date(now).toISOString(),
+      expires: new Date(now + GRANT_MS).toISOString(),
+      max_uses: null,
+      reason: reason || `granted while approving ${card.id}`,
+      approver: state.session.approver,
+      time: new Date(now).toISOString(),
+      nonce: hex(crypto.getRandomValues(new Uint8Array(16))),
+    };
+    const grant = { ...body, ...(await passkeySign(body)) };
+    await api("POST", "/api/v1/statements", grant);
+    return grant;
+  }
+
+  async function passkeySign(body) {
     const challenge = await sha256(canon(body));
     const credential = await navigator.credentials.get({
       publicKey: {
@@ -158,15 +194,12 @@
       },
     });
     const r = credential.response;
-    const decision = {
-      ...body,
+    return {
       credential: b64u.enc(credential.rawId),
       authenticator_data: b64u.enc(r.authenticatorData),
       client_data_json: b64u.enc(r.clientDataJSON),
       signature: b64u.enc(r.signature),
     };
-    await api("POST", `/api/v1/requests/${encodeURIComponent(card.id)}/decisions`, decision);
-    return decision;
   }
 
   // ---------------------------------------------------------------- cards
@@ -225,7 +258,12 @@
     approve.addEventListener("click", () => act(node, "approve"));
     deny.addEventListener("click", () => act(node, "deny"));
     if (card.status !== "pending") approve.disabled = true;
-    node.append(el("div", { class: "actions" }, reason, el("div", { class: "buttons" }, approve, deny)), result);
+    node.append(el("div", { class: "actions" }, reason, el("div", { class: "buttons" }, approve, deny)));
+    if (card.grant_scope) {
+      const box = el("input", { type: "checkbox", class: "grant", "aria-label": `grant for ${card.id}` });
+      node.append(el("label", { class: "grant" }, box, el("span", { text: ` ${card.grant_scope.text}` })));
+    }
+    node.append(result);
     fill(node, card);
     return node;
   }
@@ -261,12 +299,22 @@
     const buttons = node.querySelectorAll("button");
     buttons.forEach((b) => (b.disabled = true));
     result.textContent = "Waiting for your passkey…";
+    const granting = verdict === "approve" && node.querySelector("input.grant:checked") !== null;
     try {
       await decide(card, verdict, reason);
       result.textContent =
         verdict === "approve"
           ? "Approved: sent to the agent's shim, which checks your passkey's signature."
           : "Denied: sent to the agent's shim.";
+      if (granting) {
+        result.textContent = "Approved. Now your passkey signs the 15-minute grant…";
+        try {
+          const grant = await grantFor(card, reason);
+          result.textContent = `Approved, and granted for 15 minutes (${grant.id}).`;
+        } catch (err) {
+          result.textContent = `Approved; the grant was not sent: ${passkeyError(err)}`;
+        }
+      }
     } catch (err) {
       result.textContent = `Not sent: ${passkeyError(err)}`;
     } finally {
