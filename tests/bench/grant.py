@@ -6,10 +6,12 @@ the kubeconfig's context and namespace. Then times, alternately, `kubectl get po
 `kubectl rollout restart deploy/web` (held by the rules, covered by the grant) and
 `python -I -S -c pass`, and prints the medians and the ratios.
 
-    .venv/bin/python tests/bench/grant.py [--rounds N] [--server]
+    .venv/bin/python tests/bench/grant.py [--rounds N] [--server | --passkey]
 
 With --server, the agent is installed with a local `shield serve` and the grant is posted
-there: a covered call then also asks the server for grants and revocations.
+there: a covered call then also asks the server for grants and revocations. With --passkey,
+the grant is one the web page makes (a passkey's assertion, here from a software
+authenticator), checked with py_webauthn.
 """
 
 from __future__ import annotations
@@ -98,10 +100,38 @@ def start_server(root: Path) -> tuple[list[str], list[str]]:
     return approver, ["--server", url, "--token-file", str(tokens["agent"])]
 
 
+def passkey_grant(root: Path, agent: Path, spool: Path) -> None:
+    """A grant as the web page makes it, from a software passkey the agent's home trusts."""
+    import hashlib
+
+    sys.path.insert(0, str(REPO))
+    from shim import canon
+    from shim.approval import grant as statement
+    from shim.approval.spool import prepare, write_statement
+    from shim.clock import now_iso
+    from tests.approval.softauthn import SoftPasskey
+
+    pk = SoftPasskey("alice")
+    (root / "alice.passkey").write_text(pk.passkey.to_line())
+    shield("trust", "add", str(root / "alice.passkey"), home=agent)
+    now = time.time()
+    body = {
+        "type": statement.GRANT_TYPE, "id": "gbench01", "agent": "bench", "tool": "kubectl",
+        "rules": ["kubectl/mutate"], "verbs": [],
+        "target": {"context": "kind-dev", "namespace": "web"}, "argv": [],
+        "not_before": now_iso(now), "expires": now_iso(now + 8 * 3600), "max_uses": None,
+        "reason": "bench", "approver": "alice", "time": now_iso(now), "nonce": "n",
+    }  # fmt: skip
+    challenge = hashlib.sha256(canon.encode(body).encode("ascii")).digest()
+    prepare(str(spool))
+    write_statement(str(spool), "grants", {**body, **pk.assertion(challenge)})
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--server", action="store_true", help="grants through a local shield serve")
+    ap.add_argument("--passkey", action="store_true", help="a grant signed by a passkey")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="shield-bench-grant-"))
     try:
@@ -119,11 +149,14 @@ def main() -> int:
             install += extra
         shield(*install, home=agent)
         shield("trust", "add", str(approver / "keys" / "approver.pub"), home=agent)
-        shield(
-            *("grant", "--agent", "bench", "--rule", "kubectl/mutate", "--context", "kind-dev"),
-            *("--namespace", "web", "--for", "8h", *where),
-            home=approver,
-        )
+        if args.passkey:
+            passkey_grant(root, agent, spool)
+        else:
+            shield(
+                *("grant", "--agent", "bench", "--rule", "kubectl/mutate", "--context", "kind-dev"),
+                *("--namespace", "web", "--for", "8h", *where),
+                home=approver,
+            )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIELD", "PYTHON"))}
         env.update(PATH=f"{root / 'bin'}:{real}:/usr/bin:/bin", HOME=str(root))
         env["SHIELD_SPOOL"] = str(spool)
