@@ -85,6 +85,9 @@ def hold_and_run(
 ) -> int:
     """Preview, hold, wait, run what was approved; the preview's snapshots are removed
     however the hold ends."""
+    import gc
+
+    gc.enable()  # the shim starts with it off; a hold may wait for hours
     not_dumpable()
     config = load_config(call.home)
     timeout = hold_timeout(d.timeout, config, call.env)

@@ -34,7 +34,8 @@ exec({program!r})
 # What a shim runs. The template above carries it twice: precompiled (marshal, for the
 # interpreter it was installed with: compiling even this much source costs ~0.4 ms per call)
 # and as source, used if the interpreter was upgraded in place.
-PROGRAM = """import sys
+PROGRAM = """import sys, gc
+gc.disable()  # a call lives milliseconds: no cyclic collections (a hold turns them back on)
 sys.path[len(sys.path):] = {paths!r}
 {loader}
 from shim.run import main
@@ -62,7 +63,6 @@ HOT_MODULES = (
     "shim.classify.terraform",
     "shim.classify.argv",
     "shim.classify.files",
-    "shim.classify.manifests",
     "shim.classify.optables",
     "shim.classify.ini",
     "shim.classify.kubeconfig",

@@ -11,7 +11,6 @@ from shim.classify.argv import parse_argv
 from shim.classify.context import resolve_context
 from shim.classify.decide import Decision, decide
 from shim.classify.invocation import UNKNOWN
-from shim.classify.manifests import file_kinds
 from shim.classify.optables import MISSING, op_table, service_table
 from shim.classify.overrides import alias_note, override_note
 
@@ -72,6 +71,9 @@ def classify(
     if note and inv.kind != UNKNOWN:
         inv = inv.as_unknown(note)
     if inv.kinds:
+        # only calls that read objects from files (describe/get/wait -f): off the bundle
+        from shim.classify.manifests import file_kinds
+
         inv.kinds = file_kinds(grammar["file_objects"], inv.flags, " ".join(inv.verb), cwd)
     major = aws_major(real) if grammar.get("style") == "aws" else 1
     context = resolve_context(grammar, inv, env, cwd, aws_major=major)
