@@ -65,9 +65,10 @@ PRUNE_EVERY = 60  # sweeps between forgetting expired sessions and challenges
 KEEP_CLOSED_S = 30 * 86400  # closed requests and their statements are kept this long
 CLOSED = ("approved", "denied", "expired", "cancelled")
 MAX_REFUSALS = 25  # refusal notes stored per request (a shim stops refusing after 20)
-# held requests one agent may have pending at once: the approvers' lists show the oldest 500,
-# so one agent must not be able to crowd the others' out of them
-MAX_PENDING_PER_AGENT = 100
+# held requests one agent may have pending at once: the approvers' lists show the oldest 1,000,
+# so one agent must not be able to crowd the others' out of them (a deploy of 200 held calls
+# at once must still fit)
+MAX_PENDING_PER_AGENT = 250
 
 
 def describe(relay: Relay, row: RequestRow, full: bool = False) -> dict[str, Any]:

@@ -197,7 +197,7 @@ class Store:
             ).fetchone()
         return _row(row) if row else None
 
-    def pending(self, now: float, limit: int = 500) -> list[RequestRow]:
+    def pending(self, now: float, limit: int = 1000) -> list[RequestRow]:
         """Requests still waiting for a decision, oldest first."""
         with self.reading() as cur:
             rows = self._run(

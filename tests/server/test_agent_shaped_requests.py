@@ -79,7 +79,7 @@ def test_the_page_routes_take_request_ids_only(web: Web, rid: str) -> None:  # n
 
 
 def test_one_agent_cannot_crowd_the_other_agents_requests_off_the_page(web: Web) -> None:  # noqa: F811
-    # the feed and GET /api/v1/requests list the oldest pending requests first (500 at most):
+    # the feed and GET /api/v1/requests list the oldest pending requests first (1,000 at most):
     # an agent that keeps a week's worth of held requests open would hide every other agent's
     # new ones from the approvers. Each agent has at most MAX_PENDING_PER_AGENT pending.
     from shim.server.app import MAX_PENDING_PER_AGENT
