@@ -177,26 +177,12 @@ def add_trusted(home: str, pubkey_file: str) -> str:
 
 def load_trusted(home: str) -> dict[str, PublicKey]:
     """Trusted approver keys by fingerprint. Unreadable or malformed files are skipped."""
-    out: dict[str, PublicKey] = {}
-    tdir = trust_dir(home)
-    try:
-        names = sorted(fs.listdir(tdir))
-    except OSError:
-        return out
-    for fname in names:
-        if not fname.endswith(".pub"):
-            continue
-        try:
-            pub = load_public_key(fs.join(tdir, fname))
-        except KeyError_:
-            continue
-        out[pub.fingerprint] = pub
-    return out
+    return {pub.fingerprint: pub for _, pub, _ in list_trusted(home) if pub is not None}
 
 
 def list_trusted(home: str) -> list[tuple[str, PublicKey | None, str]]:
     """Every `.pub` file of the trust store, sorted: (path, key, '') or (path, None, why it
-    is skipped) for a file that is not a shield public key (cold)."""
+    is skipped) for a file that is not a shield public key."""
     out: list[tuple[str, PublicKey | None, str]] = []
     tdir = trust_dir(home)
     try:

@@ -186,22 +186,7 @@ def add_trusted_passkeys(home: str, text: str, source: str) -> list[tuple[Passke
 
 def load_passkeys(home: str) -> dict[str, Passkey]:
     """Trusted passkey credentials by credential id. Unreadable or malformed files are skipped."""
-    out: dict[str, Passkey] = {}
-    tdir = trust_dir(home)
-    try:
-        names = sorted(fs.listdir(tdir))
-    except OSError:
-        return out
-    for fname in names:
-        if not fname.endswith(SUFFIX):
-            continue
-        try:
-            text = fs.read_file(fs.join(tdir, fname), MAX_FILE_BYTES).decode("utf-8", "replace")
-            for pk in parse_passkey_file(text, fname):
-                out[pk.credential_id] = pk
-        except (OSError, KeyError_):
-            continue
-    return out
+    return {pk.credential_id: pk for _, pk, _ in list_passkeys(home) if pk is not None}
 
 
 def list_passkeys(home: str) -> list[tuple[str, Passkey | None, str]]:
